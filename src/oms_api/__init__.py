@@ -1,0 +1,3 @@
+"""oms-api: a headless order management service."""
+
+__version__ = "0.1.0"

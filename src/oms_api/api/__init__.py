@@ -1,0 +1,1 @@
+"""Thin HTTP routers: parse, authorise, call a service, shape the response."""

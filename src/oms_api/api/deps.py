@@ -1,0 +1,183 @@
+"""Dependencies every router shares: who is calling, paging, If-Match, Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from oms_api.db import SessionDep
+from oms_api.domain.access import Principal, Scope
+from oms_api.errors import BadRequest, Forbidden
+from oms_api.services import access, idempotency
+from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await access.authenticate(
+        session,
+        authorization=request.headers.get("authorization"),
+        bootstrap_key=request.app.state.settings.admin_api_key,
+    )
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(scope: Scope) -> Any:
+    """A dependency: the caller, who must hold `scope` (or `admin`), else 403."""
+
+    async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
+        if not principal.allows(scope):
+            raise Forbidden(
+                f"This operation needs an API key with the `{scope.value}` scope.",
+                code="missing_scope",
+                required_scope=scope.value,
+            )
+        return principal
+
+    return Depends(principal_with_scope)
+
+
+AdminPrincipal = Annotated[Principal, require(Scope.ADMIN)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    limit: int
+    cursor: str | None
+
+
+def page_query(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PageQuery:
+    return PageQuery(limit, cursor)
+
+
+PageDep = Annotated[PageQuery, Depends(page_query)]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`If-Match: "3"` (or `W/"3"`, `3`) → 3; absent or `*` → None."""
+    if value is None or value.strip() == "*":
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(
+            'If-Match must be the resource\'s version, as returned in its ETag (e.g. "3").',
+            code="invalid_if_match",
+        )
+    return int(raw)
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The `version` you last read (the ETag); the change applies only if it is current.",
+    ),
+]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Any unique string (a UUID): a retry with the same key and body replays the "
+        "first response instead of creating again. Kept 24 hours.",
+    ),
+]
+
+
+def json_response(
+    model: BaseModel, status_code: int, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        model.model_dump_json().encode(), status_code, headers, media_type="application/json"
+    )
+
+
+@dataclass(slots=True)
+class IdempotentCreate:
+    """Runs a creating operation at most once per (API key, Idempotency-Key)."""
+
+    request: Request
+    session: SessionDep
+    principal: Principal
+    key: str | None
+
+    async def run(
+        self,
+        body: BaseModel,
+        create: Callable[[], Awaitable[BaseModel]],
+        *,
+        status_code: int = 201,
+        stored_view: Callable[[Any], BaseModel] | None = None,
+    ) -> Response:
+        """`create()` once; replays its response for the same key and body.
+
+        `stored_view` gives what may be stored and replayed when the response holds a secret
+        that must never be written down.
+        """
+        if self.key is None:
+            return json_response(await create(), status_code)
+        key = idempotency.validate_key(self.key)
+        request_hash = idempotency.fingerprint(
+            self.request.method, self.request.url.path, body.model_dump_json().encode()
+        )
+        stored = await idempotency.claim(
+            self.session, principal=self.principal.key_id, key=key, request_hash=request_hash
+        )
+        if stored is not None:
+            return Response(
+                stored.body,
+                stored.status,
+                {"Idempotent-Replayed": "true"},
+                media_type="application/json",
+            )
+        result = await create()
+        kept = stored_view(result) if stored_view is not None else result
+        await idempotency.record(
+            self.session,
+            principal=self.principal.key_id,
+            key=key,
+            request_hash=request_hash,
+            response=idempotency.StoredResponse(status_code, kept.model_dump_json().encode()),
+        )
+        return json_response(result, status_code)
+
+
+def idempotent_create(scope: Scope) -> Any:
+    """A dependency giving an `IdempotentCreate` for a caller holding `scope`."""
+
+    # A default, not Annotated[...]: string annotations cannot see the closure's `scope`.
+    async def dependency(
+        request: Request,
+        session: SessionDep,
+        idempotency_key: IdempotencyKeyHeader = None,
+        principal: Principal = require(scope),
+    ) -> IdempotentCreate:
+        return IdempotentCreate(request, session, principal, idempotency_key)
+
+    return Depends(dependency)

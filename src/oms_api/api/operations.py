@@ -1,0 +1,67 @@
+"""Liveness, readiness and metrics: unauthenticated, outside /v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.responses import Response
+
+from oms_api.errors import problem_response, problem_responses
+from oms_api.observability import metrics_payload
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    migration: str | None
+
+
+@router.get("/healthz", response_model=Health, summary="Is the process alive")
+async def healthz() -> Health:
+    """200 while the process runs; touches nothing else."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Can it serve requests",
+    responses=problem_responses(503),
+)
+async def readyz(request: Request) -> Response | Readiness:
+    """200 when the database answers and its schema is at the migration head; else 503."""
+    expected = request.app.state.migration_head
+    try:
+        async with request.app.state.engine.connect() as conn:
+            current = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception as exc:  # any failure to reach or read the database means "not ready"
+        return problem_response(
+            request.url.path, status=503, code="database_unavailable",
+            detail=f"The database is not reachable: {type(exc).__name__}.",
+        )  # fmt: skip
+    if current != expected:
+        return problem_response(
+            request.url.path, status=503, code="migrations_pending",
+            detail=f"The database schema is at {current}, the code expects {expected}; "
+            "run `oms-api migrate`.",
+        )  # fmt: skip
+    return Readiness(status="ok", database="ok", migration=current)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics() -> Response:
+    """Request counts and latency by route and status, in Prometheus text format."""
+    payload, content_type = metrics_payload()
+    return Response(payload, media_type=content_type)

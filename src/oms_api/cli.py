@@ -1,0 +1,227 @@
+"""`oms-api`: serve | migrate | keys | openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from oms_api.domain.access import Scope
+from oms_api.settings import Settings, get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oms-api", description="Headless order management service."
+    )
+    sub = parser.add_subparsers(title="commands")
+
+    serve = sub.add_parser("serve", help="run the API (migrates first unless --no-migrate)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations on start")
+    serve.add_argument("--log-format", choices=["json", "console"], help="overrides OMS_LOG_FORMAT")
+    serve.set_defaults(handler=_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to the latest migration")
+    migrate.set_defaults(handler=_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(title="keys commands")
+    create = keys_sub.add_parser("create", help="create a key and print it (shown once)")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope", dest="scopes", action="append", required=True,
+        choices=[s.value for s in Scope], help="repeat for several scopes",
+    )  # fmt: skip
+    create.add_argument("--channel", help="bind the key to the channel with this code")
+    create.set_defaults(handler=_keys_create)
+    listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    listing.set_defaults(handler=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id, at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", "-o", default="openapi/openapi.json", help="'-' for stdout")
+    openapi.set_defaults(handler=_openapi)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from oms_api import migrations_runner
+    from oms_api.embedded import database_url
+    from oms_api.observability import configure_logging
+
+    if args.log_format:
+        os.environ["OMS_LOG_FORMAT"] = args.log_format
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
+    # SystemExit (not the default handler's instant death) lets the embedded PostgreSQL stop.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with database_url(settings.database_url, settings.data_dir, owner=True) as url:
+        if not args.no_migrate:
+            migrations_runner.upgrade(url)
+        os.environ["DATABASE_URL"] = url  # worker processes inherit it
+        get_settings.cache_clear()
+        with tempfile.TemporaryDirectory(prefix="oms-metrics-") as metrics_dir:
+            if args.workers > 1:
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            uvicorn.run(
+                "oms_api.main:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=20,
+                server_header=False,
+            )
+    return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from oms_api import migrations_runner
+    from oms_api.embedded import database_url
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.data_dir) as url:
+        migrations_runner.upgrade(url)
+    print("database is at migration", migrations_runner.head_revision())
+    return 0
+
+
+def _with_session(settings: Settings, work: Any) -> Any:
+    """Run `work(session)` in one committed transaction against the configured database."""
+    from oms_api import migrations_runner
+    from oms_api.db import create_engine, make_sessionmaker
+    from oms_api.embedded import database_url
+
+    async def run(url: str) -> Any:
+        engine = create_engine(settings, url, pool_size=1, max_overflow=0)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    with database_url(settings.database_url, settings.data_dir) as url:
+        if not settings.database_url:
+            migrations_runner.upgrade(url)
+        return asyncio.run(run(url))
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from oms_api.models import Channel
+    from oms_api.services import access
+
+    async def work(session: Any) -> tuple[Any, str] | None:
+        channel_id = None
+        if args.channel:
+            channel_id = await session.scalar(
+                select(Channel.id).where(Channel.code == args.channel)
+            )
+            if channel_id is None:
+                return None
+        return await access.create_key(
+            session, name=args.name, scopes=[Scope(s) for s in args.scopes], channel_id=channel_id
+        )
+
+    from oms_api.errors import Problem
+
+    try:
+        result = _with_session(get_settings(), work)
+    except Problem as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    if result is None:
+        print(f"error: no channel with code {args.channel!r}", file=sys.stderr)
+        return 1
+    key, secret = result
+    print(secret)
+    print(
+        f"id={key.id} scopes={','.join(key.scopes)} channel={key.channel_id or '-'}",
+        file=sys.stderr,
+    )
+    print("Store the key now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from oms_api.models import ApiKey
+
+    async def work(session: Any) -> list[Any]:
+        return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
+
+    for key in _with_session(get_settings(), work):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        print(
+            f"{key.id}\t{key.prefix}…\t{key.name}\t{','.join(key.scopes)}\t{key.channel_id or '-'}\t{state}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from oms_api.errors import NotFound
+    from oms_api.services import access
+
+    async def work(session: Any) -> Any:
+        return await access.revoke_key(session, args.key_id)
+
+    try:
+        key = _with_session(get_settings(), work)
+    except NotFound as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"revoked {key.id} ({key.name})")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from oms_api.main import create_app
+
+    document = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    if args.output == "-":
+        sys.stdout.write(document)
+    else:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(document)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

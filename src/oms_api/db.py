@@ -1,0 +1,73 @@
+"""Engine, sessions and the request's unit of work.
+
+A request gets one `AsyncSession` in one transaction: committed when the endpoint returns,
+rolled back when it raises. Services never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from oms_api.settings import Settings
+
+
+def async_url(url: str) -> str:
+    """`postgresql://…` (or `postgres://`) as the `postgresql+asyncpg://…` SQLAlchemy wants.
+
+    libpq's `sslmode` becomes asyncpg's `ssl`; other libpq-only options are dropped.
+    """
+    parts = urlsplit(url)
+    scheme = "postgresql+asyncpg"
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "sslmode":
+            query.append(("ssl", value))
+        elif key in {"host", "port", "ssl", "prepared_statement_cache_size", "server_settings"}:
+            query.append((key, value))
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def libpq_url(url: str) -> str:
+    """The same URL in the plain `postgresql://` form psql and asyncpg accept."""
+    parts = urlsplit(async_url(url))
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine:
+    server_settings = {"application_name": "oms-api"}
+    if settings.statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": False,
+        "connect_args": {"server_settings": server_settings},
+    }
+    options.update(overrides)
+    return create_async_engine(async_url(url), **options)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction: commit on return, roll back on any exception."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+# scope="function": the commit runs when the endpoint returns, before the response is sent,
+# so a failed commit is answered as an error and never as a success.
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

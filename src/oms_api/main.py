@@ -1,0 +1,123 @@
+"""The application: create_app() wires settings, database, routers and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
+
+from oms_api import __version__
+from oms_api.api import api_keys, channels, operations
+from oms_api.db import create_engine, make_sessionmaker
+from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
+from oms_api.migrations_runner import head_revision
+from oms_api.observability import RequestContextMiddleware, configure_logging
+from oms_api.services import idempotency
+from oms_api.settings import Settings, get_settings
+
+log = logging.getLogger("oms_api")
+
+DESCRIPTION = """\
+One REST/JSON API for every sales channel's orders: placement with exact stock, payment,
+fulfilment, returns, and signed webhooks for every status change.
+
+Authenticate with `Authorization: Bearer oms_…`. Errors are `application/problem+json`
+with a stable `code`. Lists page with `limit` and `cursor`. Creating POSTs accept an
+`Idempotency-Key`.
+"""
+
+MAINTENANCE_INTERVAL_S = 300.0
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name: `create_channel`, `list_orders`… stable for generated clients."""
+    return route.name
+
+
+async def _maintenance(app: FastAPI) -> None:
+    """Periodic housekeeping; every statement is safe to run from many processes at once."""
+    while True:
+        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+        try:
+            async with app.state.sessionmaker() as session, session.begin():
+                await idempotency.purge_expired(session)
+        except Exception:
+            log.exception("maintenance pass failed; will retry")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not settings.database_url:
+        raise RuntimeError(
+            "DATABASE_URL is not set. Start the service with `oms-api serve`, which starts an "
+            "embedded PostgreSQL when DATABASE_URL is unset."
+        )
+    engine = create_engine(settings, settings.database_url)
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    task = asyncio.create_task(_maintenance(app), name="oms-maintenance")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    app = FastAPIOffline(
+        title="oms-api",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        static_url="/docs-assets",
+    )
+    app.state.settings = settings
+    app.state.migration_head = head_revision()
+    install_error_handlers(app)
+    app.include_router(operations.router)
+    app.include_router(channels.router)
+    app.include_router(api_keys.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with error responses as problem+json (RFC 9457)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=TAGS,
+    )
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    app.openapi_schema = schema
+    return schema
+
+
+TAGS = [
+    {"name": "channels", "description": "Sales channels: web store, marketplace, POS, phone desk."},
+    {"name": "api-keys", "description": "API keys: scopes, channel binding, revocation."},
+    {"name": "operations", "description": "Health, readiness and metrics."},
+]

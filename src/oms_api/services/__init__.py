@@ -1,0 +1,1 @@
+"""Use cases: load, apply domain rules, persist, record events. Services never commit."""

@@ -1,0 +1,107 @@
+"""Authenticating requests and managing API keys."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_api.domain.access import (
+    Principal,
+    Scope,
+    check_key_grant,
+    display_prefix,
+    generate_key,
+    hash_key,
+    is_well_formed,
+)
+from oms_api.errors import NotFound, Unauthorized, Unprocessable
+from oms_api.ids import new_id
+from oms_api.models import ApiKey, Channel
+from oms_api.services.pagination import Page, paginate
+
+BOOTSTRAP_KEY_ID = "bootstrap"
+
+
+def _unauthorized(detail: str) -> Unauthorized:
+    return Unauthorized(detail, headers={"WWW-Authenticate": 'Bearer realm="oms-api"'})
+
+
+async def authenticate(
+    session: AsyncSession, *, authorization: str | None, bootstrap_key: str | None
+) -> Principal:
+    if not authorization:
+        raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    if bootstrap_key and secrets.compare_digest(token.encode(), bootstrap_key.encode()):
+        return Principal(BOOTSTRAP_KEY_ID, frozenset({Scope.ADMIN}), None)
+    if not is_well_formed(token):
+        raise _unauthorized("The API key is not valid.")
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.scopes, ApiKey.channel_id).where(
+                ApiKey.secret_hash == hash_key(token), ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise _unauthorized("The API key is unknown or revoked.")
+    return Principal(row.id, frozenset(Scope(s) for s in row.scopes), row.channel_id)
+
+
+async def create_key(
+    session: AsyncSession, *, name: str, scopes: Sequence[Scope], channel_id: str | None
+) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is never stored and cannot be shown again."""
+    scope_set = frozenset(scopes)
+    reason = check_key_grant(scope_set, channel_id)
+    if reason:
+        raise Unprocessable(reason, code="invalid_key_grant")
+    if channel_id is not None and await session.get(Channel, channel_id) is None:
+        raise Unprocessable(
+            f"No channel with id {channel_id}.",
+            code="unknown_channel",
+            errors=[{"loc": ["body", "channel_id"], "msg": "unknown channel"}],
+        )
+    secret = generate_key()
+    key = ApiKey(
+        id=new_id("key"),
+        name=name,
+        prefix=display_prefix(secret),
+        secret_hash=hash_key(secret),
+        scopes=sorted(s.value for s in scope_set),
+        channel_id=channel_id,
+    )
+    session.add(key)
+    await session.flush()
+    await session.refresh(key)
+    return key, secret
+
+
+async def list_keys(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[ApiKey]:
+    return await paginate(session, select(ApiKey), id_column=ApiKey.id, limit=limit, cursor=cursor)
+
+
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    return key
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """Revoke at once; revoking a revoked key is a no-op that returns it."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    key = await session.get(ApiKey, key_id, populate_existing=True)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    return key

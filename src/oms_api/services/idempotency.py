@@ -1,0 +1,127 @@
+"""`Idempotency-Key` for every creating POST, kept in PostgreSQL.
+
+Within the request's own transaction:
+1. take a transaction-scoped advisory lock on (caller, key) without waiting — if another
+   transaction holds it, that request is still in flight: 409;
+2. look for a stored outcome: same request → replay it; different request → 422;
+3. otherwise run the request, and store its response in the same transaction as its
+   effect. The record exists exactly when the effect was committed.
+
+The lock works across any number of server processes. Only successful (2xx) outcomes are
+stored: a request that failed changed nothing and may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_api.errors import BadRequest, Conflict, Unprocessable
+from oms_api.models import IdempotencyRecord
+
+RETENTION = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: bytes
+
+
+def validate_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def fingerprint(method: str, path: str, body: bytes) -> bytes:
+    return hashlib.sha256(b"\0".join((method.encode(), path.encode(), body))).digest()
+
+
+def _in_flight() -> Conflict:
+    return Conflict(
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        code="idempotency_key_in_flight",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def claim(
+    session: AsyncSession, *, principal: str, key: str, request_hash: bytes
+) -> StoredResponse | None:
+    """Lock (principal, key) for this transaction; the stored response if there is one."""
+    got = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 7))"),
+        {"lock": f"{principal}\n{key}"},  # keys are printable: no newline
+    )
+    if not got:
+        raise _in_flight()
+    row = (
+        await session.execute(
+            select(
+                IdempotencyRecord.request_hash,
+                IdempotencyRecord.response_status,
+                IdempotencyRecord.response_body,
+            ).where(
+                IdempotencyRecord.principal == principal,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.expires_at > func.now(),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise Unprocessable(
+            "This Idempotency-Key was already used with a different request.",
+            code="idempotency_key_reused",
+        )
+    return StoredResponse(row.response_status, row.response_body)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    principal: str,
+    key: str,
+    request_hash: bytes,
+    response: StoredResponse,
+) -> None:
+    """Store the response; replaces only an expired record of the same key."""
+    values = {
+        "principal": principal,
+        "key": key,
+        "request_hash": request_hash,
+        "response_status": response.status,
+        "response_body": response.body,
+        "expires_at": func.now() + RETENTION,
+    }
+    stmt = insert(IdempotencyRecord).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[IdempotencyRecord.principal, IdempotencyRecord.key],
+        set_={k: stmt.excluded[k] for k in values if k not in ("principal", "key")},
+        where=IdempotencyRecord.expires_at <= func.now(),
+    ).returning(IdempotencyRecord.key)
+    if (await session.execute(stmt)).first() is None:
+        # Another transaction stored this key between our claim and now: roll ours back.
+        raise _in_flight()
+
+
+async def purge_expired(session: AsyncSession, *, batch: int = 5000) -> int:
+    result = await session.execute(
+        text(
+            "DELETE FROM idempotency_records WHERE ctid = ANY(ARRAY("
+            "SELECT ctid FROM idempotency_records WHERE expires_at <= now() LIMIT :n))"
+        ),
+        {"n": batch},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

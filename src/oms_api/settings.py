@@ -1,0 +1,75 @@
+"""All configuration, read once from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# 5 s … 12 h, eleven attempts after the first, spanning a little over 75 hours.
+DEFAULT_WEBHOOK_RETRY_DELAYS = (
+    5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 43200, 43200, 43200, 43200,
+)  # fmt: skip
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Each field is an environment variable, `OMS_` + its name,
+    except `DATABASE_URL`."""
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "OMS_DATABASE_URL"),
+        description="PostgreSQL URL; unset means an embedded PostgreSQL in data_dir.",
+    )
+    data_dir: Path = Field(default=Path(".oms-data"), description="Embedded PostgreSQL's home.")
+    admin_api_key: str | None = Field(default=None, description="A bootstrap admin key.")
+    webhook_retry_delays: Annotated[tuple[int, ...], NoDecode] = DEFAULT_WEBHOOK_RETRY_DELAYS
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_allow_private_urls: bool = False
+    pending_order_ttl: int = Field(default=86400, gt=0)
+    log_format: Literal["json", "console"] = Field(
+        default_factory=lambda: "console" if sys.stderr.isatty() else "json"
+    )
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @field_validator("webhook_retry_delays", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not parts:
+                raise ValueError("give at least one delay, in seconds, comma-separated")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _positive_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in value):
+            raise ValueError("delays must be positive seconds")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
