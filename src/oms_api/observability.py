@@ -191,10 +191,12 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: str) -> None:
+    """Our one stderr handler on the root logger (replacing a previous one of ours only)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
+    handler.set_name("oms_api")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "oms_api"] + [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

@@ -2,13 +2,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from oms_api.domain.access import Scope
 from oms_api.schemas.common import Id, Name, PublicModel, RequestModel
 
 
 class ApiKeyCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "web store", "scopes": ["orders:read", "orders:write"], "channel_id": None}
+            ]
+        }
+    )
+
     name: Name = Field(examples=["web store backend"])
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), examples=[["orders:write"]])
     channel_id: Id | None = Field(

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from oms_api.schemas.common import Code, Id, Name, PublicModel, RequestModel
 
 
 class ChannelCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "web", "name": "Web store", "location_ids": []}]}
+    )
+
     code: Code
     name: Name = Field(examples=["Web store"])
     active: bool = True
@@ -19,6 +23,10 @@ class ChannelCreate(RequestModel):
 
 
 class ChannelUpdate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "EU web store", "active": True}]}
+    )
+
     name: Name | None = None
     active: bool | None = None
     location_ids: list[Id] | None = Field(default=None, max_length=100)

@@ -105,10 +105,10 @@ async def record(
         "response_body": response.body,
         "expires_at": func.now() + RETENTION,
     }
-    stmt = insert(IdempotencyRecord).values(values)
-    stmt = stmt.on_conflict_do_update(
+    inserting = insert(IdempotencyRecord).values(values)
+    stmt = inserting.on_conflict_do_update(
         index_elements=[IdempotencyRecord.principal, IdempotencyRecord.key],
-        set_={k: stmt.excluded[k] for k in values if k not in ("principal", "key")},
+        set_={k: inserting.excluded[k] for k in values if k not in ("principal", "key")},
         where=IdempotencyRecord.expires_at <= func.now(),
     ).returning(IdempotencyRecord.key)
     if (await session.execute(stmt)).first() is None:

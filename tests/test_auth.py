@@ -1,0 +1,113 @@
+"""401 and 403 exactly as the SPEC says; revocation is immediate; channel keys are fenced."""
+
+from __future__ import annotations
+
+import httpx
+
+from oms_api.domain.access import generate_key
+from tests.factories import bearer, create_channel, create_key
+
+
+async def test_missing_key_is_401_with_a_challenge(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/channels")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["code"] == "unauthorized"
+
+
+async def test_malformed_unknown_and_wrong_scheme_keys_are_401(client: httpx.AsyncClient) -> None:
+    for header in (
+        "Bearer nonsense",
+        f"Bearer {generate_key()}",  # well-formed but never issued
+        f"Basic {generate_key()}",
+        "Bearer",
+    ):
+        response = await client.get("/v1/channels", headers={"Authorization": header})
+        assert response.status_code == 401, header
+
+
+async def test_a_key_works_until_revoked_then_401_at_once(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    key = await create_key(admin, ["orders:read"])
+    assert key["secret"].startswith("oms_")
+    assert key["prefix"] == key["secret"][:12]
+    assert (await client.get("/v1/channels", headers=bearer(key["secret"]))).status_code == 200
+
+    revoked = await admin.delete(f"/v1/api-keys/{key['id']}")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    response = await client.get("/v1/channels", headers=bearer(key["secret"]))
+    assert response.status_code == 401
+
+
+async def test_missing_scope_is_403_naming_the_scope(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    key = await create_key(admin, ["orders:read", "inventory:read"])
+    response = await client.post(
+        "/v1/channels", json={"code": "x", "name": "x"}, headers=bearer(key["secret"])
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "missing_scope"
+    assert response.json()["required_scope"] == "admin"
+    assert (await client.get("/v1/api-keys", headers=bearer(key["secret"]))).status_code == 403
+
+
+async def test_issued_admin_key_can_administer(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    key = await create_key(admin, ["admin"])
+    response = await client.get("/v1/api-keys", headers=bearer(key["secret"]))
+    assert response.status_code == 200
+    ids = [k["id"] for k in response.json()["data"]]
+    assert key["id"] in ids
+    assert all("secret" not in k for k in response.json()["data"])
+
+
+async def test_channel_bound_key_cannot_be_admin_nor_bound_to_a_missing_channel(
+    admin: httpx.AsyncClient,
+) -> None:
+    channel = await create_channel(admin)
+    response = await admin.post(
+        "/v1/api-keys", json={"name": "x", "scopes": ["admin"], "channel_id": channel["id"]}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_key_grant"
+    response = await admin.post(
+        "/v1/api-keys", json={"name": "x", "scopes": ["orders:read"], "channel_id": "ch_missing"}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "unknown_channel"
+    response = await admin.post("/v1/api-keys", json={"name": "x", "scopes": ["superuser"]})
+    assert response.status_code == 422
+
+
+async def test_channel_key_sees_only_its_channel_and_others_are_404(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    mine = await create_channel(admin)
+    theirs = await create_channel(admin)
+    key = await create_key(admin, ["orders:read"], channel_id=mine["id"])
+    headers = bearer(key["secret"])
+
+    listed = await client.get("/v1/channels", headers=headers)
+    assert [c["id"] for c in listed.json()["data"]] == [mine["id"]]
+    assert (await client.get(f"/v1/channels/{mine['id']}", headers=headers)).status_code == 200
+    other = await client.get(f"/v1/channels/{theirs['id']}", headers=headers)
+    assert other.status_code == 404
+    assert other.json()["code"] == "not_found"
+    # The same 404 as for an id that does not exist: nothing leaks.
+    missing = await client.get("/v1/channels/ch_doesnotexist", headers=headers)
+    assert missing.status_code == 404
+
+
+async def test_keys_are_listed_and_fetched_without_secrets(admin: httpx.AsyncClient) -> None:
+    key = await create_key(admin, ["reports:read"])
+    fetched = await admin.get(f"/v1/api-keys/{key['id']}")
+    assert fetched.status_code == 200
+    assert "secret" not in fetched.json()
+    assert fetched.json()["scopes"] == ["reports:read"]
+    assert (await admin.get("/v1/api-keys/key_nope")).status_code == 404
+    assert (await admin.delete("/v1/api-keys/key_nope")).status_code == 404

@@ -1,0 +1,97 @@
+"""Every error is problem+json with a stable code; no input produces a 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import ADMIN_KEY, make_settings
+
+
+async def test_malformed_json_is_400(admin: httpx.AsyncClient) -> None:
+    response = await admin.post(
+        "/v1/channels", content=b'{"code": "x",', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "malformed_json"
+    assert set(problem) >= {"type", "title", "status", "detail", "code", "request_id"}
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b'"text"', b"12", b"{}"])
+async def test_json_of_the_wrong_shape_is_422(admin: httpx.AsyncClient, body: bytes) -> None:
+    response = await admin.post(
+        "/v1/channels", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_body_over_one_mebibyte_is_413(admin: httpx.AsyncClient) -> None:
+    big = b'{"code": "x", "name": "' + b"a" * (1024 * 1024) + b'"}'
+    response = await admin.post(
+        "/v1/channels", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(20):
+            yield b"a" * 65536
+
+    response = await admin.post(
+        "/v1/channels", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    response = await client.put("/healthz")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    made = (await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})).headers
+    assert made["x-request-id"] != "bad id\twith spaces"
+    assert len(made["x-request-id"]) == 32
+    problem = (await client.get("/v1/channels")).json()
+    assert problem["request_id"]
+
+
+async def test_unexpected_exception_is_a_logged_problem_500(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: FastAPI = __import__("oms_api.main", fromlist=["create_app"]).create_app(
+        make_settings(database_url)
+    )
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        with caplog.at_level(logging.ERROR, logger="oms_api.errors"):
+            response = await c.get("/boom", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["code"] == "internal_error"
+    assert "kaboom" not in response.text  # internals are logged, not shown
+    assert any(
+        getattr(r, "request_id", None) == problem["request_id"] and r.exc_info
+        for r in caplog.records
+    )

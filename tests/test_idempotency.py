@@ -1,0 +1,142 @@
+"""Idempotency-Key: one effect per key, replayed; concurrent duplicates never double-create."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import httpx
+
+from tests.factories import bearer, create_key, unique
+
+
+async def _count_channels_with_code(admin: httpx.AsyncClient, code: str) -> int:
+    total, cursor = 0, None
+    while True:
+        params = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+        page = (await admin.get("/v1/channels", params=params)).json()
+        total += sum(1 for c in page["data"] if c["code"] == code)
+        cursor = page["next_cursor"]
+        if not cursor:
+            return total
+
+
+async def test_same_key_same_body_replays_the_original(admin: httpx.AsyncClient) -> None:
+    key = secrets.token_hex(8)
+    body = {"code": unique("idem"), "name": "Idem"}
+    first = await admin.post("/v1/channels", json=body, headers={"Idempotency-Key": key})
+    second = await admin.post("/v1/channels", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert await _count_channels_with_code(admin, body["code"]) == 1
+
+
+async def test_same_key_different_body_is_422(admin: httpx.AsyncClient) -> None:
+    key = secrets.token_hex(8)
+    code = unique("idem")
+    await admin.post(
+        "/v1/channels", json={"code": code, "name": "A"}, headers={"Idempotency-Key": key}
+    )
+    response = await admin.post(
+        "/v1/channels", json={"code": code, "name": "B"}, headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+
+
+async def test_keys_are_scoped_to_the_api_key(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    other_admin = await create_key(admin, ["admin"])
+    idem = {"Idempotency-Key": secrets.token_hex(8)}
+    first = await admin.post("/v1/channels", json={"code": unique("a"), "name": "A"}, headers=idem)
+    second = await client.post(
+        "/v1/channels",
+        json={"code": unique("b"), "name": "B"},
+        headers=idem | bearer(other_admin["secret"]),
+    )
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] != second.json()["id"]
+
+
+async def test_a_failed_request_is_not_stored_and_may_be_retried(admin: httpx.AsyncClient) -> None:
+    code = unique("dup")
+    await admin.post("/v1/channels", json={"code": code, "name": "taken"})
+    idem = {"Idempotency-Key": secrets.token_hex(8)}
+    body = {"code": code, "name": "again"}
+    assert (await admin.post("/v1/channels", json=body, headers=idem)).status_code == 409
+    assert (await admin.post("/v1/channels", json=body, headers=idem)).status_code == 409
+
+
+async def test_invalid_key_is_400(admin: httpx.AsyncClient) -> None:
+    response = await admin.post(
+        "/v1/channels",
+        json={"code": unique("x"), "name": "x"},
+        headers={"Idempotency-Key": "tab\there"},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
+
+
+async def test_replayed_api_key_creation_never_reveals_the_secret_again(
+    admin: httpx.AsyncClient,
+) -> None:
+    idem = {"Idempotency-Key": secrets.token_hex(8)}
+    body = {"name": unique("k"), "scopes": ["orders:read"]}
+    first = await admin.post("/v1/api-keys", json=body, headers=idem)
+    again = await admin.post("/v1/api-keys", json=body, headers=idem)
+    assert first.json()["secret"].startswith("oms_")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["secret"] is None
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def _fire_concurrently(
+    urls: list[str], body: dict[str, str], key: str, n: int
+) -> list[httpx.Response]:
+    from tests.conftest import ADMIN_KEY
+
+    headers = {"Idempotency-Key": key, "Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await asyncio.gather(
+            *(
+                http.post(urls[i % len(urls)] + "/v1/channels", json=body, headers=headers)
+                for i in range(n)
+            )
+        )
+
+
+async def test_concurrent_duplicates_create_once(admin: httpx.AsyncClient) -> None:
+    body = {"code": unique("race"), "name": "Race"}
+    key = secrets.token_hex(8)
+    responses = await asyncio.gather(
+        *(
+            admin.post("/v1/channels", json=body, headers={"Idempotency-Key": key})
+            for _ in range(20)
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}, statuses
+    created = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert len(created) == 1
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["code"] == "idempotency_key_in_flight"
+            assert r.headers["retry-after"] == "1"
+    assert await _count_channels_with_code(admin, body["code"]) == 1
+
+
+async def test_concurrent_duplicates_across_two_server_processes(
+    admin: httpx.AsyncClient, live_servers: object
+) -> None:
+    servers = live_servers(2)  # type: ignore[operator]
+    urls = [s.url for s in servers]
+    for _ in range(3):
+        body = {"code": unique("xproc"), "name": "Across processes"}
+        responses = await _fire_concurrently(urls, body, secrets.token_hex(8), 24)
+        statuses = [r.status_code for r in responses]
+        assert set(statuses) <= {201, 409}, statuses
+        assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+        assert await _count_channels_with_code(admin, body["code"]) == 1

@@ -1,0 +1,58 @@
+"""The migrations are the schema: up, down to nothing, up again, and equal to the models."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from oms_api import migrations_runner
+from oms_api.db import async_url
+from oms_api.models import Base
+from tests.conftest import create_database, drop_database
+
+
+async def _diff_and_tables(url: str) -> tuple[list[Any], set[str]]:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with engine.connect() as conn:
+
+            def inspect_sync(sync_conn: Any) -> tuple[list[Any], set[str]]:
+                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                return compare_metadata(context, Base.metadata), set(
+                    inspect(sync_conn).get_table_names()
+                )
+
+            return await conn.run_sync(inspect_sync)
+    finally:
+        await engine.dispose()
+
+
+def test_there_is_exactly_one_head() -> None:
+    script = ScriptDirectory.from_config(migrations_runner.alembic_config("postgresql://x/y"))
+    assert len(script.get_heads()) == 1
+
+
+async def test_upgrade_downgrade_upgrade_matches_models(server_url: str) -> None:
+    url = await create_database(server_url)
+    try:
+        await asyncio.to_thread(migrations_runner.upgrade, url)
+        diff, tables = await _diff_and_tables(url)
+        assert diff == []
+        assert set(Base.metadata.tables) <= tables
+
+        await asyncio.to_thread(migrations_runner.downgrade, url, "base")
+        diff, tables = await _diff_and_tables(url)
+        assert tables <= {"alembic_version"}
+
+        await asyncio.to_thread(migrations_runner.upgrade, url)
+        diff, tables = await _diff_and_tables(url)
+        assert diff == []
+        assert set(Base.metadata.tables) <= tables
+    finally:
+        await drop_database(url)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from oms_api.db import async_url, libpq_url
+from oms_api.settings import Settings
+
+
+def test_defaults_follow_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "OMS_DATA_DIR", "OMS_WEBHOOK_RETRY_DELAYS", "OMS_LOG_FORMAT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".oms-data")
+    assert settings.webhook_timeout == 10
+    assert settings.webhook_allow_private_urls is False
+    assert settings.pending_order_ttl == 86400
+    assert sum(settings.webhook_retry_delays) >= 72 * 3600
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db:5432/oms")
+    monkeypatch.setenv("OMS_WEBHOOK_RETRY_DELAYS", "1, 2,30")
+    monkeypatch.setenv("OMS_WEBHOOK_ALLOW_PRIVATE_URLS", "true")
+    monkeypatch.setenv("OMS_PENDING_ORDER_TTL", "60")
+    monkeypatch.setenv("OMS_LOG_FORMAT", "json")
+    monkeypatch.setenv("OMS_DATA_DIR", "/var/lib/oms")
+    settings = Settings()
+    assert settings.database_url == "postgresql://u@db:5432/oms"
+    assert settings.webhook_retry_delays == (1, 2, 30)
+    assert settings.webhook_allow_private_urls is True
+    assert settings.pending_order_ttl == 60
+    assert settings.log_format == "json"
+    assert settings.data_dir == Path("/var/lib/oms")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "sqlite:///x.db"),
+        ("OMS_WEBHOOK_RETRY_DELAYS", "5,-1"),
+        ("OMS_WEBHOOK_RETRY_DELAYS", ","),
+        ("OMS_LOG_FORMAT", "xml"),
+        ("OMS_PENDING_ORDER_TTL", "0"),
+    ],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_database_urls_are_normalised_for_asyncpg() -> None:
+    assert async_url("postgres://u:p@h:1/d") == "postgresql+asyncpg://u:p@h:1/d"
+    assert (
+        async_url("postgresql://u@h/d?sslmode=require") == "postgresql+asyncpg://u@h/d?ssl=require"
+    )
+    assert (
+        libpq_url("postgresql+asyncpg://u@/d?host=/run/pg") == "postgresql://u@/d?host=%2Frun%2Fpg"
+    )
