@@ -30,11 +30,31 @@ from fastapi import FastAPI
 from oms_api import migrations_runner
 from oms_api.db import libpq_url
 from oms_api.embedded import EmbeddedPostgres
+from oms_api.errors import UNEXPECTED_ERRORS
 from oms_api.main import create_app
 from oms_api.settings import Settings
 
 ADMIN_KEY = "test-admin-" + secrets.token_hex(8)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _unexpected_errors() -> float:
+    return sum(
+        sample.value
+        for metric in UNEXPECTED_ERRORS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Any 500 answered by the in-process app during a test fails that test: no input may
+    ever produce one. Tests that provoke one on purpose are marked `provokes_500`."""
+    before = _unexpected_errors()
+    yield
+    if request.node.get_closest_marker("provokes_500") is None:
+        assert _unexpected_errors() == before, "the app answered 500: see the logged traceback"
 
 
 def _with_database(url: str, name: str) -> str:

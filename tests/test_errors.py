@@ -69,6 +69,7 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     assert problem["request_id"]
 
 
+@pytest.mark.provokes_500
 async def test_unexpected_exception_is_a_logged_problem_500(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

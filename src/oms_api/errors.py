@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -22,6 +23,10 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://oms-api.dev/problems/"
 
 log = logging.getLogger("oms_api.errors")
+
+UNEXPECTED_ERRORS = Counter(
+    "oms_unexpected_errors_total", "Requests answered 500 because of a bug (each is logged)."
+)
 
 
 class FieldError(BaseModel):
@@ -218,6 +223,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        UNEXPECTED_ERRORS.inc()
         request_id = _request_id(request)
         log.exception(
             "unhandled error on %s %s", request.method, request.url.path,
