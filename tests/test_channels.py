@@ -4,13 +4,14 @@ import asyncio
 
 import httpx
 
-from tests.factories import create_channel, unique
+from tests.factories import create_channel, create_location, unique
 
 
 async def test_create_get_and_duplicate_code(admin: httpx.AsyncClient) -> None:
     code = unique("web")
+    location = await create_location(admin)
     created = await admin.post(
-        "/v1/channels", json={"code": code, "name": "Web store", "location_ids": ["loc_1"]}
+        "/v1/channels", json={"code": code, "name": "Web store", "location_ids": [location["id"]]}
     )
     assert created.status_code == 201
     body = created.json()
@@ -18,7 +19,7 @@ async def test_create_get_and_duplicate_code(admin: httpx.AsyncClient) -> None:
     assert body["code"] == code
     assert body["active"] is True
     assert body["version"] == 1
-    assert body["location_ids"] == ["loc_1"]
+    assert body["location_ids"] == [location["id"]]
 
     fetched = await admin.get(f"/v1/channels/{body['id']}")
     assert fetched.json() == body
@@ -27,6 +28,16 @@ async def test_create_get_and_duplicate_code(admin: httpx.AsyncClient) -> None:
     again = await admin.post("/v1/channels", json={"code": code, "name": "Other"})
     assert again.status_code == 409
     assert again.json()["code"] == "channel_code_taken"
+
+    unknown = await admin.post(
+        "/v1/channels", json={"code": unique("x"), "name": "x", "location_ids": ["loc_nope"]}
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "unknown_location"
+
+    unknown = await admin.post("/v1/channels", json={"code": unique("x"), "name": "x", "location_ids": ["loc_nope"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["code"] == "unknown_location"
 
 
 async def test_invalid_bodies_are_422_with_field_errors(admin: httpx.AsyncClient) -> None:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +50,8 @@ def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine
     if settings.statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
     options: dict[str, Any] = {
+        "json_serializer": lambda value: orjson.dumps(value).decode(),
+        "json_deserializer": orjson.loads,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": False,
@@ -59,6 +63,23 @@ def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under `session`, inside the session's transaction.
+
+    For the hot paths, which send hand-written SQL through asyncpg directly. SQLAlchemy
+    sends BEGIN lazily with its first statement; if it has not yet, start it here so the
+    raw statements are part of the request's transaction, not autocommitted.
+    """
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    if getattr(adapted, "_transaction", True) is None:
+        await adapted._start_transaction()  # type: ignore[union-attr]
+    elif not raw.driver_connection.is_in_transaction():  # type: ignore[union-attr]
+        await conn.exec_driver_sql("SELECT 1")
+    return raw.driver_connection
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:

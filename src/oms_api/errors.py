@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from oms_api.domain.errors import DomainError
 from oms_api.jsonutil import dumps
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -186,6 +187,14 @@ def install_error_handlers(app: FastAPI) -> None:
             **exc.extra,
         )
 
+    async def on_domain(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        status = 409 if exc.kind == "conflict" else 422
+        return problem_response(
+            request.url.path, status=status, code=exc.code, detail=exc.detail,
+            request_id=_request_id(request), **exc.extra,
+        )  # fmt: skip
+
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = list(exc.errors())
@@ -238,6 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

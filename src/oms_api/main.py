@@ -14,7 +14,8 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from oms_api import __version__
-from oms_api.api import api_keys, channels, operations
+from oms_api.api import api_keys, catalog, channels, customers, inventory, operations, orders
+from oms_api.api import settings as settings_api
 from oms_api.db import create_engine, make_sessionmaker
 from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
@@ -88,8 +89,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_head = head_revision()
     install_error_handlers(app)
     app.include_router(operations.router)
+    app.include_router(orders.router)
+    app.include_router(customers.router)
+    app.include_router(catalog.products)
+    app.include_router(inventory.router)
+    app.include_router(catalog.locations)
     app.include_router(channels.router)
     app.include_router(api_keys.router)
+    app.include_router(settings_api.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
@@ -117,7 +124,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 
 TAGS = [
+    {"name": "orders", "description": "Placement with exact stock, reads, commands, payments."},
+    {"name": "customers", "description": "Buyers and their purchase history."},
+    {"name": "products", "description": "The catalogue: SKUs, prices, reorder points."},
+    {
+        "name": "inventory",
+        "description": "Stock per product and location, adjustments, the ledger.",
+    },
+    {"name": "locations", "description": "Warehouses and stores stock is kept and shipped from."},
     {"name": "channels", "description": "Sales channels: web store, marketplace, POS, phone desk."},
     {"name": "api-keys", "description": "API keys: scopes, channel binding, revocation."},
+    {"name": "settings", "description": "Runtime settings such as the risk rules."},
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

@@ -110,14 +110,6 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def json_response(
-    model: BaseModel, status_code: int, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(
-        model.model_dump_json().encode(), status_code, headers, media_type="application/json"
-    )
-
-
 @dataclass(slots=True)
 class IdempotentCreate:
     """Runs a creating operation at most once per (API key, Idempotency-Key)."""
@@ -127,21 +119,11 @@ class IdempotentCreate:
     principal: Principal
     key: str | None
 
-    async def run(
-        self,
-        body: BaseModel,
-        create: Callable[[], Awaitable[BaseModel]],
-        *,
-        status_code: int = 201,
-        stored_view: Callable[[Any], BaseModel] | None = None,
-    ) -> Response:
-        """`create()` once; replays its response for the same key and body.
-
-        `stored_view` gives what may be stored and replayed when the response holds a secret
-        that must never be written down.
-        """
+    async def claim(self, body: BaseModel) -> Response | idempotency.Claim | None:
+        """The stored response to replay; or the claim to record the outcome under;
+        or None when no Idempotency-Key was sent."""
         if self.key is None:
-            return json_response(await create(), status_code)
+            return None
         key = idempotency.validate_key(self.key)
         request_hash = idempotency.fingerprint(
             self.request.method, self.request.url.path, body.model_dump_json().encode()
@@ -156,16 +138,41 @@ class IdempotentCreate:
                 {"Idempotent-Replayed": "true"},
                 media_type="application/json",
             )
+        return idempotency.Claim(self.principal.key_id, key, request_hash)
+
+    async def run(
+        self,
+        body: BaseModel,
+        create: Callable[[], Awaitable[BaseModel | bytes]],
+        *,
+        status_code: int = 201,
+        stored_view: Callable[[Any], BaseModel] | None = None,
+    ) -> Response:
+        """`create()` once; replays its response for the same key and body. `create`
+        returns a model, or a JSON document already serialised.
+
+        `stored_view` gives what may be stored and replayed when the response holds a secret
+        that must never be written down.
+        """
+        claim = await self.claim(body)
+        if isinstance(claim, Response):
+            return claim
         result = await create()
-        kept = stored_view(result) if stored_view is not None else result
-        await idempotency.record(
-            self.session,
-            principal=self.principal.key_id,
-            key=key,
-            request_hash=request_hash,
-            response=idempotency.StoredResponse(status_code, kept.model_dump_json().encode()),
-        )
-        return json_response(result, status_code)
+        payload = _serialise(result)
+        if claim is not None:
+            kept = _serialise(stored_view(result)) if stored_view is not None else payload
+            await idempotency.record(
+                self.session,
+                principal=claim.principal,
+                key=claim.key,
+                request_hash=claim.request_hash,
+                response=idempotency.StoredResponse(status_code, kept),
+            )
+        return Response(payload, status_code, media_type="application/json")
+
+
+def _serialise(result: BaseModel | bytes) -> bytes:
+    return result if isinstance(result, bytes) else result.model_dump_json().encode()
 
 
 def idempotent_create(scope: Scope) -> Any:

@@ -2,7 +2,29 @@
 
 from oms_api.models.api_keys import ApiKey
 from oms_api.models.base import Base
+from oms_api.models.catalog import Location, Product
 from oms_api.models.channels import Channel
+from oms_api.models.customers import Customer
+from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
+from oms_api.models.inventory import InventoryLevel, InventoryMovement
+from oms_api.models.orders import Order, OrderAllocation, OrderLine, Payment
+from oms_api.models.settings import AppSetting
 
-__all__ = ["ApiKey", "Base", "Channel", "IdempotencyRecord"]
+__all__ = [
+    "ApiKey",
+    "AppSetting",
+    "Base",
+    "Channel",
+    "Customer",
+    "Event",
+    "IdempotencyRecord",
+    "InventoryLevel",
+    "InventoryMovement",
+    "Location",
+    "Order",
+    "OrderAllocation",
+    "OrderLine",
+    "Payment",
+    "Product",
+]

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.access import Principal
-from oms_api.errors import Conflict, NotFound, PreconditionFailed
+from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id
-from oms_api.models import Channel
+from oms_api.models import Channel, Location
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import ensure_visible, scope_to_channel
+from oms_api.services.versioned import update_versioned
 
 
 async def create_channel(
     session: AsyncSession, *, code: str, name: str, active: bool, location_ids: list[str]
 ) -> Channel:
+    await ensure_locations_exist(session, location_ids)
     stmt = (
         insert(Channel)
         .values(id=new_id("ch"), code=code, name=name, active=active, location_ids=location_ids)
@@ -50,23 +52,24 @@ async def update_channel(
     session: AsyncSession, *, channel_id: str, changes: dict[str, Any], if_match: int | None
 ) -> Channel:
     """Apply `changes`; with `if_match`, only if the channel is still at that version."""
-    conditions = [Channel.id == channel_id]
-    if if_match is not None:
-        conditions.append(Channel.version == if_match)
-    stmt = (
-        update(Channel)
-        .where(*conditions)
-        .values(**changes, version=Channel.version + 1, updated_at=func.now())
-        .returning(Channel)
-        .execution_options(synchronize_session=False)
+    if "location_ids" in changes:
+        await ensure_locations_exist(session, changes["location_ids"])
+    return await update_versioned(
+        session, Channel, where=Channel.id == channel_id, changes=changes, if_match=if_match,
+        what="channel with id", ident=channel_id,
+    )  # fmt: skip
+
+
+async def ensure_locations_exist(session: AsyncSession, location_ids: list[str]) -> None:
+    if not location_ids:
+        return
+    found = set(
+        (await session.scalars(select(Location.id).where(Location.id.in_(location_ids)))).all()
     )
-    channel = (await session.scalars(stmt)).first()
-    if channel is not None:
-        return channel
-    current = await session.get(Channel, channel_id)
-    if current is None:
-        raise NotFound(f"No channel with id {channel_id}.")
-    raise PreconditionFailed(
-        f"The channel is at version {current.version}, not {if_match}; reload and retry.",
-        current_version=current.version,
-    )
+    missing = [i for i in location_ids if i not in found]
+    if missing:
+        raise Unprocessable(
+            f"No location with id {', '.join(missing)}.",
+            code="unknown_location",
+            errors=[{"loc": ["body", "location_ids"], "msg": "unknown location"}],
+        )

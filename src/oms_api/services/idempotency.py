@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,16 @@ MAX_KEY_LENGTH = 255
 class StoredResponse:
     status: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """This request holds (principal, key) until its transaction ends; its outcome is
+    recorded under it."""
+
+    principal: str
+    key: str
+    request_hash: bytes
 
 
 def validate_key(key: str) -> str:
@@ -55,30 +65,39 @@ def _in_flight() -> Conflict:
     )
 
 
+CLAIM_SQL = text(
+    """
+    SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 7)) AS got,
+           r.request_hash, r.response_status, r.response_body
+    FROM (SELECT 1) AS one
+    LEFT JOIN idempotency_records r
+      ON r.principal = :principal AND r.key = :key AND r.expires_at > now()
+    """
+)
+
+
 async def claim(
     session: AsyncSession, *, principal: str, key: str, request_hash: bytes
 ) -> StoredResponse | None:
-    """Lock (principal, key) for this transaction; the stored response if there is one."""
-    got = await session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 7))"),
-        {"lock": f"{principal}\n{key}"},  # keys are printable: no newline
-    )
-    if not got:
-        raise _in_flight()
+    """Lock (principal, key) for this transaction; the stored response if there is one.
+
+    One statement. A first request that commits between this statement's snapshot and
+    its lock is not seen here; `record` then finds its row and refuses, so the effect
+    still happens once.
+    """
     row = (
         await session.execute(
-            select(
-                IdempotencyRecord.request_hash,
-                IdempotencyRecord.response_status,
-                IdempotencyRecord.response_body,
-            ).where(
-                IdempotencyRecord.principal == principal,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.expires_at > func.now(),
-            )
+            CLAIM_SQL,
+            {
+                "lock": f"{principal}\n{key}",
+                "principal": principal,
+                "key": key,
+            },  # keys are printable
         )
-    ).first()
-    if row is None:
+    ).one()
+    if not row.got:
+        raise _in_flight()
+    if row.request_hash is None:
         return None
     if row.request_hash != request_hash:
         raise Unprocessable(

@@ -1,0 +1,151 @@
+"""Locations and products."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from oms_api.api.deps import (
+    IdempotentCreate,
+    IfMatch,
+    PageDep,
+    etag,
+    idempotent_create,
+    parse_if_match,
+    require,
+)
+from oms_api.db import SessionDep
+from oms_api.domain.access import Principal, Scope
+from oms_api.errors import problem_responses
+from oms_api.schemas.catalog import (
+    LocationCreate,
+    LocationPublic,
+    ProductCreate,
+    ProductPublic,
+    ProductUpdate,
+)
+from oms_api.schemas.common import ListResponse
+from oms_api.services import catalog as service
+
+locations = APIRouter(prefix="/v1/locations", tags=["locations"])
+products = APIRouter(prefix="/v1/products", tags=["products"])
+
+InventoryReader = Annotated[Principal, require(Scope.INVENTORY_READ)]
+InventoryWriter = Annotated[Principal, require(Scope.INVENTORY_WRITE)]
+SkuPath = Annotated[str, Path(max_length=64, description="The product's SKU.")]
+
+
+@locations.post(
+    "", status_code=201, response_model=LocationPublic, summary="Create a location",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)  # fmt: skip
+async def create_location(
+    body: LocationCreate,
+    session: SessionDep,
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE)],
+) -> Response:
+    """A warehouse or store. `code` is unique (409 `location_code_taken`). `priority`
+    orders allocation: lower is used first."""
+
+    async def create() -> LocationPublic:
+        return LocationPublic.model_validate(
+            await service.create_location(session, **body.model_dump())
+        )
+
+    return await idem.run(body, create)
+
+
+@locations.get(
+    "", response_model=ListResponse[LocationPublic], summary="List locations",
+    responses=problem_responses(401, 403, 422),
+)  # fmt: skip
+async def list_locations(
+    session: SessionDep, _reader: InventoryReader, page: PageDep
+) -> ListResponse[LocationPublic]:
+    result = await service.list_locations(session, limit=page.limit, cursor=page.cursor)
+    return ListResponse(
+        data=[LocationPublic.model_validate(x) for x in result.items],
+        next_cursor=result.next_cursor,
+    )
+
+
+@locations.get(
+    "/{location_id}", response_model=LocationPublic, summary="Get a location",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def get_location(
+    location_id: Annotated[str, Path(max_length=64)], session: SessionDep, _reader: InventoryReader
+) -> LocationPublic:
+    return LocationPublic.model_validate(await service.get_location(session, location_id))
+
+
+@products.post(
+    "", status_code=201, response_model=ProductPublic, summary="Create a product",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)  # fmt: skip
+async def create_product(
+    body: ProductCreate,
+    session: SessionDep,
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE)],
+) -> Response:
+    """`sku` is unique (409 `sku_taken`). Prices are integers in minor units."""
+
+    async def create() -> ProductPublic:
+        return ProductPublic.model_validate(
+            await service.create_product(session, **body.model_dump())
+        )
+
+    return await idem.run(body, create)
+
+
+@products.get(
+    "", response_model=ListResponse[ProductPublic], summary="List products",
+    responses=problem_responses(401, 403, 422),
+)  # fmt: skip
+async def list_products(
+    session: SessionDep,
+    _reader: InventoryReader,
+    page: PageDep,
+    active: Annotated[bool | None, Query(description="Only active (or inactive) products.")] = None,
+) -> ListResponse[ProductPublic]:
+    result = await service.list_products(
+        session, active=active, limit=page.limit, cursor=page.cursor
+    )
+    return ListResponse(
+        data=[ProductPublic.model_validate(x) for x in result.items], next_cursor=result.next_cursor
+    )
+
+
+@products.get(
+    "/{sku}", response_model=ProductPublic, summary="Get a product",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def get_product(
+    sku: SkuPath, session: SessionDep, _reader: InventoryReader, response: Response
+) -> ProductPublic:
+    product = await service.get_product(session, sku)
+    response.headers["ETag"] = etag(product.version)
+    return ProductPublic.model_validate(product)
+
+
+@products.patch(
+    "/{sku}", response_model=ProductPublic, summary="Update a product",
+    responses=problem_responses(400, 401, 403, 404, 412, 413, 422),
+)  # fmt: skip
+async def update_product(
+    sku: SkuPath,
+    body: ProductUpdate,
+    session: SessionDep,
+    _writer: InventoryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProductPublic:
+    """Change any field but `sku`. With `If-Match`, 412 if it changed since you read it.
+    A price change applies to orders placed from now on, never to existing ones."""
+    product = await service.update_product(
+        session, sku=sku, changes=body.model_dump(exclude_unset=True, exclude_none=True),
+        if_match=parse_if_match(if_match),
+    )  # fmt: skip
+    response.headers["ETag"] = etag(product.version)
+    return ProductPublic.model_validate(product)

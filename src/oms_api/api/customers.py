@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.api.orders import orders_page
+from oms_api.db import SessionDep, driver_connection
+from oms_api.domain.access import Principal, Scope
+from oms_api.errors import problem_responses
+from oms_api.schemas.common import ListResponse
+from oms_api.schemas.customers import CustomerCreate, CustomerPublic
+from oms_api.schemas.orders import OrderPublic
+from oms_api.services import customers as service
+from oms_api.services import orders as order_service
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+OrdersReader = Annotated[Principal, require(Scope.ORDERS_READ)]
+CustomerId = Annotated[str, Path(max_length=64)]
+
+
+@router.post(
+    "", status_code=201, response_model=CustomerPublic, summary="Create a customer",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)  # fmt: skip
+async def create_customer(
+    body: CustomerCreate,
+    session: SessionDep,
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
+) -> Response:
+    """`email` is unique regardless of case (409 `email_taken`). Orders may also create
+    customers inline, found or created by email."""
+
+    async def create() -> CustomerPublic:
+        customer = await service.create_customer(
+            session, principal=idem.principal, email=body.email, name=body.name, phone=body.phone,
+            addresses=[a.model_dump() for a in body.addresses],
+        )  # fmt: skip
+        return CustomerPublic.model_validate(customer)
+
+    return await idem.run(body, create)
+
+
+@router.get(
+    "", response_model=ListResponse[CustomerPublic], summary="List customers",
+    responses=problem_responses(401, 403, 422),
+)  # fmt: skip
+async def list_customers(
+    session: SessionDep, principal: OrdersReader, page: PageDep,
+    email: Annotated[str | None, Query(max_length=254, description="Exact, any case.")] = None,
+) -> ListResponse[CustomerPublic]:  # fmt: skip
+    """Newest first. A channel-bound key sees customers its channel created or sold to."""
+    result = await service.list_customers(
+        session, principal=principal, email=email, limit=page.limit, cursor=page.cursor
+    )
+    return ListResponse(
+        data=[CustomerPublic.model_validate(x) for x in result.items],
+        next_cursor=result.next_cursor,
+    )
+
+
+@router.get(
+    "/{customer_id}", response_model=CustomerPublic, summary="Get a customer",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def get_customer(
+    customer_id: CustomerId, session: SessionDep, principal: OrdersReader
+) -> CustomerPublic:
+    return CustomerPublic.model_validate(
+        await service.get_customer(session, principal=principal, customer_id=customer_id)
+    )
+
+
+@router.get(
+    "/{customer_id}/orders", response_model=ListResponse[OrderPublic], summary="A customer's orders",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def list_customer_orders(
+    customer_id: CustomerId, session: SessionDep, principal: OrdersReader, page: PageDep
+) -> Response:
+    """Purchase history, newest first (for a channel-bound key: its channel's orders)."""
+    await service.get_customer(session, principal=principal, customer_id=customer_id)
+    result = await order_service.list_orders(
+        await driver_connection(session), channel_id=principal.channel_id,
+        customer_id=customer_id, limit=page.limit, cursor=page.cursor,
+    )  # fmt: skip
+    return orders_page(result)

@@ -1,0 +1,207 @@
+"""Orders: placement (the hot path), reads, commands and payments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.db import SessionDep, driver_connection
+from oms_api.domain.access import Principal, Scope
+from oms_api.domain.orders import OrderCommand, OrderStatus
+from oms_api.errors import problem_responses
+from oms_api.jsonutil import dumps
+from oms_api.schemas.common import ListResponse
+from oms_api.schemas.orders import (
+    OrderCreate,
+    OrderEventPublic,
+    OrderPublic,
+    PaymentCreate,
+    ReasonBody,
+)
+from oms_api.services import orders as service
+from oms_api.services import placement
+from oms_api.services.pagination import Page
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+OrdersReader = Annotated[Principal, require(Scope.ORDERS_READ)]
+OrdersWriter = Annotated[Principal, require(Scope.ORDERS_WRITE)]
+OrderId = Annotated[str, Path(max_length=64, description="The order's id.")]
+
+
+def document_response(document: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(dumps(document), status_code, media_type="application/json")
+
+
+def orders_page(page: Page[dict[str, Any]]) -> Response:
+    return document_response({"data": list(page.items), "next_cursor": page.next_cursor})
+
+
+@router.post(
+    "", status_code=201, response_model=OrderPublic, summary="Place an order",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)  # fmt: skip
+async def create_order(
+    request: Request,
+    body: OrderCreate,
+    session: SessionDep,
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
+) -> Response:
+    """Reserves stock in the same transaction that creates the order: at the channel's
+    locations, from as few locations as possible, by priority. Demand for a SKU on several
+    lines is summed first. If any SKU is short (and does not allow backorders): 409
+    `insufficient_stock` listing each (`sku`, `requested`, `available`), and nothing is
+    reserved. Payment `authorized`/`paid` (or method `invoice`/`cash_on_delivery`) with a
+    passing risk check confirms the order at once; a risk hold puts it `on_hold`.
+    `external_id` is unique per channel (409 `external_id_taken`)."""
+    claim = await idem.claim(body)
+    if isinstance(claim, Response):
+        return claim
+    payload = await placement.place_order(
+        await driver_connection(session),
+        principal=idem.principal,
+        body=body,
+        pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
+        idempotency=claim,
+    )
+    return Response(payload, 201, media_type="application/json")
+
+
+@router.get(
+    "", response_model=ListResponse[OrderPublic], summary="List orders",
+    responses=problem_responses(401, 403, 422),
+)  # fmt: skip
+async def list_orders(
+    session: SessionDep,
+    principal: OrdersReader,
+    page: PageDep,
+    status: OrderStatus | None = None,
+    channel: Annotated[str | None, Query(max_length=64, description="Channel code.")] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    external_id: Annotated[str | None, Query(max_length=128)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=254, description="Order number or email.")] = None,
+) -> Response:
+    """Newest first; filters combine. A channel-bound key sees only its channel's orders."""
+    result = await service.list_orders(
+        await driver_connection(session), channel_id=principal.channel_id,
+        status=status.value if status else None, channel_code=channel, customer_id=customer_id,
+        external_id=external_id, created_after=created_after, created_before=created_before,
+        q=q, limit=page.limit, cursor=page.cursor,
+    )  # fmt: skip
+    return orders_page(result)
+
+
+@router.get(
+    "/{order_id}", response_model=OrderPublic, summary="Get an order",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def get_order(order_id: OrderId, session: SessionDep, principal: OrdersReader) -> Response:
+    conn = await driver_connection(session)
+    return document_response(
+        await service.get_order(conn, order_id=order_id, channel_id=principal.channel_id)
+    )
+
+
+@router.get(
+    "/{order_id}/events", response_model=list[OrderEventPublic], summary="An order's timeline",
+    responses=problem_responses(401, 403, 404, 422),
+)  # fmt: skip
+async def list_order_events(
+    order_id: OrderId, session: SessionDep, principal: OrdersReader
+) -> Response:
+    """Every event of the order, oldest first; `data` is the order as it was then."""
+    events = await service.order_events(
+        await driver_connection(session), order_id=order_id, channel_id=principal.channel_id
+    )
+    return document_response(events)  # type: ignore[arg-type]
+
+
+async def _command(
+    session: SessionDep,
+    principal: Principal,
+    order_id: str,
+    command: OrderCommand,
+    reason: str | None,
+) -> Response:
+    document = await service.change_state(
+        await driver_connection(session), order_id=order_id, channel_id=principal.channel_id,
+        command=command, reason=reason,
+    )  # fmt: skip
+    return document_response(document)
+
+
+COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderPublic,
+    summary="Cancel an order",
+    responses=COMMAND_ERRORS,
+)
+async def cancel_order(
+    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: ReasonBody | None = None
+) -> Response:
+    """Releases every unshipped reservation. Allowed while `pending`, `on_hold` or
+    `confirmed`; otherwise 409 `invalid_transition`."""
+    return await _command(
+        session, principal, order_id, OrderCommand.CANCEL, body.reason if body else None
+    )
+
+
+@router.post(
+    "/{order_id}/hold",
+    response_model=OrderPublic,
+    summary="Put an order on hold",
+    responses=COMMAND_ERRORS,
+)
+async def hold_order(
+    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: ReasonBody | None = None
+) -> Response:
+    """Stops fulfilment until released; reservations stay. From `pending` or `confirmed`."""
+    return await _command(
+        session, principal, order_id, OrderCommand.HOLD, body.reason if body else None
+    )
+
+
+@router.post(
+    "/{order_id}/release",
+    response_model=OrderPublic,
+    summary="Release a held order",
+    responses=COMMAND_ERRORS,
+)
+async def release_order(
+    order_id: OrderId, session: SessionDep, principal: OrdersWriter
+) -> Response:
+    """Back to `confirmed` if its payment is settled (or needs none), else `pending`."""
+    return await _command(session, principal, order_id, OrderCommand.RELEASE, None)
+
+
+@router.post(
+    "/{order_id}/payments", response_model=OrderPublic, summary="Record a payment transaction",
+    responses=COMMAND_ERRORS,
+)  # fmt: skip
+async def record_order_payment(
+    order_id: OrderId,
+    body: PaymentCreate,
+    session: SessionDep,
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
+) -> Response:
+    """`authorization`, `capture`, `refund` or `void`. Refunds never exceed what was
+    captured (409 `refund_exceeds_captured`); captures never exceed what is authorized
+    (409 `capture_exceeds_authorized`). A `pending` order whose payment is now settled
+    becomes `confirmed`. Send an Idempotency-Key: a retried capture then never charges twice."""
+
+    async def record() -> bytes:
+        document = await service.record_payment(
+            await driver_connection(session), order_id=order_id,
+            channel_id=idem.principal.channel_id, kind=body.kind, amount=body.amount,
+            reference=body.reference,
+        )  # fmt: skip
+        return dumps(document)
+
+    return await idem.run(body, record, status_code=200)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from oms_api.api.deps import AdminPrincipal
+from oms_api.db import SessionDep
+from oms_api.errors import problem_responses
+from oms_api.schemas.settings import RiskSettingsBody, RiskSettingsPublic
+from oms_api.services import risk_settings as service
+
+router = APIRouter(prefix="/v1/settings", tags=["settings"])
+
+
+@router.get(
+    "/risk", response_model=RiskSettingsPublic, summary="Get the risk rules' settings",
+    responses=problem_responses(401, 403),
+)  # fmt: skip
+async def get_risk_settings(session: SessionDep, _admin: AdminPrincipal) -> RiskSettingsPublic:
+    return RiskSettingsPublic.model_validate((await service.get_risk_settings(session)).to_json())
+
+
+@router.put(
+    "/risk", response_model=RiskSettingsPublic, summary="Replace the risk rules' settings",
+    responses=problem_responses(401, 403, 413, 422),
+)  # fmt: skip
+async def put_risk_settings(
+    body: RiskSettingsBody, session: SessionDep, _admin: AdminPrincipal
+) -> RiskSettingsPublic:
+    """Rules run at placement: order total above `max_order_total`; more than
+    `velocity_max_orders` orders from one email within `velocity_window_seconds`;
+    billing and shipping countries differ; shipping country in `blocked_countries`. Each
+    adds its weight to the score; at `hold_threshold` or above the order goes `on_hold`.
+    A blocked country alone always holds. Applies to orders placed from now on."""
+    settings = await service.put_risk_settings(session, body.model_dump())
+    return RiskSettingsPublic.model_validate(settings.to_json())

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Identity, Index, Integer, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from oms_api.models.base import Base, created_at_column
+
+
+class Event(Base):
+    """The transactional outbox, the orders' timelines and the event feed in one table.
+
+    Every state change inserts its event in the same transaction as the change.
+    `sequence` ascends per order (from `orders.event_sequence`).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_order_id_sequence", "order_id", "sequence"),
+        Index("ix_events_channel_id_position", "channel_id", "position"),
+    )
+
+    position: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    order_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from oms_api.models.base import Base, created_at_column
+
+
+class InventoryLevel(Base):
+    """Stock of one product at one location. `available = on_hand - reserved` is never
+    negative: the database refuses it, whatever the code does."""
+
+    __tablename__ = "inventory_levels"
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("reserved <= on_hand", name="available_not_negative"),
+    )
+
+    product_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("products.id", ondelete="RESTRICT"), primary_key=True
+    )
+    location_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("locations.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    on_hand: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    reserved: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class InventoryMovement(Base):
+    """The ledger: one row for every change of `on_hand` or `reserved`. Summed per
+    product and location it equals `inventory_levels`, always."""
+
+    __tablename__ = "inventory_movements"
+    __table_args__ = (
+        CheckConstraint(
+            "cause_type IN ('adjustment', 'order', 'shipment', 'return', 'replenishment')",
+            name="cause_type",
+        ),
+        CheckConstraint("on_hand_delta <> 0 OR reserved_delta <> 0", name="changes_something"),
+        Index("ix_inventory_movements_product_id_location_id", "product_id", "location_id"),
+        Index("ix_inventory_movements_cause_id", "cause_id"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), nullable=False)
+    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), nullable=False)
+    on_hand_delta: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved_delta: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    cause_type: Mapped[str] = mapped_column(Text, nullable=False)
+    cause_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Sequence,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from oms_api.models.base import Base, created_at_column
+
+ORDER_NUMBER_SEQ = Sequence("order_number_seq", start=1001, metadata=Base.metadata)
+
+ORDER_STATUSES = (
+    "pending", "on_hold", "confirmed", "partially_shipped", "shipped", "delivered", "cancelled",
+)  # fmt: skip
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_id_external_id"),
+        CheckConstraint(f"status IN {ORDER_STATUSES!r}", name="status"),
+        CheckConstraint(
+            "subtotal >= 0 AND shipping >= 0 AND total = subtotal + shipping", name="totals"
+        ),
+        CheckConstraint(
+            "captured >= 0 AND refunded >= 0 AND refunded <= captured AND authorized >= 0",
+            name="payments",
+        ),
+        Index("ix_orders_channel_id_id", "channel_id", "id"),
+        Index("ix_orders_customer_id_id", "customer_id", "id"),
+        Index("ix_orders_status_id", "status", "id"),
+        Index("ix_orders_email_normalized_created_at", "email_normalized", "created_at"),
+        Index(
+            "ix_orders_expires_at_pending",
+            "expires_at",
+            postgresql_where=text("status = 'pending' AND payment_status = 'unpaid'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    customer_id: Mapped[str] = mapped_column(Text, ForeignKey("customers.id"), nullable=False)
+    email_normalized: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    payment_status: Mapped[str] = mapped_column(Text, nullable=False)
+    payment_method: Mapped[str | None] = mapped_column(Text, nullable=True)
+    currency: Mapped[str] = mapped_column(Text, nullable=False)
+    subtotal: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    shipping: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    authorized: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    captured: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    voided: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    risk_score: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    risk_reasons: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    event_sequence: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint(
+            "quantity_shipped >= 0 AND quantity_shipped <= quantity", name="shipped_within_quantity"
+        ),
+        CheckConstraint(
+            "quantity_returned >= 0 AND quantity_returned <= quantity_shipped",
+            name="returned_within_shipped",
+        ),
+        CheckConstraint(
+            "quantity_backordered >= 0 AND quantity_backordered <= quantity",
+            name="backordered_within_quantity",
+        ),
+        UniqueConstraint("order_id", "position", name="uq_order_lines_order_id_position"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    order_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), nullable=False)
+    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    quantity_shipped: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    quantity_returned: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+    quantity_backordered: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+
+
+class OrderAllocation(Base):
+    """Units of one product reserved for one order at one location (still reserved)."""
+
+    __tablename__ = "order_allocations"
+    __table_args__ = (CheckConstraint("quantity >= 0", name="quantity_not_negative"),)
+
+    order_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), primary_key=True)
+    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Payment(Base):
+    """One payment transaction recorded on an order."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("kind IN ('authorization', 'capture', 'refund', 'void')", name="kind"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_payments_order_id", "order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    order_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from oms_api.schemas.common import CountryCode, PublicModel, RequestModel
+
+RuleName = Literal[
+    "order_total_above_limit", "many_orders_from_email", "billing_shipping_country_mismatch"
+]
+
+
+class RiskSettingsBody(RequestModel):
+    """The whole document; omitted fields take their defaults."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"hold_threshold": 70, "max_order_total": 500000, "blocked_countries": ["KP"]}
+            ]
+        }
+    )
+
+    hold_threshold: int = Field(
+        default=70, ge=1, le=100, description="Score at or above which an order is held."
+    )
+    max_order_total: int = Field(
+        default=1_000_000, ge=0, le=100_000_000_000, description="Minor units."
+    )
+    blocked_countries: list[CountryCode] = Field(default_factory=list, max_length=250)
+    velocity_max_orders: int = Field(
+        default=5, ge=1, le=10_000, description="Orders per email within the window."
+    )
+    velocity_window_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    weights: dict[RuleName, Annotated[int, Field(ge=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Score per rule (0-100); unnamed rules keep their default.",
+    )
+
+
+class RiskSettingsPublic(PublicModel):
+    hold_threshold: int
+    max_order_total: int
+    blocked_countries: list[str]
+    velocity_max_orders: int
+    velocity_window_seconds: int
+    weights: dict[str, int]
