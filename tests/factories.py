@@ -41,13 +41,21 @@ async def create_location(admin: httpx.AsyncClient, **fields: Any) -> dict[str, 
 
 
 async def create_product(admin: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
-    body = {"sku": unique("SKU").upper(), "name": "Test product", "unit_price": 1000, "currency": "EUR", **fields}
+    body = {
+        "sku": unique("SKU").upper(),
+        "name": "Test product",
+        "unit_price": 1000,
+        "currency": "EUR",
+        **fields,
+    }
     response = await admin.post("/v1/products", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def stock(admin: httpx.AsyncClient, sku: str, location_id: str, quantity: int) -> dict[str, Any]:
+async def stock(
+    admin: httpx.AsyncClient, sku: str, location_id: str, quantity: int
+) -> dict[str, Any]:
     response = await admin.post(
         "/v1/inventory/adjustments",
         json={"sku": sku, "location_id": location_id, "delta": quantity, "reason": "received"},
@@ -62,7 +70,9 @@ async def inventory(admin: httpx.AsyncClient, sku: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def order_body(channel_code: str | None, lines: list[tuple[str, int]], **fields: Any) -> dict[str, Any]:
+def order_body(
+    channel_code: str | None, lines: list[tuple[str, int]], **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "customer": {"email": f"{unique('buyer')}@example.com", "name": "Test Buyer"},
         "lines": [{"sku": sku, "quantity": qty} for sku, qty in lines],
@@ -94,11 +104,17 @@ class Shop:
         shop = cls()
         for i in range(locations):
             shop.locations.append(await create_location(admin, priority=10 * (i + 1)))
-        shop.channel = await create_channel(admin, location_ids=[loc["id"] for loc in shop.locations])
-        shop.key = await create_key(admin, ["orders:read", "orders:write", "inventory:read"], shop.channel["id"])
+        shop.channel = await create_channel(
+            admin, location_ids=[loc["id"] for loc in shop.locations]
+        )
+        shop.key = await create_key(
+            admin, ["orders:read", "orders:write", "inventory:read"], shop.channel["id"]
+        )
         return shop
 
-    async def product(self, admin: httpx.AsyncClient, quantity: int, *, at: int = 0, **fields: Any) -> dict[str, Any]:
+    async def product(
+        self, admin: httpx.AsyncClient, quantity: int, *, at: int = 0, **fields: Any
+    ) -> dict[str, Any]:
         product = await create_product(admin, **fields)
         if quantity:
             await stock(admin, product["sku"], self.locations[at]["id"], quantity)

@@ -35,7 +35,9 @@ async def test_create_get_and_duplicate_code(admin: httpx.AsyncClient) -> None:
     assert unknown.status_code == 422
     assert unknown.json()["code"] == "unknown_location"
 
-    unknown = await admin.post("/v1/channels", json={"code": unique("x"), "name": "x", "location_ids": ["loc_nope"]})
+    unknown = await admin.post(
+        "/v1/channels", json={"code": unique("x"), "name": "x", "location_ids": ["loc_nope"]}
+    )
     assert unknown.status_code == 422
     assert unknown.json()["code"] == "unknown_location"
 

@@ -63,3 +63,32 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     result = oms(database_url, "migrate")
     assert result.returncode == 0, result.stderr
     assert "database is at migration" in result.stdout
+
+
+async def test_inventory_verify_reports_drift(database_url: str, admin: httpx.AsyncClient) -> None:
+    from tests.factories import create_location, create_product, stock
+
+    location = await create_location(admin)
+    product = await create_product(admin)
+    await stock(admin, product["sku"], location["id"], 5)
+    clean = oms(database_url, "inventory", "verify")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "ledger matches levels" in clean.stdout
+
+    # Drift made behind the service's back (as a manual UPDATE would):
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE inventory_levels SET on_hand = on_hand + 1 WHERE product_id = $1", product["id"]
+        )
+        drifted = oms(database_url, "inventory", "verify")
+        assert drifted.returncode == 1
+        assert f"DRIFT product={product['id']}" in drifted.stdout
+        assert "on_hand=6 ledger=5" in drifted.stdout
+    finally:
+        await conn.execute(
+            "UPDATE inventory_levels SET on_hand = on_hand - 1 WHERE product_id = $1", product["id"]
+        )
+        await conn.close()

@@ -1,4 +1,4 @@
-"""`oms-api`: serve | migrate | keys | openapi."""
+"""`oms-api`: serve | migrate | keys | inventory verify | openapi."""
 
 from __future__ import annotations
 
@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, at once")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
+
+    inventory = sub.add_parser("inventory", help="inventory tools")
+    inventory_sub = inventory.add_subparsers(title="inventory commands")
+    verify = inventory_sub.add_parser(
+        "verify", help="check that the movement ledger sums to the stock levels; exit 1 on drift"
+    )
+    verify.set_defaults(handler=_inventory_verify)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", "-o", default="openapi/openapi.json", help="'-' for stdout")
@@ -207,6 +214,23 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         return 1
     print(f"revoked {key.id} ({key.name})")
     return 0
+
+
+def _inventory_verify(args: argparse.Namespace) -> int:
+    from oms_api.services.inventory import verify_ledger
+
+    checked, drifts = _with_session(get_settings(), verify_ledger)
+    for d in drifts:
+        print(
+            f"DRIFT product={d.product_id} location={d.location_id} "
+            f"on_hand={d.on_hand} ledger={d.ledger_on_hand} "
+            f"reserved={d.reserved} ledger={d.ledger_reserved}"
+        )
+    verdict = (
+        "ledger matches levels" if not drifts else f"{len(drifts)} level(s) drift from the ledger"
+    )
+    print(f"checked {checked} stock level(s): {verdict}")
+    return 1 if drifts else 0
 
 
 def _openapi(args: argparse.Namespace) -> int:

@@ -16,11 +16,12 @@ from fastapi_offline import FastAPIOffline
 from oms_api import __version__
 from oms_api.api import api_keys, catalog, channels, customers, inventory, operations, orders
 from oms_api.api import settings as settings_api
-from oms_api.db import create_engine, make_sessionmaker
+from oms_api.db import create_engine, driver_connection, make_sessionmaker
 from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
 from oms_api.services import idempotency
+from oms_api.services import orders as order_service
 from oms_api.settings import Settings, get_settings
 
 log = logging.getLogger("oms_api")
@@ -34,7 +35,7 @@ with a stable `code`. Lists page with `limit` and `cursor`. Creating POSTs accep
 `Idempotency-Key`.
 """
 
-MAINTENANCE_INTERVAL_S = 300.0
+EXPIRY_BATCH = 100
 
 
 def operation_id(route: APIRoute) -> str:
@@ -42,15 +43,30 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-async def _maintenance(app: FastAPI) -> None:
-    """Periodic housekeeping; every statement is safe to run from many processes at once."""
+async def housekeeping_pass(app: FastAPI) -> None:
+    """Expire unpaid pending orders, purge old Idempotency-Key records. Every statement is
+    safe to run from many processes at once (SKIP LOCKED, idempotent deletes)."""
+    while True:  # expire in batches, each its own transaction
+        async with app.state.sessionmaker() as session, session.begin():
+            expired = await order_service.expire_pending_orders(
+                await driver_connection(session), limit=EXPIRY_BATCH
+            )
+        if expired:
+            log.info("expired %d unpaid pending order(s)", expired)
+        if expired < EXPIRY_BATCH:
+            break
+    async with app.state.sessionmaker() as session, session.begin():
+        await idempotency.purge_expired(session)
+
+
+async def _housekeeping(app: FastAPI) -> None:
+    interval = app.state.settings.maintenance_interval
     while True:
-        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+        await asyncio.sleep(interval)
         try:
-            async with app.state.sessionmaker() as session, session.begin():
-                await idempotency.purge_expired(session)
+            await housekeeping_pass(app)
         except Exception:
-            log.exception("maintenance pass failed; will retry")
+            log.exception("housekeeping pass failed; will retry")
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings, settings.database_url)
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    task = asyncio.create_task(_maintenance(app), name="oms-maintenance")
+    task = asyncio.create_task(_housekeeping(app), name="oms-housekeeping")
     try:
         yield
     finally:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=10.0, gt=0)
     webhook_allow_private_urls: bool = False
     pending_order_ttl: int = Field(default=86400, gt=0)
+    maintenance_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between housekeeping passes (order expiry, …)."
+    )
     log_format: Literal["json", "console"] = Field(
         default_factory=lambda: "console" if sys.stderr.isatty() else "json"
     )

@@ -171,7 +171,9 @@ class OrderPublic(PublicModel):
 
 
 class ReasonBody(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "customer asked by phone"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "customer asked by phone"}]}
+    )
 
     reason: ShortText | None = None
 

@@ -227,12 +227,14 @@ async def change_state(
         reason = reason or "expired: not paid in time"
     await conn.execute(
         """
-        UPDATE orders SET status = $2, updated_at = $3, version = version + 1,
-            event_sequence = event_sequence + $4,
-            hold_reason = CASE WHEN $2 = 'on_hold' THEN $5 WHEN $2 = 'cancelled' THEN hold_reason END,
+        UPDATE orders SET status = $2::text, updated_at = $3::timestamptz, version = version + 1,
+            event_sequence = event_sequence + $4::int,
+            hold_reason = CASE WHEN $2 = 'on_hold' THEN $5::text
+                               WHEN $2 = 'cancelled' THEN hold_reason END,
             cancel_reason = CASE WHEN $2 = 'cancelled' THEN $5 END,
             cancelled_at = CASE WHEN $2 = 'cancelled' THEN $3 END,
-            confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, $3) ELSE confirmed_at END
+            confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, $3)
+                                ELSE confirmed_at END
         WHERE id = $1
         """,
         order_id, target.value, now, len(types), reason,
@@ -280,9 +282,10 @@ async def record_payment(
     await conn.execute(
         """
         UPDATE orders SET authorized = $2, captured = $3, refunded = $4, voided = $5,
-            payment_status = $6, status = $7, updated_at = $8, version = version + 1,
-            event_sequence = event_sequence + $9,
-            confirmed_at = CASE WHEN $7 = 'confirmed' THEN coalesce(confirmed_at, $8) ELSE confirmed_at END
+            payment_status = $6, status = $7::text, updated_at = $8::timestamptz,
+            version = version + 1, event_sequence = event_sequence + $9::int,
+            confirmed_at = CASE WHEN $7 = 'confirmed' THEN coalesce(confirmed_at, $8)
+                                ELSE confirmed_at END
         WHERE id = $1
         """,
         order_id, totals.authorized, totals.captured, totals.refunded, totals.voided,
