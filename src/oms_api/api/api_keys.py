@@ -55,9 +55,7 @@ async def list_api_keys(
 ) -> ListResponse[ApiKeyPublic]:
     """Newest first, revoked ones included (see `revoked_at`). Secrets are never shown."""
     result = await service.list_keys(session, limit=page.limit, cursor=page.cursor)
-    return ListResponse(
-        data=[ApiKeyPublic.model_validate(k) for k in result.items], next_cursor=result.next_cursor
-    )
+    return ListResponse.of(ApiKeyPublic, result)
 
 
 @router.get(

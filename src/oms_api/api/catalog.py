@@ -64,10 +64,7 @@ async def list_locations(
     session: SessionDep, _reader: InventoryReader, page: PageDep
 ) -> ListResponse[LocationPublic]:
     result = await service.list_locations(session, limit=page.limit, cursor=page.cursor)
-    return ListResponse(
-        data=[LocationPublic.model_validate(x) for x in result.items],
-        next_cursor=result.next_cursor,
-    )
+    return ListResponse.of(LocationPublic, result)
 
 
 @locations.get(
@@ -112,9 +109,7 @@ async def list_products(
     result = await service.list_products(
         session, active=active, limit=page.limit, cursor=page.cursor
     )
-    return ListResponse(
-        data=[ProductPublic.model_validate(x) for x in result.items], next_cursor=result.next_cursor
-    )
+    return ListResponse.of(ProductPublic, result)
 
 
 @products.get(

@@ -59,9 +59,7 @@ async def list_channels(
     result = await service.list_channels(
         session, principal=principal, limit=page.limit, cursor=page.cursor
     )
-    return ListResponse(
-        data=[ChannelPublic.model_validate(c) for c in result.items], next_cursor=result.next_cursor
-    )
+    return ListResponse.of(ChannelPublic, result)
 
 
 @router.get(

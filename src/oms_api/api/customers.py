@@ -54,10 +54,7 @@ async def list_customers(
     result = await service.list_customers(
         session, principal=principal, email=email, limit=page.limit, cursor=page.cursor
     )
-    return ListResponse(
-        data=[CustomerPublic.model_validate(x) for x in result.items],
-        next_cursor=result.next_cursor,
-    )
+    return ListResponse.of(CustomerPublic, result)
 
 
 @router.get(

@@ -40,10 +40,7 @@ async def list_inventory_levels(
         session, principal=principal, sku=sku, location_id=location_id,
         limit=page.limit, cursor=page.cursor,
     )  # fmt: skip
-    return ListResponse(
-        data=[InventoryLevelPublic.model_validate(x) for x in result.items],
-        next_cursor=result.next_cursor,
-    )
+    return ListResponse.of(InventoryLevelPublic, result)
 
 
 @router.post(
@@ -80,10 +77,7 @@ async def list_inventory_movements(
         session, principal=principal, sku=sku, location_id=location_id,
         limit=page.limit, cursor=page.cursor,
     )  # fmt: skip
-    return ListResponse(
-        data=[MovementPublic.model_validate(x) for x in result.items],
-        next_cursor=result.next_cursor,
-    )
+    return ListResponse.of(MovementPublic, result)
 
 
 @router.get(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -22,6 +22,12 @@ class ListResponse(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+
+    @classmethod
+    def of(cls, model: type[T], page: Any) -> ListResponse[T]:
+        """A page of service results (`items`, `next_cursor`) as `model`s."""
+        validate = model.model_validate  # type: ignore[attr-defined]
+        return cls(data=[validate(x) for x in page.items], next_cursor=page.next_cursor)
 
 
 Code = Annotated[
