@@ -114,6 +114,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "log_format": "console",
         "log_level": "WARNING",
         "db_pool_size": 20,
+        "dispatcher": False,
+        "webhook_allow_private_urls": True,
+        "webhook_retry_delays": (1,) * 30,
+        "webhook_timeout": 3,
+        "webhook_poll_interval": 0.2,
     }
     values.update(overrides)
     return Settings(**values)
@@ -121,6 +126,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    # No webhook dispatcher here: tests that deliver run one (tests/test_webhooks.py), so a
+    # test of another process's dispatcher (the worker) is not helped by this one.
     application = create_app(make_settings(database_url))
     async with application.router.lifespan_context(application):
         yield application
@@ -193,12 +200,30 @@ class LiveServer:
         return code
 
 
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`oms-api worker` in a subprocess."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "oms_api.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def service_env(**values: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "OMS_TEST_DATABASE_URL"}
     }
     env.update(
-        {"OMS_ADMIN_API_KEY": ADMIN_KEY, "OMS_LOG_FORMAT": "json", "OMS_LOG_LEVEL": "WARNING"}
+        {
+            "OMS_ADMIN_API_KEY": ADMIN_KEY,
+            "OMS_LOG_FORMAT": "json",
+            "OMS_LOG_LEVEL": "WARNING",
+            "OMS_WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            "OMS_WEBHOOK_RETRY_DELAYS": ",".join(["1"] * 30),
+            "OMS_WEBHOOK_TIMEOUT": "3",
+            "OMS_WEBHOOK_POLL_INTERVAL": "0.2",
+        }
     )
     env.update(values)
     return env

@@ -47,4 +47,6 @@ async def test_metrics_count_requests_by_route_template(admin: httpx.AsyncClient
         in text
     )
     assert "oms_http_request_duration_seconds_bucket" in text
+    assert "oms_webhook_queue_depth" in text
+    assert "oms_webhook_oldest_pending_seconds" in text
     assert "ch_missing_for_metrics" not in text  # ids never become label values

@@ -1,4 +1,4 @@
-"""`oms-api`: serve | migrate | keys | inventory verify | openapi."""
+"""`oms-api`: serve | worker | migrate | keys | inventory verify | openapi."""
 
 from __future__ import annotations
 
@@ -41,7 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations on start")
     serve.add_argument("--log-format", choices=["json", "console"], help="overrides OMS_LOG_FORMAT")
+    serve.add_argument(
+        "--no-dispatcher",
+        action="store_true",
+        help="do not deliver webhooks here (run `oms-api worker`)",
+    )
     serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="run the webhook dispatcher and housekeeping alone")
+    worker.set_defaults(handler=_worker)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the latest migration")
     migrate.set_defaults(handler=_migrate)
@@ -84,6 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.log_format:
         os.environ["OMS_LOG_FORMAT"] = args.log_format
+    if args.no_dispatcher:
+        os.environ["OMS_DISPATCHER"] = "false"
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
@@ -109,6 +119,41 @@ def _serve(args: argparse.Namespace) -> int:
                 server_header=False,
             )
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from oms_api.embedded import database_url
+    from oms_api.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    with database_url(settings.database_url, settings.data_dir) as url:
+        asyncio.run(_run_worker(settings.model_copy(update={"database_url": url})))
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    """Dispatcher and housekeeping until SIGTERM or Ctrl-C."""
+    import logging
+
+    from oms_api.db import create_engine, make_sessionmaker
+    from oms_api.main import background_tasks
+
+    assert settings.database_url
+    engine = create_engine(settings, settings.database_url)
+    tasks = background_tasks(settings, make_sessionmaker(engine), dispatcher=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("oms_api").info("worker started: delivering webhooks")
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.dispose()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

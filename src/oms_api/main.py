@@ -12,10 +12,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oms_api import __version__
 from oms_api.api import api_keys, catalog, channels, customers, inventory, operations, orders
+from oms_api.api import events as events_api
 from oms_api.api import settings as settings_api
+from oms_api.api import webhooks as webhooks_api
 from oms_api.db import create_engine, driver_connection, make_sessionmaker
 from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
@@ -23,6 +26,7 @@ from oms_api.observability import RequestContextMiddleware, configure_logging
 from oms_api.services import idempotency
 from oms_api.services import orders as order_service
 from oms_api.settings import Settings, get_settings
+from oms_api.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("oms_api")
 
@@ -43,11 +47,11 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-async def housekeeping_pass(app: FastAPI) -> None:
+async def housekeeping_pass(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """Expire unpaid pending orders, purge old Idempotency-Key records. Every statement is
     safe to run from many processes at once (SKIP LOCKED, idempotent deletes)."""
     while True:  # expire in batches, each its own transaction
-        async with app.state.sessionmaker() as session, session.begin():
+        async with sessionmaker() as session, session.begin():
             expired = await order_service.expire_pending_orders(
                 await driver_connection(session), limit=EXPIRY_BATCH
             )
@@ -55,18 +59,35 @@ async def housekeeping_pass(app: FastAPI) -> None:
             log.info("expired %d unpaid pending order(s)", expired)
         if expired < EXPIRY_BATCH:
             break
-    async with app.state.sessionmaker() as session, session.begin():
+    async with sessionmaker() as session, session.begin():
         await idempotency.purge_expired(session)
 
 
-async def _housekeeping(app: FastAPI) -> None:
-    interval = app.state.settings.maintenance_interval
+async def run_housekeeping(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await housekeeping_pass(app)
+            await housekeeping_pass(sessionmaker)
         except Exception:
             log.exception("housekeeping pass failed; will retry")
+
+
+def background_tasks(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], *, dispatcher: bool
+) -> list[asyncio.Task[None]]:
+    """Housekeeping, and the webhook dispatcher if wanted, as running tasks."""
+    tasks = [
+        asyncio.create_task(
+            run_housekeeping(sessionmaker, settings.maintenance_interval), name="oms-housekeeping"
+        )
+    ]
+    if dispatcher:
+        assert settings.database_url
+        runner = Dispatcher(
+            settings=settings, sessionmaker=sessionmaker, database_url=settings.database_url
+        )
+        tasks.append(asyncio.create_task(runner.run(), name="oms-webhook-dispatcher"))
+    return tasks
 
 
 @contextlib.asynccontextmanager
@@ -80,13 +101,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings, settings.database_url)
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    task = asyncio.create_task(_housekeeping(app), name="oms-housekeeping")
+    tasks = background_tasks(settings, app.state.sessionmaker, dispatcher=settings.dispatcher)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
 
 
@@ -112,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.locations)
     app.include_router(channels.router)
     app.include_router(api_keys.router)
+    app.include_router(webhooks_api.endpoints)
+    app.include_router(webhooks_api.deliveries)
+    app.include_router(events_api.router)
     app.include_router(settings_api.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
@@ -150,6 +174,8 @@ TAGS = [
     {"name": "locations", "description": "Warehouses and stores stock is kept and shipped from."},
     {"name": "channels", "description": "Sales channels: web store, marketplace, POS, phone desk."},
     {"name": "api-keys", "description": "API keys: scopes, channel binding, revocation."},
+    {"name": "webhooks", "description": "Signed event delivery to the channels' endpoints."},
+    {"name": "events", "description": "The event feed, for integrators that poll."},
     {"name": "settings", "description": "Runtime settings such as the risk rules."},
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

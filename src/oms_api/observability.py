@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -39,6 +40,18 @@ HTTP_LATENCY = Histogram(
     "Time to answer an HTTP request.",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "oms_webhook_queue_depth",
+    "Webhook deliveries waiting to be sent.",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "oms_webhook_oldest_pending_seconds",
+    "Age of the oldest webhook delivery not yet delivered.",
+    multiprocess_mode="mostrecent",
 )
 
 

@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     webhook_retry_delays: Annotated[tuple[int, ...], NoDecode] = DEFAULT_WEBHOOK_RETRY_DELAYS
     webhook_timeout: float = Field(default=10.0, gt=0)
     webhook_allow_private_urls: bool = False
+    webhook_disable_after: int = Field(
+        default=3 * 86400,
+        gt=0,
+        description="Seconds of continuous failure before an endpoint is disabled.",
+    )
+    webhook_concurrency: int = Field(
+        default=32, ge=1, le=1000, description="Deliveries in flight per process."
+    )
+    webhook_poll_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between queue polls without NOTIFY."
+    )
+    dispatcher: bool = Field(default=True, description="Run the webhook dispatcher inside `serve`.")
     pending_order_ttl: int = Field(default=86400, gt=0)
     maintenance_interval: float = Field(
         default=30.0, gt=0, description="Seconds between housekeeping passes (order expiry, …)."

@@ -8,7 +8,8 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from oms_api.errors import problem_response, problem_responses
-from oms_api.observability import metrics_payload
+from oms_api.observability import WEBHOOK_OLDEST_PENDING, WEBHOOK_QUEUE_DEPTH, metrics_payload
+from oms_api.services.webhooks import queue_stats
 
 router = APIRouter(tags=["operations"])
 
@@ -61,7 +62,15 @@ async def readyz(request: Request) -> Response | Readiness:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
-    """Request counts and latency by route and status, in Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Request counts and latency by route and status, webhook attempts by outcome, webhook
+    queue depth and oldest undelivered age, in Prometheus text format."""
+    try:
+        async with request.app.state.sessionmaker() as session:
+            depth, oldest = await queue_stats(session)
+        WEBHOOK_QUEUE_DEPTH.set(depth)
+        WEBHOOK_OLDEST_PENDING.set(oldest)
+    except Exception:  # metrics must answer even when the database does not
+        pass
     payload, content_type = metrics_payload()
     return Response(payload, media_type=content_type)

@@ -10,6 +10,7 @@ from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import InventoryLevel, InventoryMovement
 from oms_api.models.orders import Order, OrderAllocation, OrderLine, Payment
 from oms_api.models.settings import AppSetting
+from oms_api.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -27,4 +28,7 @@ __all__ = [
     "OrderLine",
     "Payment",
     "Product",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

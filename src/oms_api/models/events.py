@@ -3,11 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Index, Integer, Text
+from sqlalchemy import BigInteger, Identity, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from oms_api.models.base import Base, created_at_column
+
+
+class XID8(UserDefinedType[str]):
+    """PostgreSQL's 64-bit transaction id type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "XID8"
 
 
 class Event(Base):
@@ -20,7 +30,8 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_order_id_sequence", "order_id", "sequence"),
-        Index("ix_events_channel_id_position", "channel_id", "position"),
+        Index("ix_events_txid_position", "txid", "position"),
+        Index("ix_events_channel_id_txid_position", "channel_id", "txid", "position"),
     )
 
     position: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
@@ -31,3 +42,8 @@ class Event(Base):
     sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
+    # The writing transaction's id: the feed orders by (txid, position) and only shows
+    # transactions older than every one still running, so a late commit is never skipped.
+    txid: Mapped[str] = mapped_column(
+        XID8, nullable=False, server_default=text("pg_current_xact_id()")
+    )

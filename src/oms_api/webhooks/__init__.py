@@ -1,0 +1,1 @@
+"""Webhook delivery: endpoint targets (SSRF checks), signing, the dispatcher."""

@@ -1,0 +1,357 @@
+"""Webhooks, with a real HTTP receiver on loopback and the real dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from standardwebhooks.webhooks import Webhook
+
+from oms_api.main import create_app
+from oms_api.webhooks.dispatcher import Dispatcher
+from oms_api.webhooks.signing import new_secret
+from tests.conftest import make_settings
+from tests.factories import Shop, bearer, create_key, order_body, place
+from tests.receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+async def dispatcher(app: FastAPI) -> AsyncIterator[None]:
+    """The real dispatcher, running beside the session's app while these tests run."""
+    runner = Dispatcher(
+        settings=app.state.settings, sessionmaker=app.state.sessionmaker,
+        database_url=app.state.settings.database_url,
+    )  # fmt: skip
+    task = asyncio.create_task(runner.run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+def receiver() -> Any:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+async def register(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    events: list[str] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/webhook-endpoints", json={"url": url, "events": events or ["*"], **kw}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _for_order(order_id: str) -> Any:
+    return lambda events: [e for e in events if e["data"].get("id") == order_id]
+
+
+async def test_signed_deliveries_verify_with_standard_webhooks(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    hook_key = await create_key(admin, ["webhooks:write"], shop.channel["id"])
+    endpoint = await register(client, receiver.url, bearer(hook_key["secret"]))
+    assert endpoint["secret"].startswith("whsec_")
+    assert endpoint["channel_id"] == shop.channel["id"]
+    product = await shop.product(admin, 5)
+    order = (
+        await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    ).json()
+    await client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+
+    events = await receiver.wait_for(lambda ev: len(_for_order(order["id"])(ev)) >= 2)
+    mine = [r for r in receiver.received if r.json["data"].get("id") == order["id"]]
+    for request in mine:
+        payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+        assert set(payload) == {"id", "type", "created_at", "sequence", "data"}
+        assert request.headers["webhook-id"] == payload["id"]
+    by_type = {e["type"]: e for e in _for_order(order["id"])(events)}
+    assert by_type["order.created"]["sequence"] == 1
+    assert by_type["order.cancelled"]["sequence"] == 2
+    assert by_type["order.cancelled"]["data"]["status"] == "cancelled"
+    timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()
+    assert [t["id"] for t in timeline] == [
+        by_type["order.created"]["id"],
+        by_type["order.cancelled"]["id"],
+    ]
+
+
+async def test_event_filters_and_channel_isolation(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    mine, theirs = await Shop.open(admin), await Shop.open(admin)
+    await register(admin, receiver.url, {}, ["order.cancelled"], channel_id=mine.channel["id"])
+    product = await mine.product(admin, 10)
+    other = await theirs.product(admin, 10)
+    a = (await place(client, order_body(None, [(product["sku"], 1)]), headers=mine.headers)).json()
+    b = (await place(client, order_body(None, [(other["sku"], 1)]), headers=theirs.headers)).json()
+    await client.post(f"/v1/orders/{b['id']}/cancel", headers=theirs.headers)
+    await client.post(f"/v1/orders/{a['id']}/cancel", headers=mine.headers)
+    events = await receiver.wait_for(_for_order(a["id"]))
+    await asyncio.sleep(0.5)
+    events = receiver.events()
+    assert [e["type"] for e in events] == ["order.cancelled"]
+    assert all(e["data"]["channel_id"] == mine.channel["id"] for e in events)
+
+
+async def test_failing_receiver_gets_the_event_on_a_retry(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    receiver.statuses = [500, 503]
+    endpoint = await register(
+        admin, receiver.url, {}, ["order.created"], channel_id=shop.channel["id"]
+    )
+    product = await shop.product(admin, 5)
+    order = (
+        await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    ).json()
+    await receiver.wait_for(lambda ev: len(ev) >= 3, seconds=30)
+    assert len({e["id"] for e in receiver.events()}) == 1  # the same event, retried
+    assert {r.headers["webhook-id"] for r in receiver.received} == {receiver.events()[0]["id"]}
+    assert receiver.events()[0]["data"]["id"] == order["id"]
+    await asyncio.sleep(0.3)
+    listed = (
+        await admin.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]})
+    ).json()["data"]
+    assert len(listed) == 1
+    assert (listed[0]["status"], listed[0]["attempts"], listed[0]["last_status_code"]) == (
+        "succeeded",
+        3,
+        200,
+    )
+    detail = (await admin.get(f"/v1/webhook-deliveries/{listed[0]['id']}")).json()
+    assert [a["status_code"] for a in detail["attempt_log"]] == [500, 503, 200]
+    assert all(a["latency_ms"] >= 0 for a in detail["attempt_log"])
+    succeeded = (
+        await admin.get(
+            "/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"], "status": "succeeded"}
+        )
+    ).json()
+    assert len(succeeded["data"]) == 1
+
+    retried = await admin.post(f"/v1/webhook-deliveries/{listed[0]['id']}/retry")
+    assert retried.json()["status"] == "pending"
+    await receiver.wait_for(lambda ev: len(ev) >= 4)
+
+
+async def test_retry_after_is_honoured(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    receiver.statuses = [429]
+    receiver.extra_headers = {"Retry-After": "120"}
+    endpoint = await register(
+        admin, receiver.url, {}, ["order.created"], channel_id=shop.channel["id"]
+    )
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) == 1)
+    await asyncio.sleep(0.3)
+    delivery = (
+        await admin.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]})
+    ).json()["data"][0]
+    assert delivery["status"] == "pending"
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.now(UTC)
+    assert wait.total_seconds() > 100  # not the 1 s schedule: the receiver asked for 120
+
+
+async def test_gone_disables_the_endpoint_at_once(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    receiver.statuses = [410]
+    endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) == 1)
+    for _ in range(40):
+        current = (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
+        if current["status"] == "disabled":
+            break
+        await asyncio.sleep(0.1)
+    assert current["status"] == "disabled"
+    assert "410" in current["disabled_reason"]
+    feed = (
+        await admin.get("/v1/events", params={"type": "webhook_endpoint.disabled", "limit": 200})
+    ).json()["data"]
+    assert endpoint["id"] in {e["data"]["id"] for e in feed}
+
+
+async def test_an_endpoint_failing_for_days_is_disabled(
+    database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    receiver.statuses = [500] * 10
+    endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE webhook_endpoints SET failing_since = now() - interval '4 days' WHERE id = $1",
+            endpoint["id"],
+        )
+    finally:
+        await conn.close()
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) >= 1)
+    for _ in range(40):
+        current = (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
+        if current["status"] == "disabled":
+            break
+        await asyncio.sleep(0.1)
+    assert current["status"] == "disabled"
+    assert "failed continuously" in current["disabled_reason"]
+
+
+async def test_secret_rotation_signs_with_both_for_a_while(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop = await Shop.open(admin)
+    endpoint = await register(
+        admin, receiver.url, {}, ["order.created"], channel_id=shop.channel["id"]
+    )
+    rotated = (await admin.post(f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret")).json()
+    assert rotated["secret"] != endpoint["secret"]
+    assert "secret" not in (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) == 1)
+    request = receiver.received[0]
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    Webhook(rotated["secret"]).verify(request.body, request.headers)
+
+
+async def test_a_slow_endpoint_never_delays_others(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    release = threading.Event()
+    slow, fast = Receiver(hold=release).start(), Receiver().start()
+    try:
+        await register(admin, slow.url, {}, ["order.created"], channel_id=shop.channel["id"])
+        await register(admin, fast.url, {}, ["order.created"], channel_id=shop.channel["id"])
+        product = await shop.product(admin, 5)
+        placed = await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+        assert placed.status_code == 201  # placement never waits for delivery
+        await slow.wait_for(lambda ev: len(ev) == 1)  # called, and now holding the request...
+        await fast.wait_for(lambda ev: len(ev) == 1)  # ...while the other is delivered
+        assert not release.is_set()
+    finally:
+        release.set()
+        slow.stop()
+        fast.stop()
+
+
+async def test_deleted_endpoints_get_nothing_and_channels_see_only_theirs(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    shop, other = await Shop.open(admin), await Shop.open(admin)
+    key = await create_key(admin, ["webhooks:write"], shop.channel["id"])
+    other_key = await create_key(admin, ["webhooks:write"], other.channel["id"])
+    endpoint = await register(client, receiver.url, bearer(key["secret"]))
+    assert (
+        await client.get(
+            f"/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(other_key["secret"])
+        )
+    ).status_code == 404
+    assert endpoint["id"] not in {
+        e["id"]
+        for e in (
+            await client.get("/v1/webhook-endpoints", headers=bearer(other_key["secret"]))
+        ).json()["data"]
+    }
+    mismatch = await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": receiver.url, "events": ["*"], "channel_id": other.channel["id"]},
+        headers=bearer(key["secret"]),
+    )
+    assert mismatch.status_code == 422
+    deleted = await client.delete(
+        f"/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(key["secret"])
+    )
+    assert deleted.json()["status"] == "deleted"
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await asyncio.sleep(0.6)
+    assert receiver.received == []
+    assert (
+        await client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(key["secret"]))
+    ).status_code == 404
+
+
+@pytest.fixture
+async def strict_app(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app with the production rule: https to public addresses only."""
+    app = create_app(make_settings(database_url, webhook_allow_private_urls=False))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        yield app, c
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x", "https://127.0.0.1/x", "https://10.1.2.3/x", "https://192.168.0.9/x",
+        "https://172.16.0.1/x", "https://169.254.169.254/latest", "https://[::1]/x", "https://0.0.0.0/x",
+        "https://localhost/x", "https://user:pw@hooks.example.com/x", "ftp://hooks.example.com/x",
+        "https://[::ffff:127.0.0.1]/x", "https://100.64.0.1/x", "not a url at all",
+    ],
+)  # fmt: skip
+async def test_private_and_insecure_targets_are_refused_at_registration(
+    strict_app: tuple[FastAPI, httpx.AsyncClient], url: str
+) -> None:
+    from tests.conftest import ADMIN_KEY
+
+    _, c = strict_app
+    response = await c.post(
+        "/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=bearer(ADMIN_KEY)
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in ("invalid_webhook_url", "validation_error")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_private_targets_are_refused_again_at_delivery(
+    strict_app: tuple[FastAPI, httpx.AsyncClient], receiver: Receiver, host: str
+) -> None:
+    """An endpoint whose name resolves to a private address by the time of delivery (DNS
+    answers change) is refused after resolution, on the dispatcher's real send path."""
+    app, _ = strict_app
+    dispatcher = Dispatcher(
+        settings=app.state.settings, sessionmaker=app.state.sessionmaker, database_url=""
+    )
+    dispatcher._http = httpx.AsyncClient()
+    row = {
+        "id": "whd_test", "event_id": "evt_test", "type": "order.created", "sequence": 1,
+        "created_at": datetime.now(UTC), "data": {}, "secret": new_secret(),
+        "previous_secret": None, "previous_secret_valid": False,
+        "url": f"https://{host}:{receiver.port}/hook",
+    }  # fmt: skip
+    try:
+        outcome = await dispatcher._send(row)
+    finally:
+        await dispatcher._http.aclose()
+    assert outcome.status_code is None
+    assert outcome.error is not None
+    assert outcome.error.startswith("refused:")
+    assert receiver.received == []
