@@ -66,8 +66,8 @@ async def housekeeping_pass(sessionmaker: async_sessionmaker[AsyncSession]) -> N
 async def run_housekeeping(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        try:
-            await housekeeping_pass(sessionmaker)
+        try:  # shielded: shutdown must not cancel a transaction half-way
+            await asyncio.shield(housekeeping_pass(sessionmaker))
         except Exception:
             log.exception("housekeeping pass failed; will retry")
 

@@ -186,10 +186,15 @@ class Dispatcher:
                         await conn.close()
             await asyncio.sleep(2)
 
-    async def _claim_and_send(self, limit: int) -> int:
+    async def _claim(self, limit: int) -> list[Any]:
         lease = self.settings.webhook_timeout + LEASE_MARGIN_S
         async with self.sessionmaker() as session, session.begin():
-            rows = await (await driver_connection(session)).fetch(CLAIM_SQL, limit, lease)
+            return list(await (await driver_connection(session)).fetch(CLAIM_SQL, limit, lease))
+
+    async def _claim_and_send(self, limit: int) -> int:
+        # Shielded: a shutdown may interrupt an HTTP call, never a transaction (a cancelled
+        # await inside one can hand a pooled connection back mid-transaction).
+        rows = await asyncio.shield(self._claim(limit))
         for row in rows:
             task = asyncio.create_task(self._deliver(row))
             self._in_flight.add(task)
@@ -202,9 +207,7 @@ class Dispatcher:
             self._http = httpx.AsyncClient(
                 timeout=self.settings.webhook_timeout, follow_redirects=False
             )
-        lease = self.settings.webhook_timeout + LEASE_MARGIN_S
-        async with self.sessionmaker() as session, session.begin():
-            rows = await (await driver_connection(session)).fetch(CLAIM_SQL, limit, lease)
+        rows = await self._claim(limit)
         await asyncio.gather(*(self._deliver(row) for row in rows))
         return len(rows)
 
@@ -215,7 +218,7 @@ class Dispatcher:
             log.exception("sending webhook delivery %s failed unexpectedly", row["id"])
             outcome = Outcome(None, 0, f"internal error: {type(exc).__name__}", None, None)
         try:
-            await self._record(row, outcome)
+            await asyncio.shield(self._record(row, outcome))
         except Exception:
             log.exception("recording webhook delivery %s failed; it will be retried", row["id"])
 
