@@ -80,8 +80,8 @@ async def test_patch_with_if_match(admin: httpx.AsyncClient) -> None:
     assert unconditional.json()["version"] == 3
 
     bad = await admin.patch(url, json={"name": "x"}, headers={"If-Match": "yesterday"})
-    assert bad.status_code == 400
-    assert bad.json()["code"] == "invalid_if_match"
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "validation_error"
     assert (await admin.patch(url, json={"code": "new"})).status_code == 422  # code is fixed
     assert (await admin.patch("/v1/channels/ch_nope", json={"name": "x"})).status_code == 404
 

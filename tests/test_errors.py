@@ -10,6 +10,11 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, make_settings
+from tests.factories import unique
+
+
+def unique_code() -> str:
+    return unique("c")
 
 
 async def test_malformed_json_is_400(admin: httpx.AsyncClient) -> None:
@@ -96,3 +101,51 @@ async def test_unexpected_exception_is_a_logged_problem_500(
         getattr(r, "request_id", None) == problem["request_id"] and r.exc_info
         for r in caplog.records
     )
+
+
+async def test_text_the_database_cannot_store_is_refused(admin: httpx.AsyncClient) -> None:
+    """Found by schemathesis: NUL in a body was a 500 (PostgreSQL text cannot hold it)."""
+    for escaped in (b"a\\u0000b", b"\\ud800"):  # JSON escapes of NUL and a lone surrogate
+        body = b'{"email": "x@example.com", "name": "' + escaped + b'"}'
+        response = await admin.post(
+            "/v1/customers", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+    for url in ("/v1/orders/ord_%00", "/v1/orders?q=a%00b"):
+        response = await admin.get(url)
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_characters"
+
+
+async def test_bodies_are_strictly_typed(admin: httpx.AsyncClient) -> None:
+    """Found by schemathesis: `0` was taken for false and "1" for 1."""
+    for body in (
+        {"code": unique_code(), "name": "x", "active": 0},
+        {"code": unique_code(), "name": 5},
+    ):
+        assert (await admin.post("/v1/channels", json=body)).status_code == 422
+    response = await admin.get("/v1/orders", params={"created_before": "0.5"})
+    assert response.status_code == 422
+
+
+async def test_prices_up_to_the_documented_maximum_are_stored(admin: httpx.AsyncClient) -> None:
+    """Found by schemathesis: a price above 2^31 was a 500 (the column was int32)."""
+    response = await admin.post(
+        "/v1/products",
+        json={
+            "sku": unique_code().upper(),
+            "name": "x",
+            "unit_price": 100_000_000_000,
+            "currency": "EUR",
+        },
+    )
+    assert response.status_code == 201
+    assert response.json()["unit_price"] == 100_000_000_000
+
+
+async def test_405_lists_every_allowed_method(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: Allow named one method of several."""
+    response = await client.put("/v1/api-keys")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert (await client.delete("/v1/products/ABC")).headers["allow"] == "GET, PATCH"

@@ -7,6 +7,7 @@ validation failures, unknown routes and unexpected exceptions into one response 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -220,15 +221,24 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
+        headers = dict(exc.headers or {})
         if status == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {request.url.path}."
+        if status == 405:
+            # FastAPI registers each method of a path as its own route; list them all.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{request.method} is not allowed here; allowed: {headers.get('Allow', 'none')}."
+            )
         return problem_response(
             request.url.path,
             status=status,
             code=_CODES.get(status, "http_error"),
             detail=detail,
             request_id=_request_id(request),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -251,6 +261,21 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods documented for the request's path (the OpenAPI document is the contract)."""
+    table = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, item in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in item)))
+        request.app.state.allowed_methods = table
+    for regex, methods in table:
+        if regex.match(request.url.path):
+            return list(methods)
+    return []
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

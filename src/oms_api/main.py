@@ -153,9 +153,27 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=TAGS,
     )
-    for path_item in schema.get("paths", {}).values():
+    problem_ref = {"$ref": "#/components/schemas/ProblemDetail"}
+    for path, path_item in schema.get("paths", {}).items():
         for operation in path_item.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):
+                # Every /v1 operation may answer these (see docs/api-conventions.md).
+                common = {
+                    "400": "Malformed request: body not JSON, NUL in the URL, bad header.",
+                    "422": "Invalid fields or parameters (`errors` lists them).",
+                }
+                if "requestBody" in operation:
+                    common["413"] = "Request body larger than 1 MiB."
+                for status, description in common.items():
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": description,
+                            "content": {"application/json": {"schema": problem_ref}},
+                        },
+                    )
+            for status, response in responses.items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")

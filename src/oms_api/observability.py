@@ -92,6 +92,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if _has_nul(scope):
+                response = problem_response(
+                    scope.get("path"), status=422, code="invalid_characters",
+                    detail="The URL contains a NUL (%00) character.", request_id=request_id,
+                )  # fmt: skip
+                await response(scope, receive, send_with_id)
+                return
             too_large = _declared_length(scope) > self.max_body_bytes
             if (
                 not too_large
@@ -132,6 +139,12 @@ def _incoming_request_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _REQUEST_ID_RE.match(text) else None
     return None
+
+
+def _has_nul(scope: Scope) -> bool:
+    raw = scope.get("raw_path") or b""
+    query = scope.get("query_string") or b""
+    return b"%00" in raw or b"%00" in query or b"\x00" in raw or "\x00" in scope.get("path", "")
 
 
 def _declared_length(scope: Scope) -> int:

@@ -33,7 +33,10 @@ async def create_api_key(
 
     async def create() -> ApiKeyCreated:
         key, secret = await service.create_key(
-            session, name=body.name, scopes=body.scopes, channel_id=body.channel_id
+            session,
+            name=body.name,
+            scopes=[Scope(x) for x in body.scopes],
+            channel_id=body.channel_id,
         )
         return ApiKeyCreated.model_validate(
             {**ApiKeyPublic.model_validate(key).model_dump(), "secret": secret}

@@ -90,6 +90,7 @@ IfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
+        pattern=r'^(\*|(W/)?("[0-9]{1,9}"|[0-9]{1,9}))$',
         description="The `version` you last read (the ETag); the change applies only if it is current.",
     ),
 ]
@@ -103,7 +104,7 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=255,
+        pattern=r"^[\x20-\x7e]{1,255}$",
         description="Any unique string (a UUID): a retry with the same key and body replays the "
         "first response instead of creating again. Kept 24 hours.",
     ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -11,9 +10,10 @@ from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, requi
 from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
+from oms_api.domain.payments import PaymentKind
 from oms_api.errors import problem_responses
 from oms_api.jsonutil import dumps
-from oms_api.schemas.common import ListResponse
+from oms_api.schemas.common import ListResponse, Rfc3339
 from oms_api.schemas.orders import (
     OrderCreate,
     OrderEventPublic,
@@ -81,8 +81,8 @@ async def list_orders(
     channel: Annotated[str | None, Query(max_length=64, description="Channel code.")] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     external_id: Annotated[str | None, Query(max_length=128)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Rfc3339 | None = None,
+    created_before: Rfc3339 | None = None,
     q: Annotated[str | None, Query(max_length=254, description="Order number or email.")] = None,
 ) -> Response:
     """Newest first; filters combine. A channel-bound key sees only its channel's orders."""
@@ -199,7 +199,7 @@ async def record_order_payment(
     async def record() -> bytes:
         document = await service.record_payment(
             await driver_connection(session), order_id=order_id,
-            channel_id=idem.principal.channel_id, kind=body.kind, amount=body.amount,
+            channel_id=idem.principal.channel_id, kind=PaymentKind(body.kind), amount=body.amount,
             reference=body.reference,
         )  # fmt: skip
         return dumps(document)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, Text, func, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oms_api.models.base import Base, created_at_column
@@ -36,7 +36,7 @@ class Product(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     sku: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
-    unit_price: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
     currency: Mapped[str] = mapped_column(Text, nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     weight_grams: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))

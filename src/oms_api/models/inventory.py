@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oms_api.models.base import Base, created_at_column
@@ -25,8 +34,8 @@ class InventoryLevel(Base):
     location_id: Mapped[str] = mapped_column(
         Text, ForeignKey("locations.id", ondelete="RESTRICT"), primary_key=True, index=True
     )
-    on_hand: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    reserved: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    on_hand: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
@@ -51,8 +60,8 @@ class InventoryMovement(Base):
     product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), nullable=False)
     sku: Mapped[str] = mapped_column(Text, nullable=False)
     location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), nullable=False)
-    on_hand_delta: Mapped[int] = mapped_column(Integer, nullable=False)
-    reserved_delta: Mapped[int] = mapped_column(Integer, nullable=False)
+    on_hand_delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reserved_delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     cause_type: Mapped[str] = mapped_column(Text, nullable=False)
     cause_id: Mapped[str | None] = mapped_column(Text, nullable=True)

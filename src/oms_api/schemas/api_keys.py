@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import ConfigDict, Field
 
 from oms_api.domain.access import Scope
 from oms_api.schemas.common import Id, Name, PublicModel, RequestModel
+
+ScopeName = Literal[
+    "admin", "orders:read", "orders:write", "inventory:read", "inventory:write",
+    "fulfillment:write", "returns:write", "webhooks:write", "reports:read",
+]  # fmt: skip
+assert set(ScopeName.__args__) == {s.value for s in Scope}  # type: ignore[attr-defined]
 
 
 class ApiKeyCreate(RequestModel):
@@ -18,7 +25,9 @@ class ApiKeyCreate(RequestModel):
     )
 
     name: Name = Field(examples=["web store backend"])
-    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), examples=[["orders:write"]])
+    scopes: list[ScopeName] = Field(
+        min_length=1, max_length=len(Scope), examples=[["orders:write"]]
+    )
     channel_id: Id | None = Field(
         default=None, description="Bind the key to one channel: it sees only that channel's data."
     )

@@ -1,16 +1,53 @@
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 T = TypeVar("T")
 
 
-class RequestModel(BaseModel):
-    """A request body: unknown fields are an error, never silently ignored."""
+def reject_unstorable_text(value: Any) -> None:
+    """PostgreSQL cannot store NUL in text or JSON, nor text that is not valid Unicode
+    (a lone surrogate, which JSON's \\uD800 escapes can produce): refuse them up front."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_unstorable_text(key)
+            reject_unstorable_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            reject_unstorable_text(item)
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are an error, never silently ignored; types are
+    strict (`"1"` is not a number, `0` is not a boolean); text the database cannot store
+    is refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        reject_unstorable_text(data)
+        return data
 
 
 class PublicModel(BaseModel):
@@ -40,6 +77,24 @@ Code = Annotated[
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2026-11-26T10:00:00Z")
+    return value
+
+
+# A date-time given as RFC 3339 text only (not a number of seconds). Naive means UTC.
+Rfc3339 = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339_text),
+    AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC)),
+]
 
 Sku = Annotated[
     str,

@@ -178,6 +178,9 @@ class ReasonBody(RequestModel):
     reason: ShortText | None = None
 
 
+PaymentKindName = Literal["authorization", "capture", "refund", "void"]
+
+
 class PaymentCreate(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -185,7 +188,7 @@ class PaymentCreate(RequestModel):
         }
     )
 
-    kind: PaymentKind
+    kind: PaymentKindName
     amount: int = Field(ge=1, le=100_000_000_000)
     reference: Reference | None = None
 

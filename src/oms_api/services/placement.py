@@ -78,6 +78,8 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
        now() AS now
 """
 
+MAX_ORDER_TOTAL = 10**15  # minor units; far above any real order, far below BIGINT
+
 CUSTOMER_UPSERT_SQL = """
 INSERT INTO customers (id, email, name, phone, channel_id, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -251,6 +253,12 @@ async def place_order(
     line_rows = _lines(body, products, backordered)
     subtotal = sum(line["total"] for line in line_rows)
     total = subtotal + body.shipping_price
+    if total > MAX_ORDER_TOTAL:
+        raise _invalid(
+            f"The order total {total} exceeds {MAX_ORDER_TOTAL}.",
+            "amount_too_large",
+            ["body", "lines"],
+        )
 
     risk = assess(
         RiskInput(
