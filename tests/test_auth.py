@@ -111,3 +111,26 @@ async def test_keys_are_listed_and_fetched_without_secrets(admin: httpx.AsyncCli
     assert fetched.json()["scopes"] == ["reports:read"]
     assert (await admin.get("/v1/api-keys/key_nope")).status_code == 404
     assert (await admin.delete("/v1/api-keys/key_nope")).status_code == 404
+
+
+async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> None:
+    from oms_api.main import create_app
+    from tests.conftest import ADMIN_KEY, make_settings
+
+    app = create_app(make_settings(database_url, rate_limit=1, rate_limit_burst=3))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        statuses = [
+            (
+                await c.get("/v1/channels", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            ).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [200, 200, 200, 429, 429]
+        limited = await c.get("/v1/channels", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert (await c.get("/healthz")).status_code == 200  # operations are not limited

@@ -242,3 +242,22 @@ def test_settings_round_trip_through_json() -> None:
     again = RiskSettings.from_json(settings.to_json())
     assert again == settings
     assert again.weights["order_total_above_limit"] == 50
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+
+def test_token_buckets_allow_a_burst_then_the_rate() -> None:
+    from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
+
+    buckets = TokenBuckets(rate=2.0, burst=3)
+    assert [buckets.take("k", 100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = buckets.take("k", 100.0)
+    assert wait == pytest.approx(0.5)
+    assert retry_after_header(wait) == "1"
+    assert buckets.take("other", 100.0) == 0.0  # keys are independent
+    assert buckets.take("k", 100.5) == 0.0  # half a second later: one token back
+    assert buckets.take("k", 100.5) > 0
+    assert buckets.take("k", 110.0) == 0.0  # refills, never above the burst
+    assert [buckets.take("k", 110.0) for _ in range(2)] == [0.0, 0.0]
+    assert buckets.take("k", 110.0) > 0

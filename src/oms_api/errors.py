@@ -105,6 +105,10 @@ class Unprocessable(Problem):
     status, code, title = 422, "validation_error", "Unprocessable content"
 
 
+class TooManyRequests(Problem):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
 class PayloadTooLarge(Problem):
     status, code, title = 413, "payload_too_large", "Payload too large"
 

@@ -20,6 +20,7 @@ from oms_api.api import events as events_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
 from oms_api.db import create_engine, driver_connection, make_sessionmaker
+from oms_api.domain.rate_limit import TokenBuckets
 from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
@@ -124,6 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.migration_head = head_revision()
+    app.state.rate_limiter = (
+        TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
+        if settings.rate_limit
+        else None
+    )
     install_error_handlers(app)
     app.include_router(operations.router)
     app.include_router(orders.router)
@@ -162,6 +168,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 common = {
                     "400": "Malformed request: body not JSON, NUL in the URL, bad header.",
                     "422": "Invalid fields or parameters (`errors` lists them).",
+                    "429": "Rate limit exceeded (when enabled); see `Retry-After`.",
                 }
                 if "requestBody" in operation:
                     common["413"] = "Request body larger than 1 MiB."

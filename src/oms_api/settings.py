@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    rate_limit: float = Field(
+        default=0, ge=0, description="Requests per second per API key and process; 0 = off."
+    )
+    rate_limit_burst: int = Field(default=50, ge=1, description="Requests a key may send at once.")
 
     @field_validator("webhook_retry_delays", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,7 +14,8 @@ from starlette.responses import Response
 
 from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
-from oms_api.errors import BadRequest, Forbidden
+from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
+from oms_api.errors import BadRequest, Forbidden, TooManyRequests
 from oms_api.services import access, idempotency
 from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -25,11 +27,20 @@ async def current_principal(
     session: SessionDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return await access.authenticate(
+    principal = await access.authenticate(
         session,
         authorization=request.headers.get("authorization"),
         bootstrap_key=request.app.state.settings.admin_api_key,
     )
+    limiter: TokenBuckets | None = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.take(principal.key_id, time.monotonic())
+        if wait:
+            raise TooManyRequests(
+                "This API key sent too many requests; retry after the time in Retry-After.",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
