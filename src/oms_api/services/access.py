@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.domain.access import (
     Principal,
     Scope,
@@ -23,6 +24,9 @@ from oms_api.models import ApiKey, Channel
 from oms_api.services.pagination import Page, paginate
 
 BOOTSTRAP_KEY_ID = "bootstrap"
+AUTHENTICATE_SQL = (
+    "SELECT id, scopes, channel_id FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
+)
 
 
 def _unauthorized(detail: str) -> Unauthorized:
@@ -42,16 +46,11 @@ async def authenticate(
         return Principal(BOOTSTRAP_KEY_ID, frozenset({Scope.ADMIN}), None)
     if not is_well_formed(token):
         raise _unauthorized("The API key is not valid.")
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.scopes, ApiKey.channel_id).where(
-                ApiKey.secret_hash == hash_key(token), ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).first()
+    # Every request runs this: asyncpg directly (same transaction), not the ORM.
+    row = await (await driver_connection(session)).fetchrow(AUTHENTICATE_SQL, hash_key(token))
     if row is None:
         raise _unauthorized("The API key is unknown or revoked.")
-    return Principal(row.id, frozenset(Scope(s) for s in row.scopes), row.channel_id)
+    return Principal(row["id"], frozenset(Scope(s) for s in row["scopes"]), row["channel_id"])
 
 
 async def create_key(

