@@ -43,7 +43,12 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                expected = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(expected)
+                if len(body) != expected or not body:  # the sender died mid-request
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 with receiver._lock:
                     receiver.received.append(
                         Received({k.lower(): v for k, v in self.headers.items()}, body)
