@@ -223,11 +223,42 @@ def pgbench_script(secret: str) -> str:
     )
 
 
-def wrk(url: str, seconds: int, connections: int, secret: str) -> dict[str, Any]:
+async def seed_orders(url: str, n: int) -> None:
+    """`n` orders (one line each), spread over 1,000 customers, four states and n seconds."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """INSERT INTO orders (id, number, channel_id, customer_id, email_normalized, status,
+                                   payment_status, currency, subtotal, shipping, total,
+                                   event_sequence, created_at, updated_at)
+               SELECT 'ord_seed_' || lpad(i::text, 9, '0'), 1000000000 + i, $2,
+                      'cus_bench_' || (1 + i % 1000), 'bench-' || (1 + i % 1000) || '@example.com',
+                      (ARRAY['pending', 'confirmed', 'cancelled', 'shipped'])[1 + i % 4], 'unpaid',
+                      'EUR', 1000, 0, 1000, 0, now() - make_interval(secs => i), now()
+               FROM generate_series(1, $1) i""",
+            n, CHANNEL,
+        )  # fmt: skip
+        await conn.execute(
+            """INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity, unit_price)
+               SELECT 'line_seed_' || i, 'ord_seed_' || lpad(i::text, 9, '0'), 1, 'prod_bench_1',
+                      'BENCH-1', 'Bench product 1', 1, 1000
+               FROM generate_series(1, $1) i""",
+            n,
+        )
+        await conn.execute("ANALYZE orders; ANALYZE order_lines")
+    finally:
+        await conn.close()
+
+
+def wrk(
+    url: str, seconds: int, connections: int, secret: str, script: str = "place_order.lua",
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-         str(ROOT / "bench" / "place_order.lua"), url],
-        env=os.environ | {"OMS_BENCH_KEY": secret}, capture_output=True, text=True, check=True,
+         str(ROOT / "bench" / script), url],
+        env=os.environ | {"OMS_BENCH_KEY": secret} | (extra_env or {}),
+        capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 
     def latency(p: str) -> float:
@@ -237,7 +268,9 @@ def wrk(url: str, seconds: int, connections: int, secret: str) -> dict[str, Any]
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return {
+        "rps": float(rps.group(1)) if rps else 0.0,
         "p50": latency("50"),
         "p99": latency("99"),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -273,6 +306,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument(
+        "--read-orders", type=int, default=1_000_000,
+        help="seed this many orders, then benchmark reads (0: skip)",
+    )  # fmt: skip
     args = parser.parse_args()
     for tool in ("wrk",):
         if shutil.which(tool) is None:
@@ -370,6 +407,23 @@ def main() -> int:
         print(f"|{'-' * 30}|{'-' * 38}|{'-' * 20}|")
         for label, api, base_value in rows:
             print(f"| {label:28} | {api:>36} | {base_value:>18} |")
+
+        if args.read_orders:
+            seeded = time.perf_counter()
+            asyncio.run(seed_orders(url, args.read_orders))
+            print(f"\nreads, after seeding {args.read_orders:,} orders ({time.perf_counter() - seeded:.0f} s), "
+                  f"{args.duration}s each, {args.connections} connections\n")  # fmt: skip
+            print(
+                f"| {'request':44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} |"
+            )
+            print(f"|{'-' * 46}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+            for mode, label in (("get", "GET /v1/orders/{id}"), ("list", "GET /v1/orders?status=…&limit=50"),
+                                ("search", "GET /v1/orders?q=<email>&limit=50")):  # fmt: skip
+                env = {"OMS_BENCH_MODE": mode, "OMS_BENCH_ORDERS": str(args.read_orders)}
+                r = wrk(base, args.duration, args.connections, secret, "read_orders.lua", env)
+                print(
+                    f"| {label:44} | {r['rps']:8.0f} | {r['p50']:7.1f} | {r['p99']:7.1f} | {r['non2xx']:7d} |"
+                )
         return 0
     finally:
         if proc is not None:
