@@ -56,6 +56,16 @@ async def register(
     return dict(response.json())
 
 
+async def _until_disabled(admin: httpx.AsyncClient, endpoint_id: str) -> dict[str, Any]:
+    for _ in range(40):
+        current = dict((await admin.get(f"/v1/webhook-endpoints/{endpoint_id}")).json())
+        if current["status"] == "disabled":
+            break
+        await asyncio.sleep(0.1)
+    assert current["status"] == "disabled"
+    return current
+
+
 def _for_order(order_id: str) -> Any:
     return lambda events: [e for e in events if e["data"].get("id") == order_id]
 
@@ -180,12 +190,7 @@ async def test_gone_disables_the_endpoint_at_once(
     product = await shop.product(admin, 5)
     await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
     await receiver.wait_for(lambda ev: len(ev) == 1)
-    for _ in range(40):
-        current = (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
-        if current["status"] == "disabled":
-            break
-        await asyncio.sleep(0.1)
-    assert current["status"] == "disabled"
+    current = await _until_disabled(admin, endpoint["id"])
     assert "410" in current["disabled_reason"]
     feed = (
         await admin.get("/v1/events", params={"type": "webhook_endpoint.disabled", "limit": 200})
@@ -210,12 +215,7 @@ async def test_an_endpoint_failing_for_days_is_disabled(
     product = await shop.product(admin, 5)
     await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
     await receiver.wait_for(lambda ev: len(ev) >= 1)
-    for _ in range(40):
-        current = (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
-        if current["status"] == "disabled":
-            break
-        await asyncio.sleep(0.1)
-    assert current["status"] == "disabled"
+    current = await _until_disabled(admin, endpoint["id"])
     assert "failed continuously" in current["disabled_reason"]
 
 

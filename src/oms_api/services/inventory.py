@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import Select, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,8 @@ from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id
 from oms_api.models import Channel, InventoryLevel, InventoryMovement, Location, Product
 from oms_api.services.pagination import Page, paginate
+
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +36,17 @@ class Level:
     updated_at: Any
 
 
-async def visible_locations(session: AsyncSession, principal: Principal) -> list[str] | None:
-    """The locations a channel-bound caller may see stock at; None means all."""
+async def at_visible_locations(
+    session: AsyncSession, stmt: S, principal: Principal, location_column: Any
+) -> S:
+    """`stmt` limited to the locations a channel-bound caller may see stock at (its
+    channel's `location_ids`; all when that is empty or the key is not bound)."""
     if principal.channel_id is None:
-        return None
+        return stmt
     ids = await session.scalar(
         select(Channel.location_ids).where(Channel.id == principal.channel_id)
     )
-    return list(ids) if ids else None
+    return stmt.where(location_column.in_(list(ids))) if ids else stmt
 
 
 async def _product(session: AsyncSession, sku: str, *, in_body: bool) -> Product:
@@ -164,9 +169,7 @@ async def list_levels(
         stmt = stmt.where(Product.sku == sku)
     if location_id is not None:
         stmt = stmt.where(InventoryLevel.location_id == location_id)
-    allowed = await visible_locations(session, principal)
-    if allowed is not None:
-        stmt = stmt.where(InventoryLevel.location_id.in_(allowed))
+    stmt = await at_visible_locations(session, stmt, principal, InventoryLevel.location_id)
     if cursor is not None:
         stmt = stmt.where(
             tuple_(InventoryLevel.product_id, InventoryLevel.location_id)
@@ -198,9 +201,7 @@ async def list_levels(
 async def summary(session: AsyncSession, *, principal: Principal, sku: str) -> dict[str, Any]:
     product = await _product(session, sku, in_body=False)
     stmt = select(InventoryLevel).where(InventoryLevel.product_id == product.id)
-    allowed = await visible_locations(session, principal)
-    if allowed is not None:
-        stmt = stmt.where(InventoryLevel.location_id.in_(allowed))
+    stmt = await at_visible_locations(session, stmt, principal, InventoryLevel.location_id)
     levels = (await session.scalars(stmt.order_by(InventoryLevel.location_id))).all()
     briefs = [
         {"location_id": lv.location_id, "on_hand": lv.on_hand, "reserved": lv.reserved,
@@ -231,9 +232,7 @@ async def list_movements(
         stmt = stmt.where(InventoryMovement.sku == sku)
     if location_id is not None:
         stmt = stmt.where(InventoryMovement.location_id == location_id)
-    allowed = await visible_locations(session, principal)
-    if allowed is not None:
-        stmt = stmt.where(InventoryMovement.location_id.in_(allowed))
+    stmt = await at_visible_locations(session, stmt, principal, InventoryMovement.location_id)
     return await paginate(session, stmt, id_column=InventoryMovement.id, limit=limit, cursor=cursor)
 
 
