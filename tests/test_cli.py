@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -92,3 +93,28 @@ async def test_inventory_verify_reports_drift(database_url: str, admin: httpx.As
             "UPDATE inventory_levels SET on_hand = on_hand - 1 WHERE product_id = $1", product["id"]
         )
         await conn.close()
+
+
+async def test_demo_seeds_a_shop_whose_keys_work(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
+    first = oms(database_url, "demo")
+    assert first.returncode == 0, first.stderr
+    keys = dict(re.findall(r"^\s+(admin|web|pos) key\s+: (oms_\S+)", first.stdout, re.M))
+    assert set(keys) == {"admin", "web", "pos"}
+    web = bearer(keys["web"])
+    orders = (await client.get("/v1/orders", headers=web)).json()["data"]
+    assert sorted(o["status"] for o in orders) == ["confirmed", "confirmed", "on_hold"]
+    stock = (await client.get("/v1/inventory/TSHIRT-M-RED", headers=web)).json()
+    assert stock["reserved"] == 2  # the web channel sees only its warehouse
+    assert len(stock["levels"]) == 1
+    pos_orders = (await client.get("/v1/orders", headers=bearer(keys["pos"]))).json()["data"]
+    assert pos_orders == []
+
+    again = oms(database_url, "demo")  # reuses the shop, issues new keys, no new orders
+    assert again.returncode == 0, again.stderr
+    new_web = re.search(r"^\s+web key\s+: (oms_\S+)", again.stdout, re.M)
+    assert new_web is not None
+    assert (
+        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 3
+    )

@@ -1,4 +1,4 @@
-"""`oms-api`: serve | worker | migrate | keys | inventory verify | openapi."""
+"""`oms-api`: serve | worker | demo | migrate | keys | inventory verify | openapi."""
 
 from __future__ import annotations
 
@@ -46,7 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not deliver webhooks here (run `oms-api worker`)",
     )
+    serve.add_argument("--demo", action="store_true", help="seed a demo shop first, print its keys")
     serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser(
+        "demo", help="seed a demo shop (locations, products, stock, channels, orders)"
+    )
+    demo.set_defaults(handler=_demo)
 
     worker = sub.add_parser("worker", help="run the webhook dispatcher and housekeeping alone")
     worker.set_defaults(handler=_worker)
@@ -104,6 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
             migrations_runner.upgrade(url)
         os.environ["DATABASE_URL"] = url  # worker processes inherit it
         get_settings.cache_clear()
+        if args.demo:
+            print(_seed_demo(url, f"http://{args.host}:{args.port}"), flush=True)
         with tempfile.TemporaryDirectory(prefix="oms-metrics-") as metrics_dir:
             if args.workers > 1:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -118,6 +126,30 @@ def _serve(args: argparse.Namespace) -> int:
                 timeout_graceful_shutdown=20,
                 server_header=False,
             )
+    return 0
+
+
+def _seed_demo(url: str, base_url: str) -> str:
+    from oms_api.demo import instructions, seed_demo
+    from oms_api.main import create_app
+
+    async def run() -> str:
+        settings = get_settings().model_copy(update={"database_url": url, "dispatcher": False})
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            return instructions(await seed_demo(app), base_url)
+
+    return asyncio.run(run())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from oms_api import migrations_runner
+    from oms_api.embedded import database_url
+
+    settings = get_settings()
+    with database_url(settings.database_url, settings.data_dir) as url:
+        migrations_runner.upgrade(url)
+        print(_seed_demo(url, "http://127.0.0.1:8000"))
     return 0
 
 

@@ -38,7 +38,7 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "oms_http_request_duration_seconds",
     "Time to answer an HTTP request.",
-    ["method", "route"],
+    ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
@@ -124,7 +124,7 @@ class RequestContextMiddleware:
             method = scope["method"]
             status = status_holder[0]
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            HTTP_LATENCY.labels(method, template, str(status)).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %s", method, scope.get("path"), status,

@@ -1,0 +1,158 @@
+"""`oms-api demo`: a small shop to try the API on — seeded through the real app.
+
+A warehouse and a store, five products with stock, two channels (web, pos) each with its
+own key, an admin key, and a few orders in different states. Running it again reuses what
+exists and issues fresh keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from oms_api.domain.access import Scope
+from oms_api.services import access
+
+PRODUCTS = [
+    ("TSHIRT-M-RED", "T-shirt, red, M", 1999, 40),
+    ("TSHIRT-L-RED", "T-shirt, red, L", 1999, 25),
+    ("HOODIE-M-GREY", "Hoodie, grey, M", 4999, 12),
+    ("MUG-LOGO", "Mug with logo", 1299, 100),
+    ("CAP-BLACK", "Cap, black", 1499, 3),
+]
+
+
+async def seed_demo(app: FastAPI) -> dict[str, Any]:
+    """Seed through `app` (its lifespan must be running); returns keys and ids."""
+    async with app.state.sessionmaker() as session, session.begin():
+        _, admin_secret = await access.create_key(
+            session, name="demo admin", scopes=[Scope.ADMIN], channel_id=None
+        )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://demo",
+        headers={"Authorization": f"Bearer {admin_secret}"},
+    ) as http:
+        for code, name, kind, priority in (
+            ("demo-berlin", "Berlin warehouse", "warehouse", 10),
+            ("demo-store", "Flagship store", "store", 20),
+        ):
+            created = await http.post(
+                "/v1/locations",
+                json={"code": code, "name": name, "kind": kind, "priority": priority},
+            )
+            if created.status_code not in (201, 409):
+                raise RuntimeError(f"creating location {code}: {created.text}")
+        locations = {
+            x["code"]: x["id"]
+            for x in (await http.get("/v1/locations", params={"limit": 200})).json()["data"]
+        }
+        warehouse_id, store_id = locations["demo-berlin"], locations["demo-store"]
+        fresh = False
+        for sku, name, price, units in PRODUCTS:
+            created = await http.post(
+                "/v1/products",
+                json={
+                    "sku": sku,
+                    "name": name,
+                    "unit_price": price,
+                    "currency": "EUR",
+                    "reorder_point": 5,
+                },
+            )
+            if created.status_code == 201:
+                fresh = True
+                await http.post(
+                    "/v1/inventory/adjustments",
+                    json={
+                        "sku": sku,
+                        "location_id": warehouse_id,
+                        "delta": units,
+                        "reason": "received",
+                    },
+                )
+                await http.post(
+                    "/v1/inventory/adjustments",
+                    json={
+                        "sku": sku,
+                        "location_id": store_id,
+                        "delta": max(units // 5, 1),
+                        "reason": "received",
+                    },
+                )
+        channels = {}
+        for code, name, location_ids in (
+            ("web", "Web store", [warehouse_id]),
+            ("pos", "Flagship store till", [store_id]),
+        ):
+            response = await http.post(
+                "/v1/channels", json={"code": code, "name": name, "location_ids": location_ids}
+            )
+            if response.status_code == 409:
+                listed = (await http.get("/v1/channels", params={"limit": 200})).json()["data"]
+                channels[code] = next(c for c in listed if c["code"] == code)
+            else:
+                channels[code] = response.json()
+        keys = {}
+        for code in ("web", "pos"):
+            key = (await http.post("/v1/api-keys", json={
+                "name": f"demo {code}", "channel_id": channels[code]["id"],
+                "scopes": ["orders:read", "orders:write", "inventory:read", "webhooks:write"],
+            })).json()  # fmt: skip
+            keys[code] = key["secret"]
+        orders = []
+        if fresh:
+            web = {"Authorization": f"Bearer {keys['web']}"}
+            address = {
+                "name": "Ada Lovelace",
+                "line1": "12 St James Sq",
+                "city": "London",
+                "postal_code": "SW1Y 4JH",
+                "country": "GB",
+            }
+            placements = [
+                {"customer": {"email": "ada@example.com", "name": "Ada Lovelace"}, "shipping_address": address,
+                 "lines": [{"sku": "TSHIRT-M-RED", "quantity": 2}], "shipping_price": 490,
+                 "payment": {"method": "card", "status": "authorized", "reference": "pi_demo_1"}},
+                {"customer": {"email": "grace@example.com", "name": "Grace Hopper"}, "shipping_address": address | {"name": "Grace Hopper"},
+                 "lines": [{"sku": "HOODIE-M-GREY", "quantity": 1}, {"sku": "MUG-LOGO", "quantity": 2}]},
+                {"customer": {"email": "alan@example.com"}, "lines": [{"sku": "CAP-BLACK", "quantity": 1}],
+                 "payment": {"method": "invoice"}},
+            ]  # fmt: skip
+            for body in placements:
+                orders.append((await http.post("/v1/orders", json=body, headers=web)).json())
+            await http.post(
+                f"/v1/orders/{orders[1]['id']}/hold",
+                json={"reason": "demo: address check"},
+                headers=web,
+            )
+    return {
+        "admin": admin_secret,
+        "web": keys["web"],
+        "pos": keys["pos"],
+        "orders": [o["id"] for o in orders],
+    }
+
+
+def instructions(seeded: dict[str, Any], base_url: str) -> str:
+    return f"""
+Demo shop ready.
+
+  admin key : {seeded["admin"]}
+  web key   : {seeded["web"]}      (channel "web", ships from the Berlin warehouse)
+  pos key   : {seeded["pos"]}      (channel "pos", sells from the flagship store)
+
+These keys are shown once. Try:
+
+  export WEB='Authorization: Bearer {seeded["web"]}'
+  curl -s {base_url}/v1/orders -H "$WEB"
+  curl -s {base_url}/v1/inventory/TSHIRT-M-RED -H "$WEB"
+  curl -s -X POST {base_url}/v1/orders -H "$WEB" -H 'Content-Type: application/json' \\
+    -d '{{"customer": {{"email": "you@example.com"}}, "lines": [{{"sku": "MUG-LOGO", "quantity": 1}}]}}'
+  curl -s {base_url}/v1/events -H "$WEB"
+
+API docs: {base_url}/docs
+"""
