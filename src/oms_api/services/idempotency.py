@@ -66,23 +66,15 @@ def _in_flight() -> Conflict:
     )
 
 
-CLAIM_SQL = """
-SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7)) AS got,
-       r.request_hash, r.response_status, r.response_body
-FROM (SELECT 1) AS one
-LEFT JOIN idempotency_records r ON r.principal = $2 AND r.key = $3 AND r.expires_at > now()
-"""
+# The lock, then the lookup with a snapshot taken after it (migration 0005 says why).
+CLAIM_SQL = "SELECT got, request_hash, response_status, response_body FROM oms_idempotency_claim($1, $2, $3)"
 
 
 async def claim(
     session: AsyncSession, *, principal: str, key: str, request_hash: bytes
 ) -> StoredResponse | None:
     """Lock (principal, key) for this transaction; the stored response if there is one.
-
-    One statement. A first request that commits between this statement's snapshot and
-    its lock is not seen here; `record` then finds its row and refuses, so the effect
-    still happens once.
-    """
+    One round trip; a request that holds the lock sees every record committed before."""
     row = await (await driver_connection(session)).fetchrow(
         CLAIM_SQL,
         f"{principal}\n{key}",
