@@ -77,10 +77,6 @@ class Problem(Exception):
         self.extra = extra
 
 
-class BadRequest(Problem):
-    status, code, title = 400, "bad_request", "Bad request"
-
-
 class Unauthorized(Problem):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
@@ -107,10 +103,6 @@ class Unprocessable(Problem):
 
 class TooManyRequests(Problem):
     status, code, title = 429, "rate_limited", "Too many requests"
-
-
-class PayloadTooLarge(Problem):
-    status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 _TITLES = {

@@ -14,8 +14,14 @@ PAYMENT_RECORDED = "payment.recorded"
 INVENTORY_LOW_STOCK = "inventory.low_stock"
 INVENTORY_OUT_OF_STOCK = "inventory.out_of_stock"
 
+WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+
+# Every type an endpoint may subscribe to: those emitted today, and the ones the SPEC
+# names for capabilities still to come (shipments, returns, stock alerts).
 ALL = (
     ORDER_CREATED, ORDER_CONFIRMED, ORDER_ON_HOLD, ORDER_RELEASED, ORDER_CANCELLED,
     ORDER_PARTIALLY_SHIPPED, ORDER_SHIPPED, ORDER_DELIVERED, PAYMENT_RECORDED,
-    INVENTORY_LOW_STOCK, INVENTORY_OUT_OF_STOCK,
+    "shipment.created", "shipment.shipped", "shipment.delivered", "shipment.tracking_updated",
+    "return.requested", "return.approved", "return.rejected", "return.received",
+    "return.completed", INVENTORY_LOW_STOCK, INVENTORY_OUT_OF_STOCK, WEBHOOK_ENDPOINT_DISABLED,
 )  # fmt: skip

@@ -5,17 +5,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
+from oms_api.domain.events import ALL as EVENT_TYPES
 from oms_api.schemas.common import Id, PublicModel, RequestModel, ShortText
 
-EVENT_TYPES = (
-    "order.created", "order.confirmed", "order.on_hold", "order.released", "order.cancelled",
-    "order.partially_shipped", "order.shipped", "order.delivered", "payment.recorded",
-    "shipment.created", "shipment.shipped", "shipment.delivered", "shipment.tracking_updated",
-    "return.requested", "return.approved", "return.rejected", "return.received",
-    "return.completed", "inventory.low_stock", "inventory.out_of_stock",
-    "webhook_endpoint.disabled",
-)  # fmt: skip
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 EventFilter = Literal[("*", *EVENT_TYPES)]  # type: ignore[valid-type]
 Url = Annotated[str, StringConstraints(min_length=8, max_length=2000)]
 

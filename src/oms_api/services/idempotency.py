@@ -22,11 +22,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
-from oms_api.errors import BadRequest, Conflict, Unprocessable
+from oms_api.errors import Conflict, Unprocessable
 from oms_api.models import IdempotencyRecord
 
 RETENTION = timedelta(hours=24)
-MAX_KEY_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +42,6 @@ class Claim:
     principal: str
     key: str
     request_hash: bytes
-
-
-def validate_key(key: str) -> str:
-    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
-        raise BadRequest(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
-            code="invalid_idempotency_key",
-        )
-    return key
 
 
 def fingerprint(method: str, path: str, body: bytes) -> bytes:

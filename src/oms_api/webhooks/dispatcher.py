@@ -201,16 +201,6 @@ class Dispatcher:
             task.add_done_callback(self._in_flight.discard)
         return len(rows)
 
-    async def deliver_now(self, limit: int = 100) -> int:
-        """Claim and send what is due, waiting for the results (for tests and tools)."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=self.settings.webhook_timeout, follow_redirects=False
-            )
-        rows = await self._claim(limit)
-        await asyncio.gather(*(self._deliver(row) for row in rows))
-        return len(rows)
-
     async def _deliver(self, row: Any) -> None:
         try:
             outcome = await self._send(row)
