@@ -1,5 +1,6 @@
 -- wrk script: POST /v1/orders, each request with its own Idempotency-Key and three
--- distinct SKUs (one from each band of 16), customers drawn from 1,000 emails.
+-- distinct SKUs (one from each band of 1,000 of the 3,000 seeded, as the pgbench script
+-- draws them), customers drawn from 1,000 emails.
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -17,9 +18,9 @@ end
 
 function request()
   counter = counter + 1
-  local a = math.random(1, 16)
-  local b = math.random(17, 32)
-  local c = math.random(33, 48)
+  local a = math.random(1, 1000)
+  local b = math.random(1001, 2000)
+  local c = math.random(2001, 3000)
   local body = string.format(
     '{"customer": {"email": "bench-%d@example.com"}, "lines": [' ..
     '{"sku": "BENCH-%d", "quantity": 1}, {"sku": "BENCH-%d", "quantity": 1}, {"sku": "BENCH-%d", "quantity": 1}]}',

@@ -310,6 +310,10 @@ def main() -> int:
         "--read-orders", type=int, default=1_000_000,
         help="seed this many orders, then benchmark reads (0: skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", metavar="FILE",
+        help="also record the server with py-spy during the placement run (collapsed stacks)",
+    )  # fmt: skip
     args = parser.parse_args()
     for tool in ("wrk",):
         if shutil.which(tool) is None:
@@ -367,10 +371,26 @@ def main() -> int:
         before_orders = asyncio.run(count_orders(url))
         app_pids = _tree(proc.pid)
         app_cpu, busy, gen_cpu = _cpu_seconds(app_pids), _busy_seconds(), _children_cpu()
+        pg_before = {pid: _cpu_seconds([pid]) for pid in _postgres_pids()}
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(
+                [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "250", "--subprocesses",
+                 "--duration", str(args.duration), "--output", args.profile,
+                 "--pid", str(proc.pid), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         started = time.perf_counter()
         result = wrk(base, args.duration, args.connections, secret)
+        if spy is not None:
+            spy.wait()
         elapsed = time.perf_counter() - started
         app_cpu = _cpu_seconds(app_pids) - app_cpu
+        # PostgreSQL processes alive throughout (the pool's backends, WAL writer, ...).
+        pg_own_cpu = sum(
+            max(_cpu_seconds([pid]) - cpu, 0.0) for pid, cpu in pg_before.items()
+            if Path(f"/proc/{pid}").exists()
+        )  # fmt: skip
         wrk_cpu = _children_cpu() - gen_cpu
         # PostgreSQL's share: everything busy on the machine but the app and wrk.
         pg_cpu_api = _busy_seconds() - busy - app_cpu - wrk_cpu
@@ -395,6 +415,7 @@ def main() -> int:
             ("app CPU ms/order", f"{app_cpu * 1000 / max(orders, 1):.2f}", ""),
             ("PostgreSQL CPU ms/order", f"{pg_cpu_api * 1000 / max(orders, 1):.2f}",
              f"{pg_cpu_baseline * 1000 / max(baseline_orders, 1):.2f}"),
+            ("  of which its processes", f"{pg_own_cpu * 1000 / max(orders, 1):.2f}", ""),
             ("load generator CPU ms/order", f"{wrk_cpu * 1000 / max(orders, 1):.2f}",
              f"{pgbench_cpu * 1000 / max(baseline_orders, 1):.2f}"),
             ("SQL round trips/order", "6 (tests/test_placement_budget.py)", "6"),
