@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from oms_api.db import SessionDep
+from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
 from oms_api.errors import Forbidden, TooManyRequests
@@ -22,13 +23,11 @@ from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
 
 
-async def current_principal(
-    request: Request,
-    session: SessionDep,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+async def authorize(request: Request, conn: asyncpg.Connection, scope: Scope | None) -> Principal:
+    """The caller, within its rate limit, holding `scope` (or `admin`) when one is given:
+    else 401, 429 or 403."""
     principal = await access.authenticate(
-        session,
+        conn,
         authorization=request.headers.get("authorization"),
         bootstrap_key=request.app.state.settings.admin_api_key,
     )
@@ -40,7 +39,23 @@ async def current_principal(
                 "This API key sent too many requests; retry after the time in Retry-After.",
                 headers={"Retry-After": retry_after_header(wait)},
             )
+    if scope is not None and not principal.allows(scope):
+        raise Forbidden(
+            f"This operation needs an API key with the `{scope.value}` scope.",
+            code="missing_scope",
+            required_scope=scope.value,
+        )
     return principal
+
+
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+"""Documents the bearer scheme on an operation; `authorize` reads the header itself."""
+
+
+async def current_principal(
+    request: Request, session: SessionDep, _credentials: BearerCredentials
+) -> Principal:
+    return await authorize(request, await driver_connection(session), None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -49,14 +64,10 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require(scope: Scope) -> Any:
     """A dependency: the caller, who must hold `scope` (or `admin`), else 403."""
 
-    async def principal_with_scope(principal: CurrentPrincipal) -> Principal:
-        if not principal.allows(scope):
-            raise Forbidden(
-                f"This operation needs an API key with the `{scope.value}` scope.",
-                code="missing_scope",
-                required_scope=scope.value,
-            )
-        return principal
+    async def principal_with_scope(
+        request: Request, session: SessionDep, _credentials: BearerCredentials
+    ) -> Principal:
+        return await authorize(request, await driver_connection(session), scope)
 
     return Depends(principal_with_scope)
 
@@ -131,21 +142,8 @@ class IdempotentCreate:
         or None when no Idempotency-Key was sent."""
         if self.key is None:
             return None
-        key = self.key  # its header pattern: 1-255 printable ASCII characters
-        request_hash = idempotency.fingerprint(
-            self.request.method, self.request.url.path, body.model_dump_json().encode()
-        )
-        stored = await idempotency.claim(
-            self.session, principal=self.principal.key_id, key=key, request_hash=request_hash
-        )
-        if stored is not None:
-            return Response(
-                stored.body,
-                stored.status,
-                {"Idempotent-Replayed": "true"},
-                media_type="application/json",
-            )
-        return idempotency.Claim(self.principal.key_id, key, request_hash)
+        conn = await driver_connection(self.session)
+        return await claim_idempotency_key(self.request, conn, self.principal, self.key, body)
 
     async def run(
         self,
@@ -176,6 +174,27 @@ class IdempotentCreate:
                 response=idempotency.StoredResponse(status_code, kept),
             )
         return Response(payload, status_code, media_type="application/json")
+
+
+async def claim_idempotency_key(
+    request: Request, conn: asyncpg.Connection, principal: Principal, key: str, body: BaseModel
+) -> Response | idempotency.Claim:
+    """Claim `key` (its header pattern: 1-255 printable ASCII characters) for this request:
+    the stored response to replay, or the claim to record the outcome under."""
+    request_hash = idempotency.fingerprint(
+        request.method, request.url.path, body.model_dump_json().encode()
+    )
+    stored = await idempotency.claim(
+        conn, principal=principal.key_id, key=key, request_hash=request_hash
+    )
+    if stored is not None:
+        return Response(
+            stored.body,
+            stored.status,
+            {"Idempotent-Replayed": "true"},
+            media_type="application/json",
+        )
+    return idempotency.Claim(principal.key_id, key, request_hash)
 
 
 def _serialise(result: BaseModel | bytes) -> bytes:

@@ -6,8 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
-from oms_api.db import SessionDep, driver_connection
+from oms_api.api.deps import (
+    BearerCredentials,
+    IdempotencyKeyHeader,
+    IdempotentCreate,
+    PageDep,
+    authorize,
+    claim_idempotency_key,
+    idempotent_create,
+    require,
+)
+from oms_api.db import SessionDep, driver_connection, driver_transaction
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
@@ -23,6 +32,7 @@ from oms_api.schemas.orders import (
 )
 from oms_api.services import orders as service
 from oms_api.services import placement
+from oms_api.services.idempotency import Claim
 from oms_api.services.pagination import Page
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -46,8 +56,8 @@ def orders_page(page: Page[dict[str, Any]]) -> Response:
 async def create_order(
     request: Request,
     body: OrderCreate,
-    session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
+    _credentials: BearerCredentials,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Reserves stock in the same transaction that creates the order: at the channel's
     locations, from as few locations as possible, by priority. Demand for a SKU on several
@@ -56,16 +66,22 @@ async def create_order(
     reserved. Payment `authorized`/`paid` (or method `invoice`/`cash_on_delivery`) with a
     passing risk check confirms the order at once; a risk hold puts it `on_hold`.
     `external_id` is unique per channel (409 `external_id_taken`)."""
-    claim = await idem.claim(body)
-    if isinstance(claim, Response):
-        return claim
-    payload = await placement.place_order(
-        await driver_connection(session),
-        principal=idem.principal,
-        body=body,
-        pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
-        idempotency=claim,
-    )
+    # The hot path: one plain asyncpg transaction, no session, no nested dependencies.
+    async with driver_transaction(request.app.state.engine) as conn:
+        principal = await authorize(request, conn, Scope.ORDERS_WRITE)
+        claim: Claim | None = None
+        if idempotency_key is not None:
+            claimed = await claim_idempotency_key(request, conn, principal, idempotency_key, body)
+            if isinstance(claimed, Response):  # a retry: its first response, replayed
+                return claimed
+            claim = claimed
+        payload = await placement.place_order(
+            conn,
+            principal=principal,
+            body=body,
+            pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
+            idempotency=claim,
+        )
     return Response(payload, 201, media_type="application/json")
 
 

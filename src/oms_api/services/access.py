@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.domain.access import (
     Principal,
     Scope,
@@ -34,8 +34,10 @@ def _unauthorized(detail: str) -> Unauthorized:
 
 
 async def authenticate(
-    session: AsyncSession, *, authorization: str | None, bootstrap_key: str | None
+    conn: asyncpg.Connection, *, authorization: str | None, bootstrap_key: str | None
 ) -> Principal:
+    """The caller behind `Authorization: Bearer <key>`, looked up through `conn` (asyncpg,
+    in the request's transaction: every request runs this)."""
     if not authorization:
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     scheme, _, token = authorization.partition(" ")
@@ -46,8 +48,7 @@ async def authenticate(
         return Principal(BOOTSTRAP_KEY_ID, frozenset({Scope.ADMIN}), None)
     if not is_well_formed(token):
         raise _unauthorized("The API key is not valid.")
-    # Every request runs this: asyncpg directly (same transaction), not the ORM.
-    row = await (await driver_connection(session)).fetchrow(AUTHENTICATE_SQL, hash_key(token))
+    row = await conn.fetchrow(AUTHENTICATE_SQL, hash_key(token))
     if row is None:
         raise _unauthorized("The API key is unknown or revoked.")
     return Principal(row["id"], frozenset(Scope(s) for s in row["scopes"]), row["channel_id"])

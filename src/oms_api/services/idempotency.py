@@ -17,11 +17,11 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
 from sqlalchemy import func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.errors import Conflict, Unprocessable
 from oms_api.models import IdempotencyRecord
 
@@ -61,11 +61,11 @@ CLAIM_SQL = "SELECT got, request_hash, response_status, response_body FROM oms_i
 
 
 async def claim(
-    session: AsyncSession, *, principal: str, key: str, request_hash: bytes
+    conn: asyncpg.Connection, *, principal: str, key: str, request_hash: bytes
 ) -> StoredResponse | None:
     """Lock (principal, key) for this transaction; the stored response if there is one.
     One round trip; a request that holds the lock sees every record committed before."""
-    row = await (await driver_connection(session)).fetchrow(
+    row = await conn.fetchrow(
         CLAIM_SQL,
         f"{principal}\n{key}",
         principal,

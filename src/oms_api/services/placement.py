@@ -44,10 +44,13 @@ from oms_api.schemas.orders import OrderCreate
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import iso, line_document, order_document
 
+# Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
+# prepared once per connection, it is then never planned again.
 READ_SQL = """
 WITH ch AS (
-    SELECT id, code, active, location_ids FROM channels
-    WHERE CASE WHEN $1::text IS NOT NULL THEN id = $1 ELSE code = $2 END
+    SELECT id, code, active, location_ids FROM channels WHERE id = $1::text
+    UNION ALL
+    SELECT id, code, active, location_ids FROM channels WHERE $1::text IS NULL AND code = $2
 ), pr AS (
     SELECT id, sku, name, unit_price, currency, active, allow_backorder
     FROM products WHERE sku = ANY($3::text[])
@@ -59,8 +62,9 @@ WITH ch AS (
     ORDER BY il.product_id, il.location_id
     FOR UPDATE OF il
 ), cu AS (
-    SELECT id, email_normalized FROM customers
-    WHERE CASE WHEN $4::text IS NOT NULL THEN id = $4 ELSE email_normalized = lower($5) END
+    SELECT id, email_normalized FROM customers WHERE id = $4::text
+    UNION ALL
+    SELECT id, email_normalized FROM customers WHERE $4::text IS NULL AND email_normalized = lower($5)
 ), rs AS (
     SELECT value FROM app_settings WHERE key = 'risk'
 )
