@@ -52,8 +52,8 @@ class Settings(BaseSettings):
         default_factory=lambda: "console" if sys.stderr.isatty() else "json"
     )
     log_level: str = "INFO"
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     rate_limit: float = Field(
