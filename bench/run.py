@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from oms_api import migrations_runner  # noqa: E402
 from oms_api.domain.access import display_prefix, generate_key, hash_key  # noqa: E402
 from oms_api.services import placement  # noqa: E402
-from oms_api.services.access import AUTHENTICATE_SQL  # noqa: E402
-from oms_api.services.idempotency import CLAIM_SQL  # noqa: E402
+from oms_api.services.access import AUTHENTICATE_AND_CLAIM_SQL  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 BANDS = 3
@@ -200,8 +199,9 @@ def pgbench_script(secret: str) -> str:
         return " ".join(line.strip() for line in sql.strip().splitlines())
 
     idem_key = "'bench-' || :client_id::text || '-' || :k::text"  # a value, not a volatile call
-    claim = substitute(CLAIM_SQL, {1: f"'{KEY_ID}' || {rnd}", 2: f"'{KEY_ID}'", 3: idem_key})
-    auth = substitute(AUTHENTICATE_SQL, {1: f"decode('{hash_key(secret).hex()}', 'hex')"}) + ";"
+    auth_and_claim = substitute(
+        AUTHENTICATE_AND_CLAIM_SQL, {1: f"decode('{hash_key(secret).hex()}', 'hex')", 2: idem_key}
+    )
     return (
         "\n".join(
             [
@@ -211,8 +211,7 @@ def pgbench_script(secret: str) -> str:
                 "\\set cust random(1, 1000)",
                 "\\set k random(1, 2000000000)",
                 "BEGIN;",
-                auth,
-                one_line(claim) + ";",
+                one_line(auth_and_claim) + ";",
                 one_line(substitute(placement.READ_SQL, read_params)),
                 "\\gset",
                 one_line(substitute(placement.WRITE_SQL, write_params)) + ";",
@@ -349,7 +348,7 @@ def main() -> int:
         asyncio.run(seed(url, secret))
         env = os.environ | {
             "DATABASE_URL": url,
-            "OMS_LOG_LEVEL": "WARNING",
+            "OMS_LOG_LEVEL": os.environ.get("OMS_LOG_LEVEL", "INFO"),
             "OMS_LOG_FORMAT": "json",
         }
         log = open(tempfile.gettempdir() + "/oms-bench-serve.log", "wb")  # noqa: SIM115
@@ -418,7 +417,7 @@ def main() -> int:
             ("  of which its processes", f"{pg_own_cpu * 1000 / max(orders, 1):.2f}", ""),
             ("load generator CPU ms/order", f"{wrk_cpu * 1000 / max(orders, 1):.2f}",
              f"{pgbench_cpu * 1000 / max(baseline_orders, 1):.2f}"),
-            ("SQL round trips/order", "6 (tests/test_placement_budget.py)", "6"),
+            ("SQL round trips/order", "5 (tests/test_placement_budget.py)", "5"),
             ("server RSS per worker (MB)", f"{rss:.0f}", ""),
             ("non-2xx responses", str(result["non2xx"]), ""),
         ]  # fmt: skip

@@ -7,7 +7,7 @@ import secrets
 
 import httpx
 
-from tests.factories import bearer, create_key, unique
+from tests.factories import Shop, bearer, create_key, inventory, order_body, place, unique
 
 
 async def _count_channels_with_code(admin: httpx.AsyncClient, code: str) -> int:
@@ -141,3 +141,42 @@ async def test_concurrent_duplicates_across_two_server_processes(
         assert set(statuses) <= {201, 409}, statuses
         assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
         assert await _count_channels_with_code(admin, body["code"]) == 1
+
+
+async def test_placement_replays_for_a_channel_key_and_for_the_admin_key(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Placement claims the key in the same round trip as it authenticates (a stored key), or
+    on its own (the bootstrap admin key): both replay, and neither reserves stock twice."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 10)
+    for headers, body in (
+        (shop.headers, order_body(None, [(product["sku"], 2)])),
+        ({}, order_body(shop.channel["code"], [(product["sku"], 2)])),  # `admin` sends its key
+    ):
+        keyed = headers | {"Idempotency-Key": secrets.token_hex(8)}
+        first = await place(admin, body, headers=keyed)
+        again = await place(admin, body, headers=keyed)
+        assert first.status_code == again.status_code == 201, first.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+        changed = body | {"note": "different"}
+        reused = await place(admin, changed, headers=keyed)
+        assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
+    level = (await inventory(admin, product["sku"]))["levels"][0]
+    assert (level["on_hand"], level["reserved"]) == (10, 4)
+
+
+async def test_placement_without_the_scope_is_403_even_with_an_idempotency_key(
+    admin: httpx.AsyncClient,
+) -> None:
+    """The key is claimed before the scope is checked; the refusal rolls the claim back."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    reader = await create_key(admin, ["orders:read"], shop.channel["id"])
+    headers = bearer(reader["secret"]) | {"Idempotency-Key": secrets.token_hex(8)}
+    body = order_body(None, [(product["sku"], 1)])
+    for _ in range(2):  # not 409 in flight the second time: nothing stays locked or stored
+        refused = await place(admin, body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "missing_scope")
+    assert (await inventory(admin, product["sku"]))["levels"][0]["reserved"] == 0

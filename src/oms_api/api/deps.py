@@ -26,11 +26,39 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 async def authorize(request: Request, conn: asyncpg.Connection, scope: Scope | None) -> Principal:
     """The caller, within its rate limit, holding `scope` (or `admin`) when one is given:
     else 401, 429 or 403."""
-    principal = await access.authenticate(
+    principal, _ = await access.authenticate(
         conn,
         authorization=request.headers.get("authorization"),
         bootstrap_key=request.app.state.settings.admin_api_key,
     )
+    admit(request, principal, scope)
+    return principal
+
+
+async def authorize_creation(
+    request: Request, conn: asyncpg.Connection, scope: Scope, key: str, body: BaseModel
+) -> tuple[Principal, Response | idempotency.Claim]:
+    """`authorize`, and the claim of Idempotency-Key `key` in the same round trip: the
+    caller, and the stored response to replay or the claim to record the outcome under."""
+    principal, row = await access.authenticate(
+        conn,
+        authorization=request.headers.get("authorization"),
+        bootstrap_key=request.app.state.settings.admin_api_key,
+        claiming=key,
+    )
+    admit(request, principal, scope)
+    request_hash = _request_hash(request, body)
+    if row is None:  # the bootstrap key: claimed on its own
+        stored = await idempotency.claim(
+            conn, principal=principal.key_id, key=key, request_hash=request_hash
+        )
+    else:
+        stored = idempotency.read_claim(row, request_hash)
+    return principal, _replay_or_claim(stored, principal, key, request_hash)
+
+
+def admit(request: Request, principal: Principal, scope: Scope | None) -> None:
+    """429 past the key's rate limit; 403 without `scope` (or `admin`)."""
     limiter: TokenBuckets | None = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.take(principal.key_id, time.monotonic())
@@ -45,7 +73,6 @@ async def authorize(request: Request, conn: asyncpg.Connection, scope: Scope | N
             code="missing_scope",
             required_scope=scope.value,
         )
-    return principal
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -181,12 +208,22 @@ async def claim_idempotency_key(
 ) -> Response | idempotency.Claim:
     """Claim `key` (its header pattern: 1-255 printable ASCII characters) for this request:
     the stored response to replay, or the claim to record the outcome under."""
-    request_hash = idempotency.fingerprint(
-        request.method, request.url.path, body.model_dump_json().encode()
-    )
+    request_hash = _request_hash(request, body)
     stored = await idempotency.claim(
         conn, principal=principal.key_id, key=key, request_hash=request_hash
     )
+    return _replay_or_claim(stored, principal, key, request_hash)
+
+
+def _request_hash(request: Request, body: BaseModel) -> bytes:
+    return idempotency.fingerprint(
+        request.method, request.url.path, body.model_dump_json().encode()
+    )
+
+
+def _replay_or_claim(
+    stored: idempotency.StoredResponse | None, principal: Principal, key: str, request_hash: bytes
+) -> Response | idempotency.Claim:
     if stored is not None:
         return Response(
             stored.body,

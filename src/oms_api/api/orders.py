@@ -12,7 +12,7 @@ from oms_api.api.deps import (
     IdempotentCreate,
     PageDep,
     authorize,
-    claim_idempotency_key,
+    authorize_creation,
     idempotent_create,
     require,
 )
@@ -68,10 +68,13 @@ async def create_order(
     `external_id` is unique per channel (409 `external_id_taken`)."""
     # The hot path: one plain asyncpg transaction, no session, no nested dependencies.
     async with driver_transaction(request.app.state.engine) as conn:
-        principal = await authorize(request, conn, Scope.ORDERS_WRITE)
         claim: Claim | None = None
-        if idempotency_key is not None:
-            claimed = await claim_idempotency_key(request, conn, principal, idempotency_key, body)
+        if idempotency_key is None:
+            principal = await authorize(request, conn, Scope.ORDERS_WRITE)
+        else:
+            principal, claimed = await authorize_creation(
+                request, conn, Scope.ORDERS_WRITE, idempotency_key, body
+            )
             if isinstance(claimed, Response):  # a retry: its first response, replayed
                 return claimed
             claim = claimed

@@ -27,6 +27,14 @@ BOOTSTRAP_KEY_ID = "bootstrap"
 AUTHENTICATE_SQL = (
     "SELECT id, scopes, channel_id FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL"
 )
+# A creating request's two first steps in one round trip: the key, then (as that key) the
+# claim of its Idempotency-Key — the function takes the lock before it looks (migration 0005).
+AUTHENTICATE_AND_CLAIM_SQL = """
+SELECT k.id, k.scopes, k.channel_id, c.got, c.request_hash, c.response_status, c.response_body
+FROM api_keys k
+CROSS JOIN LATERAL oms_idempotency_claim(k.id || E'\\n' || $2, k.id, $2) c
+WHERE k.secret_hash = $1 AND k.revoked_at IS NULL
+"""
 
 
 def _unauthorized(detail: str) -> Unauthorized:
@@ -34,10 +42,19 @@ def _unauthorized(detail: str) -> Unauthorized:
 
 
 async def authenticate(
-    conn: asyncpg.Connection, *, authorization: str | None, bootstrap_key: str | None
-) -> Principal:
+    conn: asyncpg.Connection,
+    *,
+    authorization: str | None,
+    bootstrap_key: str | None,
+    claiming: str | None = None,
+) -> tuple[Principal, asyncpg.Record | None]:
     """The caller behind `Authorization: Bearer <key>`, looked up through `conn` (asyncpg,
-    in the request's transaction: every request runs this)."""
+    in the request's transaction: every request runs this).
+
+    With `claiming` (an Idempotency-Key), the same round trip claims it for the caller and
+    returns the claim's row (`idempotency.read_claim` reads it); None for the bootstrap key,
+    which is not stored and claims separately.
+    """
     if not authorization:
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     scheme, _, token = authorization.partition(" ")
@@ -45,13 +62,17 @@ async def authenticate(
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     if bootstrap_key and secrets.compare_digest(token.encode(), bootstrap_key.encode()):
-        return Principal(BOOTSTRAP_KEY_ID, frozenset({Scope.ADMIN}), None)
+        return Principal(BOOTSTRAP_KEY_ID, frozenset({Scope.ADMIN}), None), None
     if not is_well_formed(token):
         raise _unauthorized("The API key is not valid.")
-    row = await conn.fetchrow(AUTHENTICATE_SQL, hash_key(token))
+    if claiming is None:
+        row = await conn.fetchrow(AUTHENTICATE_SQL, hash_key(token))
+    else:
+        row = await conn.fetchrow(AUTHENTICATE_AND_CLAIM_SQL, hash_key(token), claiming)
     if row is None:
         raise _unauthorized("The API key is unknown or revoked.")
-    return Principal(row["id"], frozenset(Scope(s) for s in row["scopes"]), row["channel_id"])
+    principal = Principal(row["id"], frozenset(Scope(s) for s in row["scopes"]), row["channel_id"])
+    return principal, (row if claiming is not None else None)
 
 
 async def create_key(

@@ -14,8 +14,10 @@ stored: a request that failed changed nothing and may be retried with the same k
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy import func, text
@@ -67,11 +69,22 @@ async def claim(
     One round trip; a request that holds the lock sees every record committed before."""
     row = await conn.fetchrow(
         CLAIM_SQL,
-        f"{principal}\n{key}",
+        lock_key(principal, key),
         principal,
-        key,  # keys are printable: no newline
+        key,
     )
     assert row is not None
+    return read_claim(row, request_hash)
+
+
+def lock_key(principal: str, key: str) -> str:
+    return f"{principal}\n{key}"  # keys are printable: no newline
+
+
+def read_claim(row: Mapping[str, Any], request_hash: bytes) -> StoredResponse | None:
+    """The outcome of `oms_idempotency_claim` for this request: None to go ahead, or the
+    stored response to replay; 409 while another request holds the key, 422 if the key
+    was used for a different request."""
     if not row["got"]:
         raise _in_flight()
     if row["request_hash"] is None:
