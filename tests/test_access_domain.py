@@ -14,6 +14,7 @@ from oms_api.domain.access import (
     hash_key,
     is_well_formed,
 )
+from oms_api.ids import encode_ulid, new_id
 
 
 def test_generated_keys_are_well_formed_and_distinct() -> None:
@@ -62,3 +63,15 @@ def test_admin_allows_every_scope_and_others_only_their_own(scope: Scope) -> Non
         assert all(holder.allows(s) for s in others)
     else:
         assert not any(holder.allows(s) for s in others)
+
+
+def test_ulids_encode_time_then_randomness_in_crockford_base32() -> None:
+    assert encode_ulid(0, bytes(10)) == "0" * 26
+    assert encode_ulid(2**48 - 1, b"\xff" * 10) == "7" + "Z" * 25  # 2 leading zero bits
+    assert encode_ulid(1, bytes(10)) == "0" * 9 + "1" + "0" * 16  # time: the first 10
+    assert encode_ulid(0, bytes(9) + b"\x01") == "0" * 25 + "1"
+    # the specification's example: 1469918176385 ms is 01ARYZ6S41
+    assert encode_ulid(1469918176385, bytes(10)).startswith("01ARYZ6S41")
+    ids = [new_id("ord") for _ in range(50)]
+    assert all(len(i) == 30 and set(i[4:]) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for i in ids)
+    assert len(set(ids)) == 50

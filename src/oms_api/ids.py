@@ -10,12 +10,16 @@ import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10-bit value as 2 characters
+_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_id(prefix: str) -> str:
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    return f"{prefix}_{encode_ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
+
+
+def encode_ulid(millis: int, randomness: bytes) -> str:
+    """48 bits of milliseconds, then 80 random bits: 26 characters, most significant first
+    (the 128 bits with 2 zero bits in front, as 13 pairs of 5-bit groups)."""
+    value = (millis << 80) | int.from_bytes(randomness, "big")
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
