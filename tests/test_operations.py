@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from oms_api.db import libpq_url
 from oms_api.main import create_app
-from tests.conftest import free_port, make_settings
+from tests.conftest import ADMIN_KEY, free_port, make_settings
+from tests.factories import Shop, bearer, inventory, order_body
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -50,3 +55,47 @@ async def test_metrics_count_requests_by_route_template(admin: httpx.AsyncClient
     assert "oms_webhook_queue_depth" in text
     assert "oms_webhook_oldest_pending_seconds" in text
     assert "ch_missing_for_metrics" not in text  # ids never become label values
+
+
+async def _call(app: FastAPI, method: str, path: str, **kw: Any) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        return await c.request(method, path, **kw)
+
+
+async def test_api_answers_503_when_the_database_is_down() -> None:
+    app = create_app(make_settings(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"))
+    async with app.router.lifespan_context(app):
+        response = await _call(app, "GET", "/v1/orders", headers=bearer(ADMIN_KEY))
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_a_statement_over_the_timeout_is_503_and_its_connection_is_reused(
+    admin: httpx.AsyncClient, database_url: str
+) -> None:
+    """A placement stuck behind a lock it cannot get within OMS_STATEMENT_TIMEOUT_MS is
+    cancelled by PostgreSQL and answered 503; the pooled connection stays usable."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    body = order_body(None, [(product["sku"], 1)])
+    app = create_app(make_settings(database_url, statement_timeout_ms=300, db_pool_size=1))
+    holder = await asyncpg.connect(libpq_url(database_url))
+    try:
+        async with app.router.lifespan_context(app):
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT 1 FROM inventory_levels il JOIN products p ON p.id = il.product_id "
+                    "WHERE p.sku = $1 FOR UPDATE OF il",
+                    product["sku"],
+                )
+                blocked = await _call(app, "POST", "/v1/orders", json=body, headers=shop.headers)
+            placed = await _call(app, "POST", "/v1/orders", json=body, headers=shop.headers)
+    finally:
+        await holder.close()
+    assert blocked.status_code == 503, blocked.text
+    assert blocked.json()["code"] == "database_timeout"
+    assert blocked.headers["retry-after"] == "1"
+    assert placed.status_code == 201, placed.text
+    assert (await inventory(admin, product["sku"]))["levels"][0]["reserved"] == 1

@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Counter
@@ -238,6 +240,21 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        unavailable = database_unavailable(exc)
+        if unavailable is not None:
+            code, detail = unavailable
+            log.warning(
+                "database unavailable on %s %s: %r", request.method, request.url.path, exc,
+                extra={"request_id": _request_id(request)},
+            )  # fmt: skip
+            return problem_response(
+                request.url.path,
+                status=503,
+                code=code,
+                detail=detail,
+                request_id=_request_id(request),
+                headers={"Retry-After": "1"},
+            )
         UNEXPECTED_ERRORS.inc()
         request_id = _request_id(request)
         log.exception(
@@ -257,6 +274,42 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def database_unavailable(exc: BaseException) -> tuple[str, str] | None:
+    """(code, detail) when `exc` means the database could not answer in time — a statement
+    over `statement_timeout`, no free pooled connection, no connection at all — which is the
+    server's state, not a bug: answered 503 with `Retry-After`. None for anything else."""
+    for cause in _causes(exc):
+        if isinstance(cause, asyncpg.QueryCanceledError):
+            return (
+                "database_timeout",
+                "The database did not answer within the statement timeout; retry shortly.",
+            )
+        if isinstance(cause, sqlalchemy.exc.TimeoutError):
+            return "database_busy", "Every database connection is busy; retry shortly."
+        if isinstance(
+            cause,
+            OSError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError
+            | asyncpg.ConnectionDoesNotExistError,
+        ):
+            return "database_unavailable", "The database cannot be reached; retry shortly."
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it wraps (SQLAlchemy keeps the driver's as `orig`/`__cause__`)."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen) or len(seen) > 10:
+            continue
+        seen.append(current)
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return seen
 
 
 def _allowed_methods(request: Request) -> list[str]:

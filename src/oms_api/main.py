@@ -182,6 +182,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     "400": "Malformed request: body not JSON, NUL in the URL, bad header.",
                     "422": "Invalid fields or parameters (`errors` lists them).",
                     "429": "Rate limit exceeded (when enabled); see `Retry-After`.",
+                    "503": "The database is unavailable, busy or too slow; see `Retry-After`.",
                 }
                 if "requestBody" in operation:
                     common["413"] = "Request body larger than 1 MiB."
