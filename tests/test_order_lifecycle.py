@@ -251,6 +251,27 @@ async def test_risk_rules_hold_orders(admin: httpx.AsyncClient, client: httpx.As
         await admin.put("/v1/settings/risk", json=before)
 
 
+async def test_many_orders_from_one_email_within_the_window_are_held(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    before = (await admin.get("/v1/settings/risk")).json()
+    try:
+        settings = {"velocity_max_orders": 3, "weights": {"many_orders_from_email": 70}}
+        assert (await admin.put("/v1/settings/risk", json=settings)).status_code == 200
+        shop = await Shop.open(admin)
+        product = await shop.product(admin, 50)
+        email, other = f"{unique('busy')}@example.com", f"{unique('calm')}@example.com"
+        statuses = [
+            (await _order(client, shop, product["sku"], customer={"email": email}))["status"]
+            for _ in range(5)
+        ]
+        assert statuses == ["pending"] * 3 + ["on_hold"] * 2  # the 4th and 5th exceed 3
+        calm = await _order(client, shop, product["sku"], customer={"email": other.upper()})
+        assert calm["risk"]["reasons"] == []
+    finally:
+        await admin.put("/v1/settings/risk", json=before)
+
+
 async def test_unpaid_pending_orders_expire_and_release_stock(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

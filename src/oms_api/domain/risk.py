@@ -52,7 +52,8 @@ class RiskInput:
     total: int
     shipping_country: str | None
     billing_country: str | None
-    recent_orders_from_email: int  # within the window, not counting this one
+    # within the window, not counting this one; counted up to `velocity_max_orders` only
+    recent_orders_from_email: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,10 @@ from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import iso, line_document, order_document
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
-# prepared once per connection, it is then never planned again.
-READ_SQL = """
+# prepared once per connection, it is then never planned again. The risk rule only asks
+# whether the email has `velocity_max_orders` recent orders: they are counted no further.
+_DEFAULT_RISK = RiskSettings()
+READ_SQL = f"""
 WITH ch AS (
     SELECT id, code, active, location_ids FROM channels WHERE id = $1::text
     UNION ALL
@@ -73,11 +75,13 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
        (SELECT json_agg(lv) FROM lv) AS levels,
        (SELECT row_to_json(cu) FROM cu) AS customer,
        (SELECT value FROM rs) AS risk_settings,
-       (SELECT count(*) FROM orders o
-         WHERE o.email_normalized = coalesce((SELECT email_normalized FROM cu), lower($5))
-           AND o.created_at > now() - make_interval(secs =>
-               coalesce(((SELECT value FROM rs) ->> 'velocity_window_seconds')::int, 3600))
-       ) AS recent_orders,
+       (SELECT count(*) FROM (
+            SELECT FROM orders o
+            WHERE o.email_normalized = coalesce((SELECT email_normalized FROM cu), lower($5))
+              AND o.created_at > now() - make_interval(secs => coalesce(
+                  ((SELECT value FROM rs) ->> 'velocity_window_seconds')::int, {_DEFAULT_RISK.velocity_window_seconds}))
+            LIMIT coalesce(((SELECT value FROM rs) ->> 'velocity_max_orders')::int, {_DEFAULT_RISK.velocity_max_orders})
+       ) AS recent) AS recent_orders,
        nextval('order_number_seq') AS number,
        now() AS now
 """
