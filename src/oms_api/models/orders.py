@@ -43,7 +43,7 @@ class Order(Base):
         Index("ix_orders_channel_id_id", "channel_id", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_status_id", "status", "id"),
-        Index("ix_orders_email_normalized_created_at", "email_normalized", "created_at"),
+        Index("ix_orders_email_normalized_id", "email_normalized", "id"),
         Index(
             "ix_orders_expires_at_pending",
             "expires_at",

@@ -46,7 +46,8 @@ from oms_api.services.order_documents import iso, line_document, order_document
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
 # prepared once per connection, it is then never planned again. The risk rule only asks
-# whether the email has `velocity_max_orders` recent orders: they are counted no further.
+# whether the email has `velocity_max_orders` orders inside the window: of its latest that
+# many (ids are time-ordered), count those inside it — a short backward index scan.
 _DEFAULT_RISK = RiskSettings()
 READ_SQL = f"""
 WITH ch AS (
@@ -76,12 +77,14 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
        (SELECT row_to_json(cu) FROM cu) AS customer,
        (SELECT value FROM rs) AS risk_settings,
        (SELECT count(*) FROM (
-            SELECT FROM orders o
+            SELECT o.created_at FROM orders o
             WHERE o.email_normalized = coalesce((SELECT email_normalized FROM cu), lower($5))
-              AND o.created_at > now() - make_interval(secs => coalesce(
-                  ((SELECT value FROM rs) ->> 'velocity_window_seconds')::int, {_DEFAULT_RISK.velocity_window_seconds}))
+            ORDER BY o.id DESC
             LIMIT coalesce(((SELECT value FROM rs) ->> 'velocity_max_orders')::int, {_DEFAULT_RISK.velocity_max_orders})
-       ) AS recent) AS recent_orders,
+        ) AS latest
+        WHERE latest.created_at > now() - make_interval(secs => coalesce(
+            ((SELECT value FROM rs) ->> 'velocity_window_seconds')::int, {_DEFAULT_RISK.velocity_window_seconds}))
+       ) AS recent_orders,
        nextval('order_number_seq') AS number,
        now() AS now
 """
