@@ -166,7 +166,6 @@ def pgbench_script(secret: str) -> str:
         + '"}'
     )
     skus = "ARRAY['BENCH-' || :a::text, 'BENCH-' || :b::text, 'BENCH-' || :c::text]"
-    pids = "ARRAY['prod_bench_' || :a::text, 'prod_bench_' || :b::text, 'prod_bench_' || :c::text]"
     rnd = "md5(random()::text)"
     read_params = {
         1: f"'{CHANNEL}'",
@@ -181,15 +180,25 @@ def pgbench_script(secret: str) -> str:
         11: "3000", 12: "0", 13: "3000", 14: "0", 15: "0", 16: "NULL", 17: "NULL", 18: "NULL",
         19: "'{}'", 20: "0", 21: "'{}'", 22: "NULL", 23: "1",
         24: ":now::timestamptz + interval '1 day'", 25: ":now::timestamptz", 26: "NULL",
-        27: f"ARRAY['line_' || {rnd}, 'line_' || {rnd}, 'line_' || {rnd}]", 28: "ARRAY[1, 2, 3]",
-        29: pids, 30: skus, 31: "ARRAY['p', 'p', 'p']", 32: "ARRAY[1, 1, 1]",
-        33: "ARRAY[1000, 1000, 1000]", 34: "ARRAY[0, 0, 0]", 35: pids,
-        36: f"ARRAY['{LOCATION}', '{LOCATION}', '{LOCATION}']", 37: "ARRAY[1, 1, 1]", 38: skus,
-        39: f"ARRAY['mov_' || {rnd}, 'mov_' || {rnd}, 'mov_' || {rnd}]",
-        40: "'{}'", 41: "'{}'", 42: "'{}'", 43: "'{}'", 44: f"'{doc}'",
-        45: f"ARRAY['evt_' || {rnd}]", 46: "ARRAY['order.created']", 47: "ARRAY[1]",
-        48: f"'{KEY_ID}'", 49: "'bench-' || :client_id::text || '-' || :k::text", 50: f"decode({rnd}, 'hex')",
-        51: f"convert_to('{doc}', 'UTF8')", 52: ":now::timestamptz + interval '24 hours'",
+        # JSON text built by concatenation, as cheap as the literal the service sends
+        27: "'[' || " + " || ', ' || ".join(
+            f"'{{\"id\": \"line_' || {rnd} || '\", \"position\": {i + 1}, \"product_id\": "
+            f"\"prod_bench_' || :{v}::text || '\", \"sku\": \"BENCH-' || :{v}::text || "
+            "'\", \"name\": \"p\", \"quantity\": 1, \"unit_price\": 1000, \"backordered\": 0}'"
+            for i, v in enumerate("abc")
+        ) + " || ']'",
+        28: "'[' || " + " || ', ' || ".join(
+            f"'{{\"product_id\": \"prod_bench_' || :{v}::text || '\", \"location_id\": "
+            f"\"{LOCATION}\", \"sku\": \"BENCH-' || :{v}::text || '\", \"quantity\": 1, "
+            f"\"movement_id\": \"mov_' || {rnd} || '\"}}'"
+            for v in "abc"
+        ) + " || ']'",
+        29: "'[]'", 30: f"'{doc}'",
+        31: f"'[{{\"id\": \"evt_' || {rnd} || '\", \"type\": \"order.created\", \"sequence\": 1}}]'",
+        32: f"'{KEY_ID}'", 33: "'bench-' || :client_id::text || '-' || :k::text", 34: f"decode({rnd}, 'hex')",
+        35: f"convert_to('{doc}', 'UTF8')", 36: ":now::timestamptz + interval '24 hours'",
+        37: "ARRAY['prod_bench_' || :a::text, 'prod_bench_' || :b::text, 'prod_bench_' || :c::text]",
+        38: f"ARRAY['{LOCATION}', '{LOCATION}', '{LOCATION}']", 39: "ARRAY[1, 1, 1]",
     }  # fmt: skip
 
     def substitute(sql: str, params: dict[int, str]) -> str:
