@@ -78,7 +78,9 @@ async def claim(
 
 
 def lock_key(principal: str, key: str) -> str:
-    return f"{principal}\n{key}"  # keys are printable: no newline
+    """What the advisory lock is taken on; `access.AUTHENTICATE_AND_CLAIM_SQL` builds the
+    same string in SQL. Keys are printable: no newline."""
+    return f"{principal}\n{key}"
 
 
 def read_claim(row: Mapping[str, Any], request_hash: bytes) -> StoredResponse | None:
