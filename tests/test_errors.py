@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
+import sqlalchemy.exc
 from fastapi import FastAPI
 
+from oms_api.errors import database_unavailable
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.factories import unique
 
@@ -149,3 +152,28 @@ async def test_405_lists_every_allowed_method(client: httpx.AsyncClient) -> None
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, POST"
     assert (await client.delete("/v1/products/ABC")).headers["allow"] == "GET, PATCH"
+
+
+def test_database_trouble_is_told_apart_from_bugs() -> None:
+    """What `database_unavailable` maps to 503: the pool's wait running out, a statement
+    cancelled by statement_timeout (also when wrapped), no connection; and not a bug that
+    merely happened while handling such an error."""
+
+    def code(exc: BaseException) -> str | None:
+        found = database_unavailable(exc)
+        return found[0] if found else None
+
+    def raised_from(cause: BaseException) -> BaseException:
+        try:
+            raise RuntimeError("wrapper") from cause
+        except RuntimeError as exc:
+            return exc
+
+    assert code(sqlalchemy.exc.TimeoutError("pool")) == "database_busy"
+    cancelled = asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+    assert code(raised_from(cancelled)) == "database_timeout"
+    assert code(ConnectionRefusedError()) == "database_unavailable"
+    bug = ValueError("a bug")
+    bug.__context__ = ConnectionRefusedError()
+    assert code(bug) is None
+    assert code(KeyError("x")) is None

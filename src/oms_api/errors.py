@@ -300,7 +300,8 @@ def database_unavailable(exc: BaseException) -> tuple[str, str] | None:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and the exceptions it wraps (SQLAlchemy keeps the driver's as `orig`/`__cause__`)."""
+    """`exc` and the exceptions it wraps (SQLAlchemy keeps the driver's as `orig`/`__cause__`);
+    not `__context__`: an error raised while handling another is not caused by it."""
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -308,7 +309,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
         if current is None or any(current is s for s in seen) or len(seen) > 10:
             continue
         seen.append(current)
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+        pending += [current.__cause__, getattr(current, "orig", None)]
     return seen
 
 
