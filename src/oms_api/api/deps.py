@@ -26,12 +26,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 async def authorize(request: Request, conn: asyncpg.Connection, scope: Scope | None) -> Principal:
     """The caller, within its rate limit, holding `scope` (or `admin`) when one is given:
     else 401, 429 or 403."""
-    principal, _ = await access.authenticate(
-        conn,
-        authorization=request.headers.get("authorization"),
-        bootstrap_key=request.app.state.settings.admin_api_key,
-    )
-    admit(request, principal, scope)
+    principal, _ = await _admitted(request, conn, scope, claiming=None)
     return principal
 
 
@@ -40,25 +35,25 @@ async def authorize_creation(
 ) -> tuple[Principal, Response | idempotency.Claim]:
     """`authorize`, and the claim of Idempotency-Key `key` in the same round trip: the
     caller, and the stored response to replay or the claim to record the outcome under."""
+    principal, row = await _admitted(request, conn, scope, claiming=key)
+    if row is None:  # the bootstrap key: claimed on its own
+        return principal, await claim_idempotency_key(request, conn, principal, key, body)
+    request_hash = _request_hash(request, body)
+    stored = idempotency.read_claim(row, request_hash)
+    return principal, _replay_or_claim(stored, principal, key, request_hash)
+
+
+async def _admitted(
+    request: Request, conn: asyncpg.Connection, scope: Scope | None, *, claiming: str | None
+) -> tuple[Principal, asyncpg.Record | None]:
+    """The caller (and the claim's row, see `access.authenticate`); 429 past the key's rate
+    limit; 403 without `scope` (or `admin`)."""
     principal, row = await access.authenticate(
         conn,
         authorization=request.headers.get("authorization"),
         bootstrap_key=request.app.state.settings.admin_api_key,
-        claiming=key,
+        claiming=claiming,
     )
-    admit(request, principal, scope)
-    request_hash = _request_hash(request, body)
-    if row is None:  # the bootstrap key: claimed on its own
-        stored = await idempotency.claim(
-            conn, principal=principal.key_id, key=key, request_hash=request_hash
-        )
-    else:
-        stored = idempotency.read_claim(row, request_hash)
-    return principal, _replay_or_claim(stored, principal, key, request_hash)
-
-
-def admit(request: Request, principal: Principal, scope: Scope | None) -> None:
-    """429 past the key's rate limit; 403 without `scope` (or `admin`)."""
     limiter: TokenBuckets | None = request.app.state.rate_limiter
     if limiter is not None:
         wait = limiter.take(principal.key_id, time.monotonic())
@@ -73,6 +68,7 @@ def admit(request: Request, principal: Principal, scope: Scope | None) -> None:
             code="missing_scope",
             required_scope=scope.value,
         )
+    return principal, row
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
