@@ -182,10 +182,11 @@ def pgbench_script(secret: str) -> str:
         24: ":now::timestamptz + interval '1 day'", 25: ":now::timestamptz", 26: "NULL",
         # JSON text built by concatenation, as cheap as the literal the service sends
         27: "'[' || " + " || ', ' || ".join(
-            f"'{{\"id\": \"line_' || {rnd} || '\", \"position\": {i + 1}, \"product_id\": "
+            f"'{{\"id\": \"line_' || {rnd} || '\", \"product_id\": "
             f"\"prod_bench_' || :{v}::text || '\", \"sku\": \"BENCH-' || :{v}::text || "
-            "'\", \"name\": \"p\", \"quantity\": 1, \"unit_price\": 1000, \"backordered\": 0}'"
-            for i, v in enumerate("abc")
+            "'\", \"name\": \"p\", \"quantity\": 1, \"unit_price\": 1000, "
+            "\"quantity_backordered\": 0}'"
+            for v in "abc"
         ) + " || ']'",
         28: "'[' || " + " || ', ' || ".join(
             f"'{{\"product_id\": \"prod_bench_' || :{v}::text || '\", \"location_id\": "

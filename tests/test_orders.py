@@ -266,3 +266,16 @@ async def test_inline_customer_is_found_or_created_by_email(
         headers=shop.headers,
     )
     assert by_id.json()["customer_id"] == first["customer_id"]
+
+
+async def test_lines_read_back_in_the_order_they_were_placed(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    skus = [(await shop.product(admin, 5))["sku"] for _ in range(4)]
+    order_lines = [(skus[2], 1), (skus[0], 2), (skus[3], 1), (skus[1], 3)]
+    placed = await place(client, order_body(None, order_lines), headers=shop.headers)
+    assert placed.status_code == 201, placed.text
+    read = (await client.get(f"/v1/orders/{placed.json()['id']}", headers=shop.headers)).json()
+    assert [(line["sku"], line["quantity"]) for line in read["lines"]] == order_lines
+    assert read["lines"] == placed.json()["lines"]
