@@ -24,17 +24,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import _db_url, seed  # noqa: E402
+from run import _db_url, admin_execute, seed, wait_until_ready  # noqa: E402
 
 from oms_api.domain.access import generate_key  # noqa: E402
 
@@ -59,14 +57,7 @@ def _bodies(n: int) -> list[dict[str, object]]:
 def count(tree: Path, server: str, orders: int) -> int:
     """Instructions the server built from `tree` ran for `orders` placements."""
     name = f"oms_instructions_{os.getpid()}"
-    admin, url = _db_url(server, "postgres"), _db_url(server, name)
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
+    url = _db_url(server, name)
 
     env = os.environ | {
         "DATABASE_URL": url,
@@ -75,7 +66,7 @@ def count(tree: Path, server: str, orders: int) -> int:
         "OMS_LOG_LEVEL": "INFO",
         "OMS_DISPATCHER": "false",
     }
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    admin_execute(server, f'CREATE DATABASE "{name}"')
     out = Path(tempfile.mkdtemp(prefix="oms-callgrind-"))
     proc = None
     try:
@@ -93,15 +84,7 @@ def count(tree: Path, server: str, orders: int) -> int:
             env=env, stdout=open(out / "serve.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
         )  # fmt: skip
         base = f"http://127.0.0.1:{PORT}"
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"the server did not start; see {out}/serve.log")
+        wait_until_ready(base, 300, str(out / "serve.log"))
         headers = {"Authorization": f"Bearer {secret}"}
         bodies = _bodies(WARM_UP + orders)
         with httpx.Client(base_url=base, timeout=120) as client:
@@ -126,7 +109,7 @@ def count(tree: Path, server: str, orders: int) -> int:
             proc.terminate()
             proc.wait(120)
         shutil.rmtree(out, ignore_errors=True)
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> int:

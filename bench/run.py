@@ -51,6 +51,32 @@ def _db_url(server: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
+def admin_execute(server: str, sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the server's `postgres` database."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(_db_url(server, "postgres"))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def wait_until_ready(base: str, seconds: float, log: str) -> None:
+    """Until the server at `base` answers /readyz with 200; else fail, pointing at `log`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not become ready; see {log}")
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -337,19 +363,7 @@ def main() -> int:
 
     server = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"oms_bench_{os.getpid()}"
-    admin = _db_url(server, "postgres")
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-    asyncio.run(create())
+    admin_execute(server, f'CREATE DATABASE "{name}"')
     url = _db_url(server, name)
     proc = None
     try:
@@ -368,13 +382,7 @@ def main() -> int:
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         base = f"http://127.0.0.1:{args.port}"
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_until_ready(base, 30, log.name)
         wrk(base, 3, args.connections, secret)  # warm up: caches, prepared statements
 
         before_orders = asyncio.run(count_orders(url))
@@ -459,7 +467,7 @@ def main() -> int:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-        asyncio.run(drop())
+        admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
