@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
 from oms_api.api.orders import orders_page
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
 from oms_api.errors import problem_responses
 from oms_api.schemas.common import ListResponse
@@ -79,7 +79,7 @@ async def list_customer_orders(
     """Purchase history, newest first (for a channel-bound key: its channel's orders)."""
     await service.get_customer(session, principal=principal, customer_id=customer_id)
     result = await order_service.list_orders(
-        await driver_connection(session), channel_id=principal.channel_id,
+        session, channel_id=principal.channel_id,
         customer_id=customer_id, limit=page.limit, cursor=page.cursor,
     )  # fmt: skip
     return orders_page(result)

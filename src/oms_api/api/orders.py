@@ -106,7 +106,7 @@ async def list_orders(
 ) -> Response:
     """Newest first; filters combine. A channel-bound key sees only its channel's orders."""
     result = await service.list_orders(
-        await driver_connection(session), channel_id=principal.channel_id,
+        session, channel_id=principal.channel_id,
         status=status.value if status else None, channel_code=channel, customer_id=customer_id,
         external_id=external_id, created_after=created_after, created_before=created_before,
         q=q, limit=page.limit, cursor=page.cursor,

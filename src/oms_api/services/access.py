@@ -105,7 +105,7 @@ async def create_key(
 
 
 async def list_keys(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[ApiKey]:
-    return await paginate(session, select(ApiKey), id_column=ApiKey.id, limit=limit, cursor=cursor)
+    return await paginate(session, select(ApiKey), keys=[ApiKey.id], limit=limit, cursor=cursor)
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey:

@@ -33,9 +33,7 @@ async def create_location(session: AsyncSession, **fields: Any) -> Location:
 async def list_locations(
     session: AsyncSession, *, limit: int, cursor: str | None
 ) -> Page[Location]:
-    return await paginate(
-        session, select(Location), id_column=Location.id, limit=limit, cursor=cursor
-    )
+    return await paginate(session, select(Location), keys=[Location.id], limit=limit, cursor=cursor)
 
 
 async def get_location(session: AsyncSession, location_id: str) -> Location:
@@ -64,7 +62,7 @@ async def list_products(
     stmt = select(Product)
     if active is not None:
         stmt = stmt.where(Product.active.is_(active))
-    return await paginate(session, stmt, id_column=Product.id, limit=limit, cursor=cursor)
+    return await paginate(session, stmt, keys=[Product.id], limit=limit, cursor=cursor)
 
 
 async def get_product(session: AsyncSession, sku: str) -> Product:

@@ -37,7 +37,7 @@ async def list_channels(
     session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
 ) -> Page[Channel]:
     stmt = scope_to_channel(select(Channel), principal, Channel.id)
-    return await paginate(session, stmt, id_column=Channel.id, limit=limit, cursor=cursor)
+    return await paginate(session, stmt, keys=[Channel.id], limit=limit, cursor=cursor)
 
 
 async def get_channel(session: AsyncSession, *, principal: Principal, channel_id: str) -> Channel:

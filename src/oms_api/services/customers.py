@@ -72,4 +72,4 @@ async def list_customers(
     stmt = _visible(select(Customer), principal)
     if email is not None:
         stmt = stmt.where(Customer.email_normalized == email.lower())
-    return await paginate(session, stmt, id_column=Customer.id, limit=limit, cursor=cursor)
+    return await paginate(session, stmt, keys=[Customer.id], limit=limit, cursor=cursor)

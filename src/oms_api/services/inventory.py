@@ -7,12 +7,10 @@ location equals the levels. `verify_ledger` checks that on a live database.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, text, tuple_, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,21 +134,6 @@ async def adjust(
     )  # fmt: skip
 
 
-def _level_cursor(product_id: str, location_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{product_id}|{location_id}".encode()).decode().rstrip("=")
-
-
-def _decode_level_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        product_id, location_id = raw.split("|")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Unprocessable(
-            "The cursor is not one this API returned.", code="invalid_cursor"
-        ) from None
-    return product_id, location_id
-
-
 async def list_levels(
     session: AsyncSession,
     *,
@@ -170,32 +153,16 @@ async def list_levels(
     if location_id is not None:
         stmt = stmt.where(InventoryLevel.location_id == location_id)
     stmt = await at_visible_locations(session, stmt, principal, InventoryLevel.location_id)
-    if cursor is not None:
-        stmt = stmt.where(
-            tuple_(InventoryLevel.product_id, InventoryLevel.location_id)
-            > _decode_level_cursor(cursor)
-        )
-    rows = (
-        await session.execute(
-            stmt.order_by(InventoryLevel.product_id, InventoryLevel.location_id).limit(limit + 1)
-        )
-    ).all()
+    page = await paginate(
+        session, stmt, keys=[InventoryLevel.product_id, InventoryLevel.location_id],
+        limit=limit, cursor=cursor, descending=False,
+    )  # fmt: skip
     levels = [
-        Level(
-            r.sku,
-            r.product_id,
-            r.location_id,
-            r.on_hand,
-            r.reserved,
-            r.on_hand - r.reserved,
-            r.updated_at,
-        )
-        for r in rows[:limit]
-    ]
-    next_cursor = (
-        _level_cursor(levels[-1].product_id, levels[-1].location_id) if len(rows) > limit else None
-    )
-    return Page(levels, next_cursor)
+        Level(r.sku, r.product_id, r.location_id, r.on_hand, r.reserved, r.on_hand - r.reserved,
+              r.updated_at)
+        for r in page.items
+    ]  # fmt: skip
+    return Page(levels, page.next_cursor)
 
 
 async def summary(session: AsyncSession, *, principal: Principal, sku: str) -> dict[str, Any]:
@@ -233,7 +200,7 @@ async def list_movements(
     if location_id is not None:
         stmt = stmt.where(InventoryMovement.location_id == location_id)
     stmt = await at_visible_locations(session, stmt, principal, InventoryMovement.location_id)
-    return await paginate(session, stmt, id_column=InventoryMovement.id, limit=limit, cursor=cursor)
+    return await paginate(session, stmt, keys=[InventoryMovement.id], limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True, slots=True)

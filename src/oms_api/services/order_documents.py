@@ -104,6 +104,14 @@ def document_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return order_document(row, row["lines_json"], row["allocations_json"], row["payments_json"])
 
 
+async def load_orders(conn: asyncpg.Connection, order_ids: list[str]) -> list[dict[str, Any]]:
+    """The documents of `order_ids`, newest first."""
+    rows = await conn.fetch(
+        ORDER_SELECT + " WHERE o.id = ANY($1::text[]) ORDER BY o.id DESC", order_ids
+    )
+    return [document_from_row(r) for r in rows]
+
+
 async def load_order(
     conn: asyncpg.Connection, order_id: str, *, channel_id: str | None
 ) -> dict[str, Any]:

@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.domain import events as event_types
 from oms_api.domain.errors import DomainError
 from oms_api.domain.orders import (
@@ -33,8 +36,9 @@ from oms_api.domain.payments import (
 from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps
-from oms_api.services.order_documents import ORDER_SELECT, document_from_row, load_order
-from oms_api.services.pagination import Page, decode_cursor, encode_cursor
+from oms_api.models import Channel, Order
+from oms_api.services.order_documents import load_order, load_orders
+from oms_api.services.pagination import Page, paginate
 
 LOCK_ORDER_SQL = """
 SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,
@@ -83,7 +87,7 @@ async def get_order(
 
 
 async def list_orders(
-    conn: asyncpg.Connection,
+    session: AsyncSession,
     *,
     channel_id: str | None,
     status: str | None = None,
@@ -96,48 +100,36 @@ async def list_orders(
     limit: int,
     cursor: str | None,
 ) -> Page[dict[str, Any]]:
-    """Newest first. Filters combine with AND; `q` is an order number or an email."""
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def where(fragment: str, value: Any) -> None:
-        args.append(value)
-        clauses.append(fragment.replace("?", f"${len(args)}"))
-
+    """Newest first. Filters combine with AND; `q` is an order number or an email. The page
+    of ids is chosen first, then their documents are read in one statement."""
+    stmt = select(Order.id)
     if channel_id is not None:
-        where("o.channel_id = ?", channel_id)
+        stmt = stmt.where(Order.channel_id == channel_id)
     if status is not None:
-        where("o.status = ?", status)
+        stmt = stmt.where(Order.status == status)
     if channel_code is not None:
-        where("c.code = ?", channel_code)
+        stmt = stmt.join(Channel, Channel.id == Order.channel_id).where(
+            Channel.code == channel_code
+        )
     if customer_id is not None:
-        where("o.customer_id = ?", customer_id)
+        stmt = stmt.where(Order.customer_id == customer_id)
     if external_id is not None:
-        where("o.external_id = ?", external_id)
+        stmt = stmt.where(Order.external_id == external_id)
     if created_after is not None:
-        where("o.created_at >= ?", created_after)
+        stmt = stmt.where(Order.created_at >= created_after)
     if created_before is not None:
-        where("o.created_at < ?", created_before)
+        stmt = stmt.where(Order.created_at < created_before)
     if q is not None:
         text = q.strip().lstrip("#")
         if text.isdigit() and len(text) <= 18:
-            where("o.number = ?", int(text))
+            stmt = stmt.where(Order.number == int(text))
         elif "@" in text:
-            where("o.email_normalized = lower(?)", text)
+            stmt = stmt.where(Order.email_normalized == text.lower())
         else:
-            where("o.external_id = ?", text)
-    if cursor is not None:
-        where("o.id < ?", decode_cursor(cursor))
-    args.append(limit + 1)
-    sql = (
-        ORDER_SELECT
-        + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        + f" ORDER BY o.id DESC LIMIT ${len(args)}"
-    )
-    rows = await conn.fetch(sql, *args)
-    documents = [document_from_row(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(documents[-1]["id"]) if len(rows) > limit else None
-    return Page(documents, next_cursor)
+            stmt = stmt.where(Order.external_id == text)
+    page = await paginate(session, stmt, keys=[Order.id], limit=limit, cursor=cursor)
+    documents = await load_orders(await driver_connection(session), [r.id for r in page.items])
+    return Page(documents, page.next_cursor)
 
 
 async def order_events(

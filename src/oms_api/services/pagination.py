@@ -1,7 +1,9 @@
-"""Keyset (cursor) pagination over time-ordered ids, newest first.
+"""Keyset (cursor) pagination: the one way every list in the API pages.
 
-The cursor is the last id of the page, opaque to clients. Paging by a key rather than an
-offset means rows inserted while a client pages never shift, duplicate or hide others.
+A page is read in the order of a key — one or more columns that together are unique,
+usually the time-ordered id, newest first — and the cursor is the key of the last row
+of the page, opaque to clients. Paging by a key rather than an offset means rows inserted
+while a client pages never shift, duplicate or hide others.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select
+import orjson
+from sqlalchemy import DateTime, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -30,37 +34,64 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+def _invalid_cursor() -> Unprocessable:
+    return Unprocessable(
+        "The cursor is not one this API returned.",
+        code="invalid_cursor",
+        errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+    )
 
 
-def decode_cursor(cursor: str) -> str:
+def encode_cursor(values: Sequence[Any]) -> str:
+    text = orjson.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> list[Any]:
+    """The key values a cursor holds, typed as the key's columns; 422 for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith("v1:") or len(raw) < 4:
-        raise Unprocessable(
-            "The cursor is not one this API returned.",
-            code="invalid_cursor",
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
-        )
-    return raw[3:]
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise ValueError
+        typed = []
+        for key, value in zip(keys, values, strict=True):
+            if not isinstance(value, str):
+                raise ValueError
+            typed.append(datetime.fromisoformat(value) if _is_time(key) else value)
+    except (binascii.Error, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
+        raise _invalid_cursor() from None
+    return typed
+
+
+def _is_time(key: InstrumentedAttribute[Any]) -> bool:
+    return isinstance(key.expression.type, DateTime)
+
+
+def _selects_one_entity(stmt: Select[*tuple[Any, ...]]) -> bool:
+    described = stmt.column_descriptions
+    return len(described) == 1 and described[0]["expr"] is described[0]["entity"]
 
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     *,
-    id_column: InstrumentedAttribute[str],
+    keys: Sequence[InstrumentedAttribute[Any]],
     limit: int,
     cursor: str | None,
+    descending: bool = True,
 ) -> Page[Any]:
-    """Run `stmt` (selecting one entity) for one page, newest first."""
+    """One page of `stmt` in the order of `keys` (newest first by default). `stmt` selects
+    one entity (the page holds entities) or columns including the keys (it holds rows)."""
     if cursor is not None:
-        stmt = stmt.where(id_column < decode_cursor(cursor))
-    rows = list((await session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1))).all())
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return Page(rows, encode_cursor(getattr(rows[-1], id_column.key)))
-    return Page(rows, None)
+        values = decode_cursor(cursor, keys)
+        left: Any = tuple_(*keys) if len(keys) > 1 else keys[0]
+        right: Any = tuple_(*values) if len(keys) > 1 else values[0]
+        stmt = stmt.where(left < right if descending else left > right)
+    order = [k.desc() if descending else k.asc() for k in keys]
+    result = await session.execute(stmt.order_by(*order).limit(limit + 1))
+    rows: list[Any] = list(result.scalars() if _selects_one_entity(stmt) else result)
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    return Page(rows, encode_cursor([getattr(rows[-1], k.key) for k in keys]))

@@ -79,7 +79,7 @@ async def list_endpoints(
     session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
 ) -> Page[WebhookEndpoint]:
     return await paginate(
-        session, _endpoints(principal), id_column=WebhookEndpoint.id, limit=limit, cursor=cursor
+        session, _endpoints(principal), keys=[WebhookEndpoint.id], limit=limit, cursor=cursor
     )
 
 
@@ -127,7 +127,7 @@ async def list_deliveries(
         stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
         stmt = stmt.where(WebhookDelivery.status == status)
-    return await paginate(session, stmt, id_column=WebhookDelivery.id, limit=limit, cursor=cursor)
+    return await paginate(session, stmt, keys=[WebhookDelivery.id], limit=limit, cursor=cursor)
 
 
 async def get_delivery(
