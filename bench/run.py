@@ -177,6 +177,13 @@ async def seed(url: str, secret: str) -> None:
             """INSERT INTO customers (id, email) SELECT 'cus_bench_' || i, 'bench-' || i || '@example.com'
                FROM generate_series(1, 1000) i"""
         )
+        if await conn.fetchval("SELECT to_regclass('customer_profiles') IS NOT NULL"):
+            # (absent in trees before migration 0007, which bench/instructions.py may measure)
+            await conn.execute(
+                """INSERT INTO customer_profiles (customer_id, channel_id, email)
+                   SELECT id, $1, email FROM customers WHERE id LIKE 'cus_bench_%'""",
+                CHANNEL,
+            )
     finally:
         await conn.close()
 
@@ -226,6 +233,7 @@ def pgbench_script(secret: str) -> str:
         35: f"convert_to('{doc}', 'UTF8')", 36: ":now::timestamptz + interval '24 hours'",
         37: "ARRAY['prod_bench_' || :a::text, 'prod_bench_' || :b::text, 'prod_bench_' || :c::text]",
         38: f"ARRAY['{LOCATION}', '{LOCATION}', '{LOCATION}']", 39: "ARRAY[1, 1, 1]",
+        40: "'bench-' || :cust::text || '@example.com'", 41: "NULL", 42: "NULL", 43: "false",
     }  # fmt: skip
 
     def substitute(sql: str, params: dict[int, str]) -> str:

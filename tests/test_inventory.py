@@ -205,34 +205,3 @@ async def test_the_ledger_follows_orders_and_cancellations(
     ]  # fmt: skip
     assert movements[0]["cause_id"] == order["id"]
     await _ledger_matches(app)
-
-
-async def test_customers(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
-    shop = await Shop.open(admin)
-    email = f"{unique('Grace')}@Example.org"
-    created = await client.post(
-        "/v1/customers",
-        json={
-            "email": email,
-            "name": "Grace",
-            "addresses": [{"line1": "1 Navy Way", "city": "Arlington", "country": "US"}],
-        },
-        headers=shop.headers,
-    )
-    assert created.status_code == 201, created.text
-    customer = created.json()
-    assert customer["addresses"][0]["country"] == "US"
-    dup = await client.post("/v1/customers", json={"email": email.upper()}, headers=shop.headers)
-    assert (dup.status_code, dup.json()["code"]) == (409, "email_taken")
-    assert (
-        await client.post("/v1/customers", json={"email": "not-an-email"}, headers=shop.headers)
-    ).status_code == 422
-    found = (
-        await client.get("/v1/customers", params={"email": email.lower()}, headers=shop.headers)
-    ).json()["data"]
-    assert [c["id"] for c in found] == [customer["id"]]
-    other = await Shop.open(admin)
-    assert (
-        await client.get(f"/v1/customers/{customer['id']}", headers=other.headers)
-    ).status_code == 404
-    assert (await admin.get(f"/v1/customers/{customer['id']}")).status_code == 200

@@ -203,8 +203,8 @@ async def test_bad_orders_get_clear_answers(
         (order_body(None, [(sku, 1)], currency="USD"), 422, "currency_mismatch"),
         (
             {"customer_id": "cus_nope", "lines": [{"sku": sku, "quantity": 1}]},
-            422,
-            "unknown_customer",
+            404,
+            "not_found",
         ),
         ({"lines": [{"sku": sku, "quantity": 1}]}, 422, "validation_error"),
         (

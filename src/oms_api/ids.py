@@ -1,7 +1,9 @@
-"""Opaque, time-ordered identifiers: `<prefix>_<26 Crockford base32 chars>` (a ULID).
+"""Opaque identifiers: `<prefix>_<26 Crockford base32 chars>`.
 
-Sorting ids sorts by creation time (to the millisecond), which is what keyset pagination
-orders by; the 80 random bits make them unguessable.
+`new_id` gives a ULID: sorting ids sorts by creation time (to the millisecond), which is
+what keyset pagination orders by; the 80 random bits make them unguessable.
+`random_id` gives the same shape with no time in it, for rows whose creation time is
+itself something to keep from some readers (a customer shared by several channels).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ _SHIFTS = tuple(range(120, -1, -10))
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{encode_ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
+
+
+def random_id(prefix: str) -> str:
+    return f"{prefix}_{encode_ulid(int.from_bytes(os.urandom(6)), os.urandom(10))}"
 
 
 def encode_ulid(millis: int, randomness: bytes) -> str:

@@ -29,8 +29,11 @@ async def create_customer(
     session: SessionDep,
     idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
 ) -> Response:
-    """`email` is unique regardless of case (409 `email_taken`). Orders may also create
-    customers inline, found or created by email."""
+    """With an admin key: the business's record of a new email (409 `email_taken` if the
+    email is known). With a channel key: the channel's own profile of the customer with that
+    email — whether or not other channels know them, which it cannot tell — and 409
+    `email_taken` only if its own channel already has this email. Orders also create
+    customers inline, found or created by email (case-insensitive)."""
 
     async def create() -> CustomerPublic:
         customer = await service.create_customer(
@@ -50,7 +53,8 @@ async def list_customers(
     session: SessionDep, principal: OrdersReader, page: PageDep,
     email: Annotated[str | None, Query(max_length=254, description="Exact, any case.")] = None,
 ) -> ListResponse[CustomerPublic]:  # fmt: skip
-    """Newest first. A channel-bound key sees customers its channel created or sold to."""
+    """Newest first. A channel-bound key sees the customers its channel created or sold to,
+    as its channel knows them."""
     result = await service.list_customers(
         session, principal=principal, email=email, limit=page.limit, cursor=page.cursor
     )
@@ -77,7 +81,7 @@ async def list_customer_orders(
     customer_id: CustomerId, session: SessionDep, principal: OrdersReader, page: PageDep
 ) -> Response:
     """Purchase history, newest first (for a channel-bound key: its channel's orders)."""
-    await service.get_customer(session, principal=principal, customer_id=customer_id)
+    await service.ensure_visible(session, principal=principal, customer_id=customer_id)
     result = await order_service.list_orders(
         session, channel_id=principal.channel_id,
         customer_id=customer_id, limit=page.limit, cursor=page.cursor,

@@ -51,7 +51,7 @@ def orders_page(page: Page[dict[str, Any]]) -> Response:
 
 @router.post(
     "", status_code=201, response_model=OrderPublic, summary="Place an order",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
 )  # fmt: skip
 async def create_order(
     request: Request,
@@ -65,7 +65,9 @@ async def create_order(
     `insufficient_stock` listing each (`sku`, `requested`, `available`), and nothing is
     reserved. Payment `authorized`/`paid` (or method `invoice`/`cash_on_delivery`) with a
     passing risk check confirms the order at once; a risk hold puts it `on_hold`.
-    `external_id` is unique per channel (409 `external_id_taken`)."""
+    `external_id` is unique per channel (409 `external_id_taken`). The customer is
+    `customer_id` (404 if the key's channel does not know that customer) or inline
+    `customer`, found or created by email."""
     # The hot path: one plain asyncpg transaction, no session, no nested dependencies.
     async with driver_transaction(request.app.state.engine) as conn:
         claim: Claim | None = None

@@ -4,7 +4,7 @@ from oms_api.models.api_keys import ApiKey
 from oms_api.models.base import Base
 from oms_api.models.catalog import Location, Product
 from oms_api.models.channels import Channel
-from oms_api.models.customers import Customer
+from oms_api.models.customers import Customer, CustomerProfile
 from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import InventoryLevel, InventoryMovement
@@ -18,6 +18,7 @@ __all__ = [
     "Base",
     "Channel",
     "Customer",
+    "CustomerProfile",
     "Event",
     "IdempotencyRecord",
     "InventoryLevel",

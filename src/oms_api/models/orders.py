@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Sequence,
@@ -32,6 +33,12 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_id_external_id"),
+        # The order's customer is always one its channel knows (has a profile of).
+        ForeignKeyConstraint(
+            ["customer_id", "channel_id"],
+            ["customer_profiles.customer_id", "customer_profiles.channel_id"],
+            name="fk_orders_customer_id_customer_profiles",
+        ),
         CheckConstraint(f"status IN {ORDER_STATUSES!r}", name="status"),
         CheckConstraint(
             "subtotal >= 0 AND shipping >= 0 AND total = subtotal + shipping", name="totals"
@@ -55,7 +62,7 @@ class Order(Base):
     number: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
     channel_id: Mapped[str] = mapped_column(Text, ForeignKey("channels.id"), nullable=False)
     external_id: Mapped[str | None] = mapped_column(Text, nullable=True)
-    customer_id: Mapped[str] = mapped_column(Text, ForeignKey("customers.id"), nullable=False)
+    customer_id: Mapped[str] = mapped_column(Text, nullable=False)
     email_normalized: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False)
     payment_status: Mapped[str] = mapped_column(Text, nullable=False)

@@ -28,12 +28,36 @@ class CustomerCreate(RequestModel):
     addresses: list[Address] = Field(default_factory=list, max_length=20)
 
 
+class CustomerProfilePublic(PublicModel):
+    """What one channel gave for this customer, through its customer creations and orders."""
+
+    channel_id: str
+    channel: str = Field(description="The channel's code.")
+    email: str = Field(description="As this channel spelt it.")
+    name: str | None
+    phone: str | None
+    addresses: list[dict[str, Any]] = Field(
+        description="Given when the channel created the customer, then its orders' shipping and "
+        "billing addresses, newest first; each once, at most 20."
+    )
+    version: int
+    created_at: datetime = Field(description="When this channel first knew the customer.")
+    updated_at: datetime
+
+
 class CustomerPublic(PublicModel):
+    """For a channel-bound key: the customer as its channel knows them (its own profile, and
+    nothing any other channel recorded). For an admin key: the business's record — what the
+    admin gave, else the latest any channel gave — with every channel's profile."""
+
     id: str
     email: str
     name: str | None
     phone: str | None
     addresses: list[dict[str, Any]]
+    profiles: list[CustomerProfilePublic] = Field(
+        description="Every channel's profile for an admin key; only its own for a channel key."
+    )
     version: int
     created_at: datetime
     updated_at: datetime

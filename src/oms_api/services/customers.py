@@ -1,64 +1,198 @@
-"""Customers: shared by all channels, unique by email regardless of case.
+"""Customers: one record per email for the business, one profile per channel that knows them.
 
-A channel-bound caller sees a customer its channel created or has an order from.
+The storage decides who sees what (migration 0007):
+- `customers` is the business's record: the id, the email, and what the admin gave;
+- `customer_profiles` holds, per (customer, channel), what that channel gave — the email
+  as it spelt it, name, phone, addresses — written by its customer creations and orders.
+
+A channel-bound key reads a customer only through its own channel's profile: the customer
+is visible when that profile exists, and every value it answers comes from the profile or
+from that channel's own orders. The admin reads the record with every profile. Nothing
+here masks fields: a channel's reads never select another channel's rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.access import Principal
 from oms_api.errors import Conflict, NotFound
-from oms_api.ids import new_id
-from oms_api.models import Customer, Order
+from oms_api.ids import random_id
+from oms_api.models import Channel, Customer, CustomerProfile
 from oms_api.services.pagination import Page, paginate
 
+MAX_ADDRESSES = 20
 
-def _visible(stmt: Any, principal: Principal) -> Any:
-    if principal.channel_id is None:
-        return stmt
-    has_order = exists().where(
-        Order.customer_id == Customer.id, Order.channel_id == principal.channel_id
+# The addresses a channel's own orders gave for its customers (newest first, the latest
+# MAX_ADDRESSES orders of each profile), read profile by profile.
+ORDER_ADDRESSES_SQL = text(
+    f"""
+    SELECT p.customer_id, p.channel_id, a.address
+    FROM customer_profiles p
+    CROSS JOIN LATERAL (
+        SELECT x.address, o.id
+        FROM orders o, LATERAL (VALUES (1, o.shipping_address), (2, o.billing_address))
+             AS x(n, address)
+        WHERE o.customer_id = p.customer_id AND o.channel_id = p.channel_id
+          AND x.address IS NOT NULL
+        ORDER BY o.id DESC, x.n
+        LIMIT {MAX_ADDRESSES}
+    ) a
+    WHERE p.customer_id = ANY(:ids) AND (CAST(:channel_id AS text) IS NULL
+                                         OR p.channel_id = :channel_id)
+    ORDER BY p.customer_id, p.channel_id, a.id DESC
+    """
+)
+
+
+def _merged(*groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Addresses in the order given, each once, at most MAX_ADDRESSES."""
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        for address in group:
+            if address not in out:
+                out.append(address)
+    return out[:MAX_ADDRESSES]
+
+
+async def _profiles(
+    session: AsyncSession, customer_ids: Sequence[str], channel_id: str | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per customer: its profiles (only `channel_id`'s when given) as documents, oldest first,
+    each with the addresses its channel gave, from customer creations and from orders."""
+    stmt = (
+        select(CustomerProfile, Channel.code)
+        .join(Channel, Channel.id == CustomerProfile.channel_id)
+        .where(CustomerProfile.customer_id.in_(customer_ids))
+        .order_by(CustomerProfile.created_at, CustomerProfile.channel_id)
     )
-    return stmt.where(or_(Customer.channel_id == principal.channel_id, has_order))
+    if channel_id is not None:
+        stmt = stmt.where(CustomerProfile.channel_id == channel_id)
+    from_orders: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in await session.execute(
+        ORDER_ADDRESSES_SQL, {"ids": list(customer_ids), "channel_id": channel_id}
+    ):
+        from_orders.setdefault((row.customer_id, row.channel_id), []).append(row.address)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for profile, code in await session.execute(stmt):
+        out.setdefault(profile.customer_id, []).append({
+            "channel_id": profile.channel_id,
+            "channel": code,
+            "email": profile.email,
+            "name": profile.name,
+            "phone": profile.phone,
+            "addresses": _merged(
+                profile.addresses, from_orders.get((profile.customer_id, profile.channel_id), [])
+            ),
+            "version": profile.version,
+            "created_at": profile.created_at,
+            "updated_at": profile.updated_at,
+        })  # fmt: skip
+    return out
+
+
+def _as_seen_by_channel(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """The customer as one channel knows them: its profile, nothing else."""
+    return {
+        "id": customer_id,
+        **{k: profile[k] for k in ("email", "name", "phone", "addresses", "version")},
+        **{k: profile[k] for k in ("created_at", "updated_at")},
+        "profiles": [profile],
+    }
+
+
+def _as_seen_by_admin(customer: Customer, profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The business's record: what the admin gave, else what a channel gave most recently."""
+    latest_first = sorted(profiles, key=lambda p: p["updated_at"], reverse=True)
+    return {
+        "id": customer.id,
+        "email": customer.email,
+        "name": customer.name or next((p["name"] for p in latest_first if p["name"]), None),
+        "phone": customer.phone or next((p["phone"] for p in latest_first if p["phone"]), None),
+        "addresses": _merged(customer.addresses, *(p["addresses"] for p in latest_first)),
+        "version": customer.version,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "profiles": profiles,
+    }
+
+
+async def _documents(
+    session: AsyncSession, principal: Principal, customer_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The customers' documents as `principal` may see them, in `customer_ids` order."""
+    profiles = await _profiles(session, customer_ids, principal.channel_id)
+    if principal.channel_id is not None:
+        return [_as_seen_by_channel(cid, profiles[cid][0]) for cid in customer_ids]
+    rows = {
+        c.id: c
+        for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    }
+    return [_as_seen_by_admin(rows[cid], profiles.get(cid, [])) for cid in customer_ids]
 
 
 async def create_customer(
     session: AsyncSession, *, principal: Principal, email: str, name: str | None,
     phone: str | None, addresses: list[dict[str, Any]],
-) -> Customer:  # fmt: skip
-    stmt = (
-        insert(Customer)
-        .values(
-            id=new_id("cus"),
-            email=email,
-            name=name,
-            phone=phone,
-            addresses=addresses,
-            channel_id=principal.channel_id,
+) -> dict[str, Any]:  # fmt: skip
+    """The admin creates the business's record (409 `email_taken` if the email is known).
+    A channel creates its profile of the customer with that email — of a new record, or of
+    one it cannot see — and 409 `email_taken` only if its channel already knows the email."""
+    if principal.channel_id is None:
+        created = await session.scalar(
+            insert(Customer)
+            .values(id=random_id("cus"), email=email, name=name, phone=phone, addresses=addresses)
+            .on_conflict_do_nothing(index_elements=[Customer.email_normalized])
+            .returning(Customer.id)
         )
+        if created is None:
+            raise Conflict(f"A customer with email {email} already exists.", code="email_taken")
+        return (await _documents(session, principal, [created]))[0]
+    customer_id = await session.scalar(
+        insert(Customer)
+        .values(id=random_id("cus"), email=email)
         .on_conflict_do_nothing(index_elements=[Customer.email_normalized])
-        .returning(Customer)
-    )
-    customer = (await session.scalars(stmt)).first()
-    if customer is None:
-        raise Conflict(f"A customer with email {email} already exists.", code="email_taken")
-    return customer
+        .returning(Customer.id)
+    ) or await session.scalar(select(Customer.id).where(Customer.email_normalized == email.lower()))
+    linked = await session.scalar(
+        insert(CustomerProfile)
+        .values(
+            customer_id=customer_id, channel_id=principal.channel_id, email=email, name=name,
+            phone=phone, addresses=addresses,
+        )
+        .on_conflict_do_nothing()
+        .returning(CustomerProfile.customer_id)
+    )  # fmt: skip
+    if linked is None:
+        raise Conflict(
+            f"This channel already has a customer with email {email}.", code="email_taken"
+        )
+    return (await _documents(session, principal, [linked]))[0]
+
+
+async def ensure_visible(session: AsyncSession, *, principal: Principal, customer_id: str) -> None:
+    """404 unless the customer exists and, for a channel-bound key, its channel knows them."""
+    if principal.channel_id is None:
+        stmt = select(Customer.id).where(Customer.id == customer_id)
+    else:
+        stmt = select(CustomerProfile.customer_id).where(
+            CustomerProfile.customer_id == customer_id,
+            CustomerProfile.channel_id == principal.channel_id,
+        )
+    if await session.scalar(stmt) is None:
+        raise NotFound(f"No customer with id {customer_id}.")
 
 
 async def get_customer(
     session: AsyncSession, *, principal: Principal, customer_id: str
-) -> Customer:
-    customer: Customer | None = await session.scalar(
-        _visible(select(Customer).where(Customer.id == customer_id), principal)
-    )
-    if customer is None:
-        raise NotFound(f"No customer with id {customer_id}.")
-    return customer
+) -> dict[str, Any]:
+    await ensure_visible(session, principal=principal, customer_id=customer_id)
+    return (await _documents(session, principal, [customer_id]))[0]
 
 
 async def list_customers(
@@ -68,8 +202,22 @@ async def list_customers(
     email: str | None,
     limit: int,
     cursor: str | None,
-) -> Page[Customer]:
-    stmt = _visible(select(Customer), principal)
-    if email is not None:
-        stmt = stmt.where(Customer.email_normalized == email.lower())
-    return await paginate(session, stmt, keys=[Customer.id], limit=limit, cursor=cursor)
+) -> Page[dict[str, Any]]:
+    """Newest first: for a channel-bound key, by when its channel first knew them."""
+    if principal.channel_id is None:
+        stmt = select(Customer.id, Customer.created_at)
+        keys = [Customer.created_at, Customer.id]
+        if email is not None:
+            stmt = stmt.where(Customer.email_normalized == email.lower())
+    else:
+        stmt = select(
+            CustomerProfile.customer_id, CustomerProfile.created_at
+        ).where(CustomerProfile.channel_id == principal.channel_id)  # fmt: skip
+        keys = [CustomerProfile.created_at, CustomerProfile.customer_id]
+        if email is not None:
+            stmt = stmt.join(Customer, Customer.id == CustomerProfile.customer_id).where(
+                Customer.email_normalized == email.lower()
+            )
+    page = await paginate(session, stmt, keys=keys, limit=limit, cursor=cursor)
+    ids = [row[0] for row in page.items]
+    return Page(await _documents(session, principal, ids), page.next_cursor)

@@ -37,8 +37,8 @@ from oms_api.domain.payments import (
     payment_status,
 )
 from oms_api.domain.risk import RiskInput, RiskSettings, assess
-from oms_api.errors import Conflict, Unprocessable
-from oms_api.ids import new_id
+from oms_api.errors import Conflict, NotFound, Unprocessable
+from oms_api.ids import new_id, random_id
 from oms_api.jsonutil import dumps
 from oms_api.schemas.orders import OrderCreate
 from oms_api.services.idempotency import RETENTION, Claim
@@ -65,9 +65,18 @@ WITH ch AS (
     ORDER BY il.product_id, il.location_id
     FOR UPDATE OF il
 ), cu AS (
-    SELECT id, email_normalized FROM customers WHERE id = $4::text
+    -- By id, a channel-bound key ($1) finds only a customer its channel knows; by email,
+    -- any (the order links to the one customer per email without showing its profile).
+    SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL AS known,
+           p.name, p.phone
+    FROM customers c
+    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND p.channel_id = (SELECT id FROM ch)
+    WHERE c.id = $4::text AND ($1::text IS NULL OR p.customer_id IS NOT NULL)
     UNION ALL
-    SELECT id, email_normalized FROM customers WHERE $4::text IS NULL AND email_normalized = lower($5)
+    SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL, p.name, p.phone
+    FROM customers c
+    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND p.channel_id = (SELECT id FROM ch)
+    WHERE $4::text IS NULL AND c.email_normalized = lower($5)
 ), rs AS (
     SELECT value FROM app_settings WHERE key = 'risk'
 )
@@ -91,11 +100,12 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
 
 MAX_ORDER_TOTAL = 10**15  # minor units; far above any real order, far below BIGINT
 
+# A new email: the business's record (the channel's profile is written with the order).
 CUSTOMER_UPSERT_SQL = """
-INSERT INTO customers (id, email, name, phone, channel_id, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
+INSERT INTO customers (id, email, created_at, updated_at)
+VALUES ($1, $2, $3, $3)
 ON CONFLICT (email_normalized) DO UPDATE SET updated_at = customers.updated_at
-RETURNING id, email_normalized
+RETURNING id, email, email_normalized
 """
 
 # The reservations take arrays, not the JSON records: the planner's estimate for `unnest`
@@ -149,6 +159,16 @@ WITH o AS (
     INSERT INTO events (id, type, order_id, channel_id, sequence, data, created_at)
     SELECT u.id, u.type, o.id, $3, u.sequence, $30::jsonb, $25
     FROM o, json_to_recordset($31::json) AS u(id text, type text, sequence int)
+), profile AS (
+    -- The channel's profile of the customer: created on its first order, its name and
+    -- phone kept up to date ($43: only when the read saw a difference).
+    INSERT INTO customer_profiles (customer_id, channel_id, email, name, phone, created_at,
+                                   updated_at)
+    SELECT $5, $3, $40, $41, $42, $25, $25 FROM o WHERE $43
+    ON CONFLICT (customer_id, channel_id) DO UPDATE
+    SET name = coalesce(excluded.name, customer_profiles.name),
+        phone = coalesce(excluded.phone, customer_profiles.phone),
+        updated_at = excluded.updated_at, version = customer_profiles.version + 1
 ), idem AS (
     INSERT INTO idempotency_records (principal, key, request_hash, response_status,
                                      response_body, created_at, expires_at)
@@ -246,22 +266,22 @@ async def place_order(
 
     customer = row["customer"]
     if body.customer_id is not None and customer is None:
-        raise _invalid(
-            f"No customer with id {body.customer_id}.", "unknown_customer", ["body", "customer_id"]
+        raise NotFound(
+            f"No customer with id {body.customer_id}.",
+            errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
         )
     if customer is None:
         assert inline is not None
-        created = await conn.fetchrow(
-            CUSTOMER_UPSERT_SQL,
-            new_id("cus"),
-            inline.email,
-            inline.name,
-            inline.phone,
-            principal.channel_id,
-            now,
-        )
+        created = await conn.fetchrow(CUSTOMER_UPSERT_SQL, random_id("cus"), inline.email, now)
         assert created is not None
-        customer = {"id": created["id"], "email_normalized": created["email_normalized"]}
+        customer = dict(created) | {"known": False, "name": None, "phone": None}
+    profile_email = inline.email if inline else customer["email"]
+    profile_name = inline.name if inline else None
+    profile_phone = inline.phone if inline else None
+    touch_profile = not customer["known"] or (
+        (profile_name is not None and profile_name != customer["name"])
+        or (profile_phone is not None and profile_phone != customer["phone"])
+    )
 
     order_id = new_id("ord")
     line_rows = _lines(body, products, backordered)
@@ -389,6 +409,10 @@ async def place_order(
         [p.product_id for p in picks],
         [p.location_id for p in picks],
         [p.quantity for p in picks],
+        profile_email,
+        profile_name,
+        profile_phone,
+        touch_profile,
     )
     assert result is not None
     if result["inserted"] == 0:
