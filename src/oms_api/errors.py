@@ -122,6 +122,10 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+# What a domain rule's refusal is answered with: every DomainError, raised anywhere, is
+# turned into problem+json here and nowhere else.
+DOMAIN_STATUS = {"conflict": 409, "invalid": 422, "not_found": 404}
+
 _CODES = {
     404: "not_found",
     405: "method_not_allowed",
@@ -174,7 +178,8 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
+        if not isinstance(exc, Problem):  # registered for Problem only
+            raise exc
         return problem_response(
             request.url.path,
             status=exc.status,
@@ -187,15 +192,18 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_domain(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DomainError)
-        status = 409 if exc.kind == "conflict" else 422
+        if not isinstance(exc, DomainError):  # registered for DomainError only
+            raise exc
         return problem_response(
-            request.url.path, status=status, code=exc.code, detail=exc.detail,
+            request.url.path, status=DOMAIN_STATUS[exc.kind], code=exc.code, detail=exc.detail,
             request_id=_request_id(request), **exc.extra,
         )  # fmt: skip
 
     async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(
+            exc, RequestValidationError
+        ):  # registered for RequestValidationError only
+            raise exc
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem_response(
@@ -216,7 +224,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+        if not isinstance(
+            exc, StarletteHTTPException
+        ):  # registered for StarletteHTTPException only
+            raise exc
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
         headers = dict(exc.headers or {})

@@ -81,9 +81,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if not value:
             return None
-        assert value is not None
         if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value

@@ -54,7 +54,7 @@ def apply_payment(
     totals: PaymentTotals, kind: PaymentKind, amount: int, order_total: int
 ) -> PaymentTotals:
     if amount <= 0:
-        raise DomainError("invalid_amount", "A payment amount must be positive.")
+        raise DomainError("invalid_amount", "A payment amount must be positive.", kind="invalid")
     if kind is PaymentKind.AUTHORIZATION:
         return replace(totals, authorized=totals.authorized + amount)
     if kind is PaymentKind.CAPTURE:

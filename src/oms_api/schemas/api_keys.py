@@ -12,7 +12,8 @@ ScopeName = Literal[
     "admin", "orders:read", "orders:write", "inventory:read", "inventory:write",
     "fulfillment:write", "returns:write", "webhooks:write", "reports:read",
 ]  # fmt: skip
-assert set(ScopeName.__args__) == {s.value for s in Scope}  # type: ignore[attr-defined]
+if set(ScopeName.__args__) != {s.value for s in Scope}:  # type: ignore[attr-defined]
+    raise RuntimeError("ScopeName must list exactly the Scope values")
 
 
 class ApiKeyCreate(RequestModel):
