@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import resource
@@ -23,19 +24,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oms_api import migrations_runner  # noqa: E402
 from oms_api.domain.access import display_prefix, generate_key, hash_key  # noqa: E402
+from oms_api.domain.inventory import StockAt  # noqa: E402
+from oms_api.domain.placement import (  # noqa: E402
+    LineRequest,
+    OrderRequest,
+    Placement,
+    Product,
+    plan_order,
+)
+from oms_api.domain.risk import RiskSettings  # noqa: E402
+from oms_api.jsonutil import dumps  # noqa: E402
 from oms_api.services import placement  # noqa: E402
 from oms_api.services.access import AUTHENTICATE_AND_CLAIM_SQL  # noqa: E402
+from oms_api.services.idempotency import Claim  # noqa: E402
+from oms_api.services.order_documents import order_document  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 BANDS = 3
@@ -188,18 +203,75 @@ async def seed(url: str, secret: str) -> None:
         await conn.close()
 
 
+def _placement_record() -> tuple[list[str], str, str]:
+    """The write's two parameters for a three-line order of a returning customer, made by
+    the service's own plan and record builder, as SQL for pgbench — every id, number, time
+    and SKU a pgbench expression, the rest exactly what the service sends — and the
+    `\\set` line that draws the order's ids."""
+    tokens: dict[str, str] = {}
+    draws: list[str] = []
+
+    def token(expr: str) -> str:
+        name = f"@{len(tokens)}@"
+        tokens[name] = expr
+        return name
+
+    draw = token(":r::text")  # one draw per order; its ids are that number and a counter
+    draws.append("\\set r random(1, 9000000000000000000)")
+    counter = iter(range(1, 1000))
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{draw}x{next(counter)}"
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    products = {
+        f"S{v}": Product(token(f"'prod_bench_' || :{v}::text"), token(f"'BENCH-' || :{v}::text"),
+                         "Bench product", 1000, "EUR", True, False)
+        for v in "abc"
+    }  # fmt: skip
+    plan = plan_order(
+        OrderRequest(lines=[LineRequest(f"S{v}", 1) for v in "abc"]),
+        Placement(
+            order_id=new_id("ord"), number=987654321, now=now,
+            expires_at=datetime(2026, 1, 2, tzinfo=UTC), channel_id=CHANNEL,
+            customer_id=token("'cus_bench_' || :cust::text"),
+            email_normalized=token("'bench-' || :cust::text || '@example.com'"),
+            products=products,
+            stock=[StockAt(p.id, LOCATION, 1, 10**12) for p in products.values()],
+            risk=RiskSettings(), recent_orders_from_email=0, new_id=new_id,
+        ),
+    )  # fmt: skip
+    claim = Claim(KEY_ID, token("'bench-' || :client_id::text || '-' || :k::text"), bytes(32))
+    known = {"id": "", "email": "", "known": True, "name": None, "phone": None}
+    record = placement.placement_record(plan, known, None, claim, now, new_id=new_id)
+    document = order_document(plan.order | {"channel": "bench"}, plan.lines, plan.reservations,
+                              plan.payments)  # fmt: skip
+
+    def as_sql(value: str) -> str:
+        value = value.replace("0" * 64, token("md5(random()::text) || md5(random()::text)"))
+        value = value.replace("987654321", token(":number::text"))
+        value = value.replace("2026-01-01T00:00:00Z", token(":now::text"))
+        value = value.replace("2026-01-01T00:00:00.000000Z", token(":now::text"))
+        later = token("(:now::timestamptz + interval '1 day')::text")
+        value = value.replace("2026-01-02T00:00:00.000000Z", later)
+        value = value.replace("2026-01-02T00:00:00Z", later)
+        # One replace() per token over the literal: linear, where concatenating ~70 pieces
+        # would copy the growing text ~70 times.
+        sql = "'" + value.replace("'", "''") + "'"
+        for name, expr in tokens.items():
+            if name in value:
+                sql = f"replace({sql}, '{name}', ({expr}))"
+        return sql
+
+    def spaced(value: object) -> str:  # `"a": 1`, never `"a":1`, which pgbench reads as `:1`
+        return json.dumps(orjson.loads(dumps(value)))
+
+    return draws, as_sql(spaced(record)), as_sql(spaced(document))
+
+
 def pgbench_script(secret: str) -> str:
     """The statements one placement sends, with pgbench expressions for the parameters."""
-    doc = (
-        '{"id": "ord_x", "lines": ['
-        + ", ".join(['{"sku": "BENCH-1", "quantity": 1}'] * 3)
-        + "]"
-        + ', "pad": "'
-        + "x" * 1500
-        + '"}'
-    )
     skus = "ARRAY['BENCH-' || :a::text, 'BENCH-' || :b::text, 'BENCH-' || :c::text]"
-    rnd = "md5(random()::text)"
     read_params = {
         1: f"'{CHANNEL}'",
         2: "NULL",
@@ -207,40 +279,13 @@ def pgbench_script(secret: str) -> str:
         4: "NULL",
         5: "'bench-' || :cust::text || '@example.com'",
     }
-    write_params = {
-        1: f"'ord_' || {rnd}", 2: ":number::bigint", 3: f"'{CHANNEL}'", 4: "NULL", 5: "'cus_bench_' || :cust::text",
-        6: "'bench-' || :cust::text || '@example.com'", 7: "'pending'", 8: "'unpaid'", 9: "NULL", 10: "'EUR'",
-        11: "3000", 12: "0", 13: "3000", 14: "0", 15: "0", 16: "NULL", 17: "NULL", 18: "NULL",
-        19: "'{}'", 20: "0", 21: "'{}'", 22: "NULL", 23: "1",
-        24: ":now::timestamptz + interval '1 day'", 25: ":now::timestamptz", 26: "NULL",
-        # JSON text built by concatenation, as cheap as the literal the service sends
-        27: "'[' || " + " || ', ' || ".join(
-            f"'{{\"id\": \"line_' || {rnd} || '\", \"product_id\": "
-            f"\"prod_bench_' || :{v}::text || '\", \"sku\": \"BENCH-' || :{v}::text || "
-            "'\", \"name\": \"p\", \"quantity\": 1, \"unit_price\": 1000, "
-            "\"quantity_backordered\": 0}'"
-            for v in "abc"
-        ) + " || ']'",
-        28: "'[' || " + " || ', ' || ".join(
-            f"'{{\"product_id\": \"prod_bench_' || :{v}::text || '\", \"location_id\": "
-            f"\"{LOCATION}\", \"sku\": \"BENCH-' || :{v}::text || '\", \"quantity\": 1, "
-            f"\"movement_id\": \"mov_' || {rnd} || '\"}}'"
-            for v in "abc"
-        ) + " || ']'",
-        29: "'[]'", 30: f"'{doc}'",
-        31: f"'[{{\"id\": \"evt_' || {rnd} || '\", \"type\": \"order.created\", \"sequence\": 1}}]'",
-        32: f"'{KEY_ID}'", 33: "'bench-' || :client_id::text || '-' || :k::text", 34: f"decode({rnd}, 'hex')",
-        35: f"convert_to('{doc}', 'UTF8')", 36: ":now::timestamptz + interval '24 hours'",
-        37: "ARRAY['prod_bench_' || :a::text, 'prod_bench_' || :b::text, 'prod_bench_' || :c::text]",
-        38: f"ARRAY['{LOCATION}', '{LOCATION}', '{LOCATION}']", 39: "ARRAY[1, 1, 1]",
-        40: "'bench-' || :cust::text || '@example.com'", 41: "NULL", 42: "NULL", 43: "false",
-    }  # fmt: skip
+    draws, record, document = _placement_record()
 
     def substitute(sql: str, params: dict[int, str]) -> str:
         return re.sub(r"\$(\d+)", lambda m: f"({params[int(m.group(1))]})", sql)
 
-    def one_line(sql: str) -> str:
-        return " ".join(line.strip() for line in sql.strip().splitlines())
+    def one_line(sql: str) -> str:  # pgbench takes a command per line: no comments, no breaks
+        return " ".join(line.split("--")[0].strip() for line in sql.strip().splitlines())
 
     idem_key = "'bench-' || :client_id::text || '-' || :k::text"  # a value, not a volatile call
     auth_and_claim = substitute(
@@ -254,11 +299,12 @@ def pgbench_script(secret: str) -> str:
                 f"\\set c random({2 * PER_BAND + 1}, {3 * PER_BAND})",
                 "\\set cust random(1, 1000)",
                 "\\set k random(1, 2000000000)",
+                *draws,
                 "BEGIN;",
                 one_line(auth_and_claim) + ";",
                 one_line(substitute(placement.READ_SQL, read_params)),
                 "\\gset",
-                one_line(substitute(placement.WRITE_SQL, write_params)) + ";",
+                one_line(substitute(placement.WRITE_SQL, {1: record, 2: document})) + ";",
                 "COMMIT;",
             ]
         )

@@ -95,6 +95,40 @@ async def test_inventory_verify_reports_drift(database_url: str, admin: httpx.As
         await conn.close()
 
 
+async def test_inventory_verify_reports_reservations_that_do_not_add_up(
+    database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    import asyncpg
+
+    from tests.factories import Shop, order_body, place
+
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    order = (
+        await place(client, order_body(None, [(product["sku"], 2)]), headers=shop.headers)
+    ).json()
+    line_id = order["lines"][0]["id"]
+    assert oms(database_url, "inventory", "verify").returncode == 0
+    conn = await asyncpg.connect(database_url)
+    try:  # a reservation changed behind the service's back
+        await conn.execute(
+            "UPDATE order_reservations SET quantity = quantity + 1 WHERE line_id = $1", line_id
+        )
+        drifted = oms(database_url, "inventory", "verify")
+        assert drifted.returncode == 1
+        assert f"RESERVED product={product['id']}" in drifted.stdout
+        assert "reserved=2 order_reservations=3" in drifted.stdout
+        assert (
+            f"LINE line={line_id} order={order['id']} quantity_reserved=2 order_reservations=3"
+            in drifted.stdout
+        )
+    finally:
+        await conn.execute(
+            "UPDATE order_reservations SET quantity = quantity - 1 WHERE line_id = $1", line_id
+        )
+        await conn.close()
+
+
 async def test_demo_seeds_a_shop_whose_keys_work(
     database_url: str, client: httpx.AsyncClient
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from oms_api.services.inventory import verify_ledger
+from tests.checks import assert_stock_consistent
 from tests.factories import Shop, inventory, order_body, stock, unique
 
 
@@ -24,12 +24,6 @@ async def _fire(
             *(http.post(urls[i % len(urls)] + "/v1/orders", json=body, headers=headers)
               for i, (body, headers) in enumerate(requests))
         )  # fmt: skip
-
-
-async def _ledger_matches(app: FastAPI) -> None:
-    async with app.state.sessionmaker() as session, session.begin():
-        _, drifts = await verify_ledger(session)
-    assert drifts == []
 
 
 async def test_no_oversell_across_two_processes(
@@ -54,7 +48,7 @@ async def test_no_oversell_across_two_processes(
         stock_units,
         0,
     )
-    await _ledger_matches(app)
+    await assert_stock_consistent(app)
 
 
 async def test_random_multi_unit_orders_never_oversell(
@@ -83,7 +77,7 @@ async def test_random_multi_unit_orders_never_oversell(
         level = await inventory(admin, product["sku"])
         assert level["reserved"] == sold[product["sku"]] <= on_hand
         assert level["available"] >= 0
-    await _ledger_matches(app)
+    await assert_stock_consistent(app)
 
 
 async def test_opposite_line_orders_never_deadlock(
@@ -103,7 +97,7 @@ async def test_opposite_line_orders_never_deadlock(
     assert [r.status_code for r in responses] == [201] * 120, {
         r.text for r in responses if r.status_code != 201
     }
-    await _ledger_matches(app)
+    await assert_stock_consistent(app)
 
 
 async def test_same_idempotency_key_concurrently_places_one_order(

@@ -220,7 +220,7 @@ async def test_customer_lists_page_newest_first_per_viewer(
 @pytest.fixture
 async def dispatcher(app: FastAPI) -> Any:
     runner = Dispatcher(
-        settings=app.state.settings, sessionmaker=app.state.sessionmaker,
+        settings=app.state.settings, database=app.state.database,
         database_url=app.state.settings.database_url,
     )  # fmt: skip
     task = asyncio.create_task(runner.run())

@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[S, C], S | str] = {
     (S.CONFIRMED, C.CANCEL): S.CANCELLED,
     (S.PARTIALLY_SHIPPED, C.SHIP_PART): S.PARTIALLY_SHIPPED,
     (S.PARTIALLY_SHIPPED, C.SHIP_ALL): S.SHIPPED,
+    (S.PARTIALLY_SHIPPED, C.CANCEL): S.SHIPPED,  # the rest is cancelled: all left has shipped
     (S.SHIPPED, C.DELIVER): S.DELIVERED,
 }
 
@@ -72,6 +73,7 @@ def test_allowed_commands_name_only_client_commands() -> None:
     assert allowed_commands(S.PENDING) == ["hold", "cancel"]
     assert allowed_commands(S.ON_HOLD) == ["release", "cancel"]
     assert allowed_commands(S.CONFIRMED) == ["hold", "cancel"]
+    assert allowed_commands(S.PARTIALLY_SHIPPED) == ["cancel"]
     assert allowed_commands(S.SHIPPED) == []
     assert allowed_commands(S.CANCELLED) == []
 

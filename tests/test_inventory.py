@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from fastapi import FastAPI
 
-from oms_api.services.inventory import verify_ledger
+from tests.checks import assert_stock_consistent
 from tests.factories import (
     Shop,
     create_key,
@@ -19,13 +19,6 @@ from tests.factories import (
     stock,
     unique,
 )
-
-
-async def _ledger_matches(app: FastAPI) -> None:
-    async with app.state.sessionmaker() as session, session.begin():
-        checked, drifts = await verify_ledger(session)
-    assert checked > 0
-    assert drifts == []
 
 
 async def test_locations_and_products(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
@@ -108,7 +101,7 @@ async def test_adjustments_move_on_hand_and_write_the_ledger(
     assert movements[0]["note"] == "dropped"
     levels = (await admin.get("/v1/inventory", params={"sku": product["sku"]})).json()["data"]
     assert [(lv["location_id"], lv["on_hand"]) for lv in levels] == [(location["id"], 7)]
-    await _ledger_matches(app)
+    await assert_stock_consistent(app)
 
 
 async def test_adjustments_refuse_negative_available_and_stale_counts(
@@ -204,4 +197,4 @@ async def test_the_ledger_follows_orders_and_cancellations(
         (-3, "order_cancelled", "order"), (3, "order_placed", "order"), (0, "received", "adjustment"),
     ]  # fmt: skip
     assert movements[0]["cause_id"] == order["id"]
-    await _ledger_matches(app)
+    await assert_stock_consistent(app)

@@ -8,10 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 
 from oms_api import migrations_runner
-from tests.conftest import create_database, drop_database
+from oms_api.main import create_app
+from tests.checks import assert_stock_consistent
+from tests.conftest import ADMIN_KEY, create_database, drop_database, make_settings
 
 
 @pytest.fixture
@@ -86,5 +89,118 @@ async def test_0007_moves_what_each_channel_gave_into_its_profile(empty_database
         )  # fmt: skip
         assert back["cus_1"]["addresses"] == '[{"line1": "A street"}]'
         assert (back["cus_2"]["name"], back["cus_3"]["channel_id"]) == ("Grace (admin)", "ch_b")
+    finally:
+        await conn.close()
+
+
+# What the placement before 0008 wrote, for six orders in every state it had: stock at two
+# locations, orders with their lines, per-(order, product, location) allocations, and the
+# ledger rows of every change. P does not backorder; Q does.
+BEFORE_0008 = """
+INSERT INTO channels (id, code, name) VALUES ('ch', 'web', 'Web');
+INSERT INTO locations (id, code, name, kind, priority)
+VALUES ('loc_1', 'one', 'One', 'warehouse', 10), ('loc_2', 'two', 'Two', 'warehouse', 20);
+INSERT INTO products (id, sku, name, unit_price, currency, allow_backorder)
+VALUES ('p', 'P', 'P', 100, 'EUR', false), ('q', 'Q', 'Q', 100, 'EUR', true);
+INSERT INTO customers (id, email) VALUES ('cus', 'ada@example.com');
+INSERT INTO customer_profiles (customer_id, channel_id, email) VALUES ('cus', 'ch', 'ada@example.com');
+INSERT INTO inventory_levels (product_id, location_id, on_hand, reserved) VALUES
+  ('p', 'loc_1', 6, 6), ('p', 'loc_2', 6, 5), ('q', 'loc_1', 2, 2);
+INSERT INTO orders (id, number, channel_id, customer_id, email_normalized, status,
+                    payment_status, currency, subtotal, shipping, total, event_sequence)
+SELECT id, n, 'ch', 'cus', 'ada@example.com', status, 'unpaid', 'EUR', 0, 0, 0, 1
+FROM (VALUES ('o1', 1, 'pending'), ('o2', 2, 'on_hold'), ('o3', 3, 'confirmed'),
+             ('o4', 4, 'cancelled'), ('o5', 5, 'confirmed'), ('o6', 6, 'confirmed')) v(id, n, status);
+INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity, unit_price,
+                         quantity_backordered)
+VALUES ('l1', 'o1', 1, 'p', 'P', 'P', 3, 100, 0), ('l2', 'o2', 1, 'p', 'P', 'P', 2, 100, 0),
+       ('l3a', 'o3', 1, 'p', 'P', 'P', 2, 100, 0), ('l3b', 'o3', 2, 'p', 'P', 'P', 1, 100, 0),
+       ('l4', 'o4', 1, 'p', 'P', 'P', 1, 100, 0), ('l5', 'o5', 1, 'q', 'Q', 'Q', 4, 100, 2),
+       ('l6', 'o6', 1, 'p', 'P', 'P', 3, 100, 0);
+INSERT INTO order_allocations (order_id, product_id, location_id, sku, quantity) VALUES
+  ('o1', 'p', 'loc_1', 'P', 3), ('o2', 'p', 'loc_1', 'P', 2), ('o3', 'p', 'loc_2', 'P', 3),
+  ('o4', 'p', 'loc_2', 'P', 0), ('o5', 'q', 'loc_1', 'Q', 2), ('o6', 'p', 'loc_1', 'P', 1),
+  ('o6', 'p', 'loc_2', 'P', 2);
+INSERT INTO inventory_movements (id, product_id, sku, location_id, on_hand_delta, reserved_delta,
+                                 reason, cause_type, cause_id) VALUES
+  ('m1', 'p', 'P', 'loc_1', 6, 0, 'received', 'adjustment', 'm1'),
+  ('m2', 'p', 'P', 'loc_2', 6, 0, 'received', 'adjustment', 'm2'),
+  ('m3', 'q', 'Q', 'loc_1', 2, 0, 'received', 'adjustment', 'm3'),
+  ('m4', 'p', 'P', 'loc_1', 0, 3, 'order_placed', 'order', 'o1'),
+  ('m5', 'p', 'P', 'loc_1', 0, 2, 'order_placed', 'order', 'o2'),
+  ('m6', 'p', 'P', 'loc_2', 0, 3, 'order_placed', 'order', 'o3'),
+  ('m7', 'p', 'P', 'loc_2', 0, 1, 'order_placed', 'order', 'o4'),
+  ('m8', 'p', 'P', 'loc_2', 0, -1, 'order_cancelled', 'order', 'o4'),
+  ('m9', 'q', 'Q', 'loc_1', 0, 2, 'order_placed', 'order', 'o5'),
+  ('m10', 'p', 'P', 'loc_1', 0, 1, 'order_placed', 'order', 'o6'),
+  ('m11', 'p', 'P', 'loc_2', 0, 2, 'order_placed', 'order', 'o6');
+"""
+
+
+async def test_0008_carries_every_orders_reservations_over_per_line(empty_database: str) -> None:
+    url = empty_database
+    await migrate(url, "0007")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(BEFORE_0008)
+        await migrate(url, "0008")
+        reservations = {
+            (r["line_id"], r["location_id"]): r["quantity"]
+            for r in await conn.fetch("SELECT * FROM order_reservations")
+        }
+        assert reservations == {
+            ("l1", "loc_1"): 3, ("l2", "loc_1"): 2,
+            ("l3a", "loc_2"): 2, ("l3b", "loc_2"): 1,  # one allocation, spread over two lines
+            ("l5", "loc_1"): 2,  # two more backordered
+            ("l6", "loc_1"): 1, ("l6", "loc_2"): 2,  # one line held at two locations
+        }  # fmt: skip
+        lines = {
+            r["id"]: (r["quantity_reserved"], r["quantity_backordered"], r["quantity_shipped"],
+                      r["quantity_cancelled"])
+            for r in await conn.fetch("SELECT * FROM order_lines")
+        }  # fmt: skip
+        assert lines == {
+            "l1": (3, 0, 0, 0), "l2": (2, 0, 0, 0), "l3a": (2, 0, 0, 0), "l3b": (1, 0, 0, 0),
+            "l4": (0, 0, 0, 1), "l5": (2, 2, 0, 0), "l6": (3, 0, 0, 0),
+        }  # fmt: skip
+        assert await conn.fetchval("SELECT to_regclass('order_allocations')") is None
+    finally:
+        await conn.close()
+
+    # The service, at head, finds them consistent and works on them like on new orders.
+    await migrate(url, "head")
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app):
+        await assert_stock_consistent(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://t",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as admin:
+            order = (await admin.get("/v1/orders/o6")).json()
+            assert [(a["line_id"], a["location_id"], a["quantity"]) for a in order["allocations"]] == [
+                ("l6", "loc_1", 1), ("l6", "loc_2", 2),
+            ]  # fmt: skip
+            cancelled = await admin.post("/v1/orders/o1/cancel", json={"reason": "migrated"})
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json()["lines"][0]["quantity_cancelled"] == 3
+            released = await admin.post("/v1/orders/o2/cancel")
+            assert released.json()["status"] == "cancelled"
+            level = (await admin.get("/v1/inventory/P")).json()["levels"]
+            assert {lv["location_id"]: lv["reserved"] for lv in level} == {"loc_1": 1, "loc_2": 5}
+        await assert_stock_consistent(app)
+
+    await migrate(url, "0007", down=True)
+    conn = await asyncpg.connect(url)
+    try:
+        allocations = {
+            (r["order_id"], r["product_id"], r["location_id"]): r["quantity"]
+            for r in await conn.fetch("SELECT * FROM order_allocations")
+        }
+        assert allocations == {
+            ("o3", "p", "loc_2"): 3, ("o5", "q", "loc_1"): 2, ("o6", "p", "loc_1"): 1,
+            ("o6", "p", "loc_2"): 2,
+        }  # fmt: skip
     finally:
         await conn.close()

@@ -8,7 +8,6 @@ import secrets
 import httpx
 from fastapi import FastAPI
 
-from oms_api.db import driver_connection
 from oms_api.main import create_app
 from oms_api.services.orders import expire_pending_orders
 from tests.factories import Shop, inventory, order_body, place, unique
@@ -282,14 +281,13 @@ async def test_unpaid_pending_orders_expire_and_release_stock(
     paid = await _order(
         client, shop, product["sku"], 1, payment={"method": "card", "status": "authorized"}
     )
-    async with app.state.sessionmaker() as session, session.begin():
-        conn = await driver_connection(session)
+    async with app.state.database.transaction() as conn:
         await conn.execute(
             "UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ANY($1)",
             [stale["id"], paid["id"]],
         )
-    async with app.state.sessionmaker() as session, session.begin():
-        expired = await expire_pending_orders(await driver_connection(session))
+    async with app.state.database.transaction() as conn:
+        expired = await expire_pending_orders(conn)
     assert expired >= 1
     got = (await client.get(f"/v1/orders/{stale['id']}", headers=shop.headers)).json()
     assert got["status"] == "cancelled"

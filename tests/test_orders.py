@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from oms_api.schemas.orders import OrderPublic
+from oms_api.schemas.orders import AllocationPublic, OrderLinePublic, OrderPublic
 from tests.factories import Shop, create_product, inventory, order_body, place, stock, unique
 
 
@@ -17,16 +17,23 @@ async def test_placement_reserves_stock_and_answers_the_order(
     response = await place(client, body, headers=shop.headers)
     assert response.status_code == 201, response.text
     order = response.json()
-    OrderPublic.model_validate(order)  # the document matches the documented schema
+    OrderPublic.model_validate(order)  # the document matches the documented schema...
+    assert set(order) == set(OrderPublic.model_fields)  # ...field for field
+    assert set(order["lines"][0]) == set(OrderLinePublic.model_fields)
+    assert set(order["allocations"][0]) == set(AllocationPublic.model_fields)
     assert order["status"] == "pending"
     assert order["payment_status"] == "unpaid"
     assert order["channel"] == shop.channel["code"]
     assert order["totals"] == {"subtotal": 3750, "shipping": 490, "total": 4240}
     assert order["lines"][0]["quantity"] == 3
     assert order["lines"][0]["unit_price"] == 1250
+    line = order["lines"][0]
     assert order["allocations"] == [
-        {"sku": product["sku"], "location_id": shop.locations[0]["id"], "quantity": 3}
-    ]
+        {"line_id": line["id"], "sku": product["sku"], "location_id": shop.locations[0]["id"],
+         "quantity": 3}
+    ]  # fmt: skip
+    assert (line["quantity_reserved"], line["quantity_backordered"], line["quantity_shipped"],
+            line["quantity_cancelled"], line["quantity_returned"]) == (3, 0, 0, 0, 0)  # fmt: skip
     level = await inventory(admin, product["sku"])
     assert (level["on_hand"], level["reserved"], level["available"]) == (10, 3, 7)
 
@@ -108,7 +115,9 @@ async def test_allocation_prefers_one_location_then_priority(
     assert {x["location_id"] for x in order["allocations"]} == {second}
     # A alone: both have it, the better priority wins.
     order = (await place(client, order_body(None, [(a["sku"], 2)]), headers=shop.headers)).json()
-    assert order["allocations"] == [{"sku": a["sku"], "location_id": first, "quantity": 2}]
+    assert order["allocations"] == [
+        {"line_id": order["lines"][0]["id"], "sku": a["sku"], "location_id": first, "quantity": 2}
+    ]
     # More than either has alone: split across both.
     order = (await place(client, order_body(None, [(a["sku"], 6)]), headers=shop.headers)).json()
     assert sum(x["quantity"] for x in order["allocations"]) == 6

@@ -26,7 +26,7 @@ from tests.receiver import Receiver
 async def dispatcher(app: FastAPI) -> AsyncIterator[None]:
     """The real dispatcher, running beside the session's app while these tests run."""
     runner = Dispatcher(
-        settings=app.state.settings, sessionmaker=app.state.sessionmaker,
+        settings=app.state.settings, database=app.state.database,
         database_url=app.state.settings.database_url,
     )  # fmt: skip
     task = asyncio.create_task(runner.run())
@@ -338,7 +338,7 @@ async def test_private_targets_are_refused_again_at_delivery(
     answers change) is refused after resolution, on the dispatcher's real send path."""
     app, _ = strict_app
     dispatcher = Dispatcher(
-        settings=app.state.settings, sessionmaker=app.state.sessionmaker, database_url=""
+        settings=app.state.settings, database=app.state.database, database_url=""
     )
     dispatcher._http = httpx.AsyncClient()
     row = {

@@ -168,12 +168,13 @@ async def _run_worker(settings: Settings) -> None:
     """Dispatcher and housekeeping until SIGTERM or Ctrl-C."""
     import logging
 
-    from oms_api.db import create_engine, make_sessionmaker
+    from oms_api.db import Database, create_engine
     from oms_api.main import background_tasks
 
-    assert settings.database_url
-    engine = create_engine(settings, settings.database_url)
-    tasks = background_tasks(settings, make_sessionmaker(engine), dispatcher=True)
+    if not settings.database_url:
+        raise RuntimeError("the worker needs a database URL")
+    database = Database(create_engine(settings, settings.database_url))
+    tasks = background_tasks(settings, database, dispatcher=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,7 +186,7 @@ async def _run_worker(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await engine.dispose()
+        await database.dispose()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -206,16 +207,16 @@ def _migrate(args: argparse.Namespace) -> int:
 def _with_session(settings: Settings, work: Any) -> Any:
     """Run `work(session)` in one committed transaction against the configured database."""
     from oms_api import migrations_runner
-    from oms_api.db import create_engine, make_sessionmaker
+    from oms_api.db import Database, create_engine
     from oms_api.embedded import database_url
 
     async def run(url: str) -> Any:
-        engine = create_engine(settings, url, pool_size=1, max_overflow=0)
+        database = Database(create_engine(settings, url, pool_size=1, max_overflow=0))
         try:
-            async with make_sessionmaker(engine)() as session, session.begin():
+            async with database.session() as session:
                 return await work(session)
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     with database_url(settings.database_url, settings.data_dir) as url:
         if not settings.database_url:
@@ -294,20 +295,33 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _inventory_verify(args: argparse.Namespace) -> int:
-    from oms_api.services.inventory import verify_ledger
+    from oms_api.services.inventory import verify_stock
 
-    checked, drifts = _with_session(get_settings(), verify_ledger)
-    for d in drifts:
+    check = _with_session(get_settings(), verify_stock)
+    for d in check.ledger:
         print(
             f"DRIFT product={d.product_id} location={d.location_id} "
             f"on_hand={d.on_hand} ledger={d.ledger_on_hand} "
             f"reserved={d.reserved} ledger={d.ledger_reserved}"
         )
+    for r in check.reservations:
+        print(
+            f"RESERVED product={r.product_id} location={r.location_id} "
+            f"reserved={r.reserved} order_reservations={r.reservations}"
+        )
+    for line in check.lines:
+        print(
+            f"LINE line={line.line_id} order={line.order_id} "
+            f"quantity_reserved={line.quantity_reserved} order_reservations={line.reservations}"
+        )
+    problems = len(check.ledger) + len(check.reservations) + len(check.lines)
     verdict = (
-        "ledger matches levels" if not drifts else f"{len(drifts)} level(s) drift from the ledger"
+        "ledger matches levels, reservations match levels and lines"
+        if check.clean
+        else f"{problems} drift(s)"
     )
-    print(f"checked {checked} stock level(s): {verdict}")
-    return 1 if drifts else 0
+    print(f"checked {check.levels} stock level(s): {verdict}")
+    return 0 if check.clean else 1
 
 
 def _openapi(args: argparse.Namespace) -> int:

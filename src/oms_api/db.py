@@ -1,4 +1,4 @@
-"""Engine, sessions and the request's unit of work.
+"""Engine, transactions and the request's unit of work.
 
 A request gets one `AsyncSession` in one transaction: committed when the endpoint returns,
 rolled back when it raises. Services never commit.
@@ -14,12 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
 from oms_api.settings import Settings
@@ -63,25 +58,13 @@ def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine
     return create_async_engine(async_url(url), **options)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, inside the session's transaction.
-
-    For the hot paths, which send hand-written SQL through asyncpg directly. SQLAlchemy
-    sends BEGIN lazily with its first statement; if it has not yet, start it here so the
-    raw statements are part of the request's transaction, not autocommitted.
-    """
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    adapted = raw.dbapi_connection
-    if getattr(adapted, "_transaction", True) is None:
-        await adapted._start_transaction()  # type: ignore[union-attr]
-    elif not raw.driver_connection.is_in_transaction():  # type: ignore[union-attr]
-        await conn.exec_driver_sql("SELECT 1")
-    return raw.driver_connection
+    """The asyncpg connection under `session` (from `Database.session`, whose transaction is
+    already open), for hand-written SQL in the session's transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
 
 
 # One round trip opens the transaction and tells PostgreSQL to keep one generic plan per
@@ -92,35 +75,67 @@ HOT_PATH_BEGIN = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from the engine's pool as plain asyncpg, in a transaction: committed
-    when the block ends, rolled back when it raises.
-
-    For the hot path (order placement), which needs neither the ORM nor a session: one pool
-    checkout and one asyncpg transaction, nothing per statement. The same pool as every
-    session, so the process never holds more connections than `db_pool_size` + overflow.
-    """
-    pooled = await engine.raw_connection()
-    conn: asyncpg.Connection = pooled.driver_connection
+async def _begun(conn: asyncpg.Connection, begin: str) -> AsyncIterator[asyncpg.Connection]:
+    """`conn` in a transaction we open: committed when the block ends, rolled back when it
+    raises (a connection that could not roll back is discarded by the caller)."""
+    await conn.execute(begin)
     try:
-        await conn.execute(HOT_PATH_BEGIN)
+        yield conn
+    except BaseException:
+        with suppress(Exception):  # a broken connection is discarded by the caller
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+class Database:
+    """The connection pool, and the two ways to hold one of its connections in a
+    transaction. Either way the transaction is ours: BEGIN, then COMMIT when the block ends
+    or ROLLBACK when it raises; a connection interrupted mid-transaction is never reused."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self, *, begin: str = "BEGIN") -> AsyncIterator[asyncpg.Connection]:
+        """Plain asyncpg: one pool checkout and nothing per statement — for the hot path
+        (order placement), which needs neither the ORM nor a session."""
+        pooled = await self.engine.raw_connection()
+        conn: asyncpg.Connection = pooled.driver_connection
         try:
-            yield conn
-        except BaseException:
-            with suppress(Exception):  # a broken connection is discarded below
-                await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
-    finally:
-        if conn.is_closed() or conn.is_in_transaction():  # interrupted: never reuse it
-            await greenlet_spawn(pooled.invalidate)
-        await greenlet_spawn(pooled.close)
+            async with _begun(conn, begin):
+                yield conn
+        finally:
+            if conn.is_closed() or conn.is_in_transaction():  # interrupted: never reuse it
+                await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session in our transaction; `driver_connection(session)` gives the same
+        connection as asyncpg, in the same transaction. SQLAlchemy runs the connection in
+        its autocommit mode, so it never sends BEGIN or COMMIT itself."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            conn: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+            session = AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
+            try:
+                async with _begun(conn, "BEGIN"):
+                    yield session
+                    await session.flush()
+            finally:
+                await session.close()
+                if conn.is_closed() or conn.is_in_transaction():
+                    await connection.invalidate()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's transaction: commit on return, roll back on any exception."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session, session.begin():
+    database: Database = request.app.state.database
+    async with database.session() as session:
         yield session
 
 

@@ -26,7 +26,7 @@ PRODUCTS = [
 
 async def seed_demo(app: FastAPI) -> dict[str, Any]:
     """Seed through `app` (its lifespan must be running); returns keys and ids."""
-    async with app.state.sessionmaker() as session, session.begin():
+    async with app.state.database.session() as session:
         _, admin_secret = await access.create_key(
             session, name="demo admin", scopes=[Scope.ADMIN], channel_id=None
         )

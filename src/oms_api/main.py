@@ -13,14 +13,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from oms_api import __version__
 from oms_api.api import api_keys, catalog, channels, customers, inventory, operations, orders
 from oms_api.api import events as events_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
-from oms_api.db import create_engine, driver_connection, make_sessionmaker
+from oms_api.db import Database, create_engine
 from oms_api.domain.rate_limit import TokenBuckets
 from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
@@ -49,44 +48,43 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-async def housekeeping_pass(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def housekeeping_pass(database: Database) -> None:
     """Expire unpaid pending orders, purge old Idempotency-Key records. Every statement is
     safe to run from many processes at once (SKIP LOCKED, idempotent deletes)."""
     while True:  # expire in batches, each its own transaction
-        async with sessionmaker() as session, session.begin():
-            expired = await order_service.expire_pending_orders(
-                await driver_connection(session), limit=EXPIRY_BATCH
-            )
+        async with database.transaction() as conn:
+            expired = await order_service.expire_pending_orders(conn, limit=EXPIRY_BATCH)
         if expired:
             log.info("expired %d unpaid pending order(s)", expired)
         if expired < EXPIRY_BATCH:
             break
-    async with sessionmaker() as session, session.begin():
+    async with database.session() as session:
         await idempotency.purge_expired(session)
 
 
-async def run_housekeeping(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
+async def run_housekeeping(database: Database, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:  # shielded: shutdown must not cancel a transaction half-way
-            await asyncio.shield(housekeeping_pass(sessionmaker))
+            await asyncio.shield(housekeeping_pass(database))
         except Exception:
             log.exception("housekeeping pass failed; will retry")
 
 
 def background_tasks(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], *, dispatcher: bool
+    settings: Settings, database: Database, *, dispatcher: bool
 ) -> list[asyncio.Task[None]]:
     """Housekeeping, and the webhook dispatcher if wanted, as running tasks."""
     tasks = [
         asyncio.create_task(
-            run_housekeeping(sessionmaker, settings.maintenance_interval), name="oms-housekeeping"
+            run_housekeeping(database, settings.maintenance_interval), name="oms-housekeeping"
         )
     ]
     if dispatcher:
-        assert settings.database_url
+        if not settings.database_url:
+            raise RuntimeError("the webhook dispatcher needs DATABASE_URL (for LISTEN)")
         runner = Dispatcher(
-            settings=settings, sessionmaker=sessionmaker, database_url=settings.database_url
+            settings=settings, database=database, database_url=settings.database_url
         )
         tasks.append(asyncio.create_task(runner.run(), name="oms-webhook-dispatcher"))
     return tasks
@@ -111,10 +109,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "DATABASE_URL is not set. Start the service with `oms-api serve`, which starts an "
             "embedded PostgreSQL when DATABASE_URL is unset."
         )
-    engine = create_engine(settings, settings.database_url)
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    tasks = background_tasks(settings, app.state.sessionmaker, dispatcher=settings.dispatcher)
+    database = Database(create_engine(settings, settings.database_url))
+    app.state.database = database
+    tasks = background_tasks(settings, database, dispatcher=settings.dispatcher)
     tune_garbage_collector()
     try:
         yield
@@ -122,7 +119,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await engine.dispose()
+        await database.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

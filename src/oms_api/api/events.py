@@ -11,10 +11,9 @@ from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.events import ALL as EVENT_TYPES
 from oms_api.errors import Unprocessable, problem_responses
-from oms_api.jsonutil import dumps
+from oms_api.jsonutil import dumps, iso
 from oms_api.schemas.webhooks import EventFeed
 from oms_api.services.event_feed import read_feed
-from oms_api.services.order_documents import iso
 from oms_api.services.pagination import MAX_LIMIT
 
 router = APIRouter(prefix="/v1/events", tags=["events"])

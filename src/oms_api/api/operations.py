@@ -40,7 +40,7 @@ async def readyz(request: Request) -> Response | Readiness:
     """200 when the database answers and its schema is at the migration head; else 503."""
     expected = request.app.state.migration_head
     try:
-        async with request.app.state.engine.connect() as conn:
+        async with request.app.state.database.engine.connect() as conn:
             current = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     except Exception as exc:  # any failure to reach or read the database means "not ready"
         return problem_response(
@@ -66,7 +66,7 @@ async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, webhook attempts by outcome, webhook
     queue depth and oldest undelivered age, in Prometheus text format."""
     try:
-        async with request.app.state.sessionmaker() as session:
+        async with request.app.state.database.session() as session:
             depth, oldest = await queue_stats(session)
         WEBHOOK_QUEUE_DEPTH.set(depth)
         WEBHOOK_OLDEST_PENDING.set(oldest)

@@ -16,7 +16,7 @@ from oms_api.api.deps import (
     idempotent_create,
     require,
 )
-from oms_api.db import SessionDep, driver_connection, driver_transaction
+from oms_api.db import HOT_PATH_BEGIN, SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
@@ -69,7 +69,7 @@ async def create_order(
     `customer_id` (404 if the key's channel does not know that customer) or inline
     `customer`, found or created by email."""
     # The hot path: one plain asyncpg transaction, no session, no nested dependencies.
-    async with driver_transaction(request.app.state.engine) as conn:
+    async with request.app.state.database.transaction(begin=HOT_PATH_BEGIN) as conn:
         claim: Claim | None = None
         if idempotency_key is None:
             principal = await authorize(request, conn, Scope.ORDERS_WRITE)

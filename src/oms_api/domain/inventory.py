@@ -11,7 +11,27 @@ otherwise the whole placement is refused (`insufficient_stock`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
+
+from oms_api.domain.errors import DomainError
+
+
+class StockMove(TypedDict):
+    """One change of a level (`on_hand`, `reserved`, or both) and the ledger row that records
+    it. Every change of stock anywhere is a list of these, applied by the one stock path."""
+
+    id: str
+    product_id: str
+    location_id: str
+    sku: str
+    on_hand_delta: int
+    reserved_delta: int
+    reason: str
+    cause_type: str  # adjustment | order | shipment | return | replenishment
+    cause_id: str | None
+    note: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +55,7 @@ class Allocation:
     short: dict[str, int] = field(default_factory=dict)  # product_id → units no location has
 
 
-def allocate(demand: dict[str, int], stock: list[StockAt]) -> Allocation:
+def allocate(demand: dict[str, int], stock: Sequence[StockAt]) -> Allocation:
     """`demand`: units per product (summed over lines). `stock`: what each allowed
     location has available."""
     by_location: dict[str, dict[str, int]] = {}
@@ -71,3 +91,22 @@ def allocate(demand: dict[str, int], stock: list[StockAt]) -> Allocation:
                 remaining[product] = needed - take
     result.short = {p: q for p, q in remaining.items() if q > 0}
     return result
+
+
+def check_adjustment(on_hand: int, reserved: int, delta: int, expected_on_hand: int | None) -> None:
+    """An adjustment of `on_hand` by `delta` may apply: the count it was based on is still
+    current (compare-and-set), and it leaves at least what open orders have reserved."""
+    if expected_on_hand is not None and on_hand != expected_on_hand:
+        raise DomainError(
+            "stale_count",
+            f"on_hand is {on_hand}, not the expected {expected_on_hand}: stock moved since the "
+            "count; recount and retry.",
+            on_hand=on_hand,
+        )
+    if on_hand + delta < reserved:
+        raise DomainError(
+            "negative_available",
+            f"on_hand {on_hand} {delta:+d} would leave less than the {reserved} units reserved "
+            "for open orders.",
+            on_hand=on_hand, reserved=reserved, available=on_hand - reserved,
+        )  # fmt: skip

@@ -8,7 +8,7 @@ from oms_api.models.customers import Customer, CustomerProfile
 from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import InventoryLevel, InventoryMovement
-from oms_api.models.orders import Order, OrderAllocation, OrderLine, Payment
+from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
 from oms_api.models.settings import AppSetting
 from oms_api.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -25,8 +25,8 @@ __all__ = [
     "InventoryMovement",
     "Location",
     "Order",
-    "OrderAllocation",
     "OrderLine",
+    "OrderReservation",
     "Payment",
     "Product",
     "WebhookAttempt",

@@ -93,24 +93,32 @@ class Order(Base):
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class OrderLine(Base):
+    """One line of an order. Every unit is in exactly one of four places: reserved at a
+    location, backordered (reserved nowhere yet), shipped, or cancelled."""
+
     __tablename__ = "order_lines"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
         CheckConstraint(
-            "quantity_shipped >= 0 AND quantity_shipped <= quantity", name="shipped_within_quantity"
+            "quantity_reserved >= 0 AND quantity_backordered >= 0 AND quantity_shipped >= 0 "
+            "AND quantity_cancelled >= 0",
+            name="quantities_not_negative",
+        ),
+        CheckConstraint(
+            "quantity = quantity_reserved + quantity_backordered + quantity_shipped + "
+            "quantity_cancelled",
+            name="quantities_add_up",
         ),
         CheckConstraint(
             "quantity_returned >= 0 AND quantity_returned <= quantity_shipped",
             name="returned_within_shipped",
-        ),
-        CheckConstraint(
-            "quantity_backordered >= 0 AND quantity_backordered <= quantity",
-            name="backordered_within_quantity",
         ),
         UniqueConstraint("order_id", "position", name="uq_order_lines_order_id_position"),
     )
@@ -125,28 +133,44 @@ class OrderLine(Base):
     name: Mapped[str] = mapped_column(Text, nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    quantity_shipped: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    quantity_returned: Mapped[int] = mapped_column(
+    quantity_reserved: Mapped[int] = mapped_column(
         Integer, nullable=False, server_default=text("0")
     )
     quantity_backordered: Mapped[int] = mapped_column(
         Integer, nullable=False, server_default=text("0")
     )
-
-
-class OrderAllocation(Base):
-    """Units of one product reserved for one order at one location (still reserved)."""
-
-    __tablename__ = "order_allocations"
-    __table_args__ = (CheckConstraint("quantity >= 0", name="quantity_not_negative"),)
-
-    order_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    quantity_shipped: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    quantity_cancelled: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
     )
-    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), primary_key=True)
+    quantity_returned: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
+
+
+class OrderReservation(Base):
+    """Units of one line reserved at one location; `quantity_in_shipments` of them are in
+    open shipments from there. A row exists only while it holds units. Per line they sum to
+    the line's `quantity_reserved`; per (product, location), to the level's `reserved`."""
+
+    __tablename__ = "order_reservations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "quantity_in_shipments >= 0 AND quantity_in_shipments <= quantity",
+            name="in_shipments_within_quantity",
+        ),
+    )
+
+    line_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("order_lines.id", ondelete="CASCADE"), primary_key=True
+    )
     location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), primary_key=True)
-    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    product_id: Mapped[str] = mapped_column(Text, nullable=False, comment="the line's")
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    quantity_in_shipments: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0")
+    )
 
 
 class Payment(Base):

@@ -94,6 +94,9 @@ class OrderCreate(RequestModel):
 
 
 class OrderLinePublic(PublicModel):
+    """Every unit of a line is in one place: `quantity = quantity_reserved +
+    quantity_backordered + quantity_shipped + quantity_cancelled`, always."""
+
     id: str
     sku: str
     product_id: str
@@ -101,15 +104,18 @@ class OrderLinePublic(PublicModel):
     quantity: int
     unit_price: int
     total: int
+    quantity_reserved: int = Field(description="Held at a location (see `allocations`).")
+    quantity_backordered: int = Field(description="Accepted with no stock: reserved nowhere yet.")
     quantity_shipped: int
-    quantity_returned: int
-    quantity_backordered: int
+    quantity_cancelled: int
+    quantity_returned: int = Field(description="Shipped units that came back.")
 
 
 class AllocationPublic(PublicModel):
+    line_id: str
     sku: str
     location_id: str
-    quantity: int = Field(description="Units still reserved there for this order.")
+    quantity: int = Field(description="Units of this line reserved there.")
 
 
 class Totals(PublicModel):
@@ -151,7 +157,9 @@ class OrderPublic(PublicModel):
     payment_method: str | None
     currency: str
     lines: list[OrderLinePublic]
-    allocations: list[AllocationPublic]
+    allocations: list[AllocationPublic] = Field(
+        description="Where each line's reserved units are held, per line and location."
+    )
     totals: Totals
     payment_amounts: PaymentAmounts
     payments: list[PaymentPublic]
@@ -165,6 +173,8 @@ class OrderPublic(PublicModel):
     created_at: datetime
     updated_at: datetime
     confirmed_at: datetime | None
+    shipped_at: datetime | None = Field(description="When every unit not cancelled had shipped.")
+    delivered_at: datetime | None = Field(description="When every shipment was delivered.")
     cancelled_at: datetime | None
     expires_at: datetime | None
     version: int

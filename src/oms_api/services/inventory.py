@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal
-from oms_api.errors import Conflict, NotFound, Unprocessable
-from oms_api.ids import new_id
+from oms_api.domain.inventory import check_adjustment
+from oms_api.errors import NotFound, Unprocessable
 from oms_api.models import Channel, InventoryLevel, InventoryMovement, Location, Product
 from oms_api.services.pagination import Page, paginate
+from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
@@ -79,58 +80,21 @@ async def adjust(
             f"No location with id {location_id}.", code="unknown_location",
             errors=[{"loc": ["body", "location_id"], "msg": "unknown location"}],
         )  # fmt: skip
-    await session.execute(
-        insert(InventoryLevel)
-        .values(product_id=product.id, location_id=location_id)
-        .on_conflict_do_nothing()
-    )
-    level = (
-        await session.execute(
-            select(InventoryLevel.on_hand, InventoryLevel.reserved)
-            .where(
-                InventoryLevel.product_id == product.id, InventoryLevel.location_id == location_id
-            )
-            .with_for_update()
-        )
-    ).one()
-    if expected_on_hand is not None and level.on_hand != expected_on_hand:
-        raise Conflict(
-            f"on_hand is {level.on_hand}, not the expected {expected_on_hand}: stock moved since "
-            "the count; recount and retry.",
-            code="stale_count",
-            on_hand=level.on_hand,
-        )
-    if level.on_hand + delta < level.reserved:
-        raise Conflict(
-            f"on_hand {level.on_hand} {delta:+d} would leave less than the {level.reserved} "
-            "units reserved for open orders.",
-            code="negative_available",
-            on_hand=level.on_hand,
-            reserved=level.reserved,
-            available=level.on_hand - level.reserved,
-        )
-    movement = InventoryMovement(
-        id=new_id("mov"), product_id=product.id, sku=product.sku, location_id=location_id,
-        on_hand_delta=delta, reserved_delta=0, reason=reason, cause_type="adjustment",
-        cause_id=None, note=note,
+    conn = await driver_connection(session)
+    key = (product.id, location_id)
+    on_hand, reserved = (await lock_levels(conn, [key], create_missing=True))[key]
+    check_adjustment(on_hand, reserved, delta, expected_on_hand)
+    move = stock_move(
+        product_id=product.id, location_id=location_id, sku=product.sku, on_hand=delta,
+        reason=reason, cause_type="adjustment", cause_id=None, note=note,
     )  # fmt: skip
-    movement.cause_id = movement.id
-    session.add(movement)
-    updated = (
-        await session.execute(
-            update(InventoryLevel)
-            .where(
-                InventoryLevel.product_id == product.id, InventoryLevel.location_id == location_id
-            )
-            .values(on_hand=InventoryLevel.on_hand + delta, updated_at=func.now())
-            .returning(InventoryLevel.on_hand, InventoryLevel.reserved, InventoryLevel.updated_at)
-        )
-    ).one()
-    await session.flush()
-    await session.refresh(movement)
+    move["cause_id"] = move["id"]
+    await move_stock(conn, [move])
+    movement = await session.get_one(InventoryMovement, move["id"])
+    level = await session.get_one(InventoryLevel, key)
     return movement, Level(
-        product.sku, product.id, location_id, updated.on_hand, updated.reserved,
-        updated.on_hand - updated.reserved, updated.updated_at,
+        product.sku, product.id, location_id, level.on_hand, level.reserved,
+        level.on_hand - level.reserved, level.updated_at,
     )  # fmt: skip
 
 
@@ -205,6 +169,8 @@ async def list_movements(
 
 @dataclass(frozen=True, slots=True)
 class Drift:
+    """A level the ledger does not sum to."""
+
     product_id: str
     location_id: str
     on_hand: int
@@ -213,7 +179,39 @@ class Drift:
     ledger_reserved: int
 
 
-VERIFY_SQL = text(
+@dataclass(frozen=True, slots=True)
+class ReservationDrift:
+    """A level whose `reserved` is not what the order lines' reservations there add up to."""
+
+    product_id: str
+    location_id: str
+    reserved: int
+    reservations: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineDrift:
+    """A line whose `quantity_reserved` is not what its reservations add up to."""
+
+    line_id: str
+    order_id: str
+    quantity_reserved: int
+    reservations: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockCheck:
+    levels: int
+    ledger: list[Drift]
+    reservations: list[ReservationDrift]
+    lines: list[LineDrift]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.ledger or self.reservations or self.lines)
+
+
+VERIFY_LEDGER_SQL = text(
     """
     SELECT coalesce(l.product_id, m.product_id) AS product_id,
            coalesce(l.location_id, m.location_id) AS location_id,
@@ -231,9 +229,43 @@ VERIFY_SQL = text(
     """
 )
 
+VERIFY_RESERVATIONS_SQL = text(
+    """
+    SELECT coalesce(l.product_id, r.product_id) AS product_id,
+           coalesce(l.location_id, r.location_id) AS location_id,
+           coalesce(l.reserved, 0) AS reserved, coalesce(r.units, 0) AS reservations
+    FROM inventory_levels l
+    FULL JOIN (
+        SELECT product_id, location_id, sum(quantity) AS units
+        FROM order_reservations GROUP BY product_id, location_id
+    ) r ON r.product_id = l.product_id AND r.location_id = l.location_id
+    WHERE coalesce(l.reserved, 0) <> coalesce(r.units, 0)
+    ORDER BY 1, 2
+    """
+)
 
-async def verify_ledger(session: AsyncSession) -> tuple[int, list[Drift]]:
-    """(levels checked, drifts). One statement, so one consistent snapshot."""
+VERIFY_LINES_SQL = text(
+    """
+    SELECT l.id AS line_id, l.order_id, l.quantity_reserved,
+           coalesce(r.units, 0) AS reservations
+    FROM order_lines l
+    LEFT JOIN (SELECT line_id, sum(quantity) AS units FROM order_reservations GROUP BY line_id) r
+      ON r.line_id = l.id
+    WHERE l.quantity_reserved <> coalesce(r.units, 0)
+    ORDER BY l.order_id, l.id
+    """
+)
+
+
+async def verify_stock(session: AsyncSession) -> StockCheck:
+    """Check, on one consistent snapshot, that the ledger sums to the levels, that the
+    order lines' reservations sum to each level's `reserved`, and that each line's
+    reservations sum to its `quantity_reserved`. Must be the transaction's first call."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     checked = int(await session.scalar(select(func.count()).select_from(InventoryLevel)) or 0)
-    drifts = [Drift(**r._mapping) for r in (await session.execute(VERIFY_SQL)).all()]
-    return checked, drifts
+    return StockCheck(
+        checked,
+        [Drift(**r._mapping) for r in await session.execute(VERIFY_LEDGER_SQL)],
+        [ReservationDrift(**r._mapping) for r in await session.execute(VERIFY_RESERVATIONS_SQL)],
+        [LineDrift(**r._mapping) for r in await session.execute(VERIFY_LINES_SQL)],
+    )

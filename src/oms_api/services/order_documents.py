@@ -1,33 +1,57 @@
-"""The order as the API returns it: one renderer for placement, reads, commands and
-events, so a placement's response, a later GET and an event's `data` always agree."""
+"""The order as the API returns it: one renderer, from rows, for placement, reads, commands
+and events, so a placement's response, a later GET and an event's `data` always agree.
+
+The SQL below reads rows as they are stored (`json_agg` of whole rows); only
+`order_document` gives them the API's shape.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from oms_api.errors import NotFound
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-SQL_TIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+from oms_api.jsonutil import iso
 
 
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime(TIME_FORMAT)
+def line_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "sku": row["sku"], "product_id": row["product_id"],
+        "name": row["name"], "quantity": row["quantity"], "unit_price": row["unit_price"],
+        "total": row["quantity"] * row["unit_price"],
+        "quantity_reserved": row["quantity_reserved"],
+        "quantity_backordered": row["quantity_backordered"],
+        "quantity_shipped": row["quantity_shipped"],
+        "quantity_cancelled": row["quantity_cancelled"],
+        "quantity_returned": row["quantity_returned"],
+    }  # fmt: skip
+
+
+def payment_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "kind": row["kind"], "amount": row["amount"],
+            "reference": row["reference"], "created_at": iso(row["created_at"])}  # fmt: skip
 
 
 def order_document(
     row: Mapping[str, Any],
     lines: Sequence[Mapping[str, Any]],
-    allocations: Sequence[Mapping[str, Any]],
+    reservations: Sequence[Mapping[str, Any]],
     payments: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """`row`: the orders row (plus `channel`, the channel's code). `lines` in position
-    order, `allocations` by (sku, location_id), `payments` by id — each already in the
-    document's shape."""
+    """`row`: the orders row plus `channel` (the channel's code); `lines` in position
+    order; `reservations` and `payments` as stored, in any order."""
+    line_docs = [line_document(line) for line in lines]
+    at = {line["id"]: (i, line["sku"]) for i, line in enumerate(line_docs)}
+    allocations = sorted(
+        (
+            {"line_id": r["line_id"], "sku": at[r["line_id"]][1], "location_id": r["location_id"],
+             "quantity": r["quantity"]}
+            for r in reservations
+        ),
+        key=lambda a: (at[a["line_id"]][0], a["location_id"]),
+    )  # fmt: skip
     return {
         "id": row["id"],
         "number": row["number"],
@@ -40,8 +64,8 @@ def order_document(
         "payment_status": row["payment_status"],
         "payment_method": row["payment_method"],
         "currency": row["currency"],
-        "lines": list(lines),
-        "allocations": list(allocations),
+        "lines": line_docs,
+        "allocations": allocations,
         "totals": {"subtotal": row["subtotal"], "shipping": row["shipping"], "total": row["total"]},
         "payment_amounts": {
             "authorized": row["authorized"],
@@ -49,7 +73,7 @@ def order_document(
             "refunded": row["refunded"],
             "voided": row["voided"],
         },
-        "payments": list(payments),
+        "payments": [payment_document(p) for p in sorted(payments, key=lambda p: str(p["id"]))],
         "risk": {"score": row["risk_score"], "reasons": list(row["risk_reasons"])},
         "shipping_address": row["shipping_address"],
         "billing_address": row["billing_address"],
@@ -60,48 +84,30 @@ def order_document(
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
         "confirmed_at": iso(row["confirmed_at"]),
+        "shipped_at": iso(row["shipped_at"]),
+        "delivered_at": iso(row["delivered_at"]),
         "cancelled_at": iso(row["cancelled_at"]),
         "expires_at": iso(row["expires_at"]),
         "version": row["version"],
     }
 
 
-def line_document(
-    *, id: str, sku: str, product_id: str, name: str, quantity: int, unit_price: int,
-    quantity_shipped: int = 0, quantity_returned: int = 0, quantity_backordered: int = 0,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "id": id, "sku": sku, "product_id": product_id, "name": name, "quantity": quantity,
-        "unit_price": unit_price, "total": quantity * unit_price,
-        "quantity_shipped": quantity_shipped, "quantity_returned": quantity_returned,
-        "quantity_backordered": quantity_backordered,
-    }  # fmt: skip
-
-
-# Reads every order matching a WHERE clause with its lines, allocations and payments, in
-# one statement. Shapes match `order_document` exactly (times formatted like `iso`).
-ORDER_SELECT = f"""
+# Every order matching a WHERE clause, with its lines, reservations and payments as stored,
+# in one statement.
+ORDER_SELECT = """
 SELECT o.*, c.code AS channel,
-  (SELECT coalesce(json_agg(json_build_object(
-      'id', l.id, 'sku', l.sku, 'product_id', l.product_id, 'name', l.name,
-      'quantity', l.quantity, 'unit_price', l.unit_price, 'total', l.quantity * l.unit_price,
-      'quantity_shipped', l.quantity_shipped, 'quantity_returned', l.quantity_returned,
-      'quantity_backordered', l.quantity_backordered) ORDER BY l.position), '[]')
-   FROM order_lines l WHERE l.order_id = o.id) AS lines_json,
-  (SELECT coalesce(json_agg(json_build_object(
-      'sku', a.sku, 'location_id', a.location_id, 'quantity', a.quantity)
-      ORDER BY a.sku, a.location_id), '[]')
-   FROM order_allocations a WHERE a.order_id = o.id AND a.quantity > 0) AS allocations_json,
-  (SELECT coalesce(json_agg(json_build_object(
-      'id', p.id, 'kind', p.kind, 'amount', p.amount, 'reference', p.reference,
-      'created_at', to_char(p.created_at AT TIME ZONE 'UTC', '{SQL_TIME_FORMAT}')) ORDER BY p.id), '[]')
-   FROM payments p WHERE p.order_id = o.id) AS payments_json
+  (SELECT json_agg(l ORDER BY l.position) FROM order_lines l WHERE l.order_id = o.id) AS lines_,
+  (SELECT json_agg(r) FROM order_lines l JOIN order_reservations r ON r.line_id = l.id
+   WHERE l.order_id = o.id) AS reservations_,
+  (SELECT json_agg(p) FROM payments p WHERE p.order_id = o.id) AS payments_
 FROM orders o JOIN channels c ON c.id = o.channel_id
 """
 
 
 def document_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    return order_document(row, row["lines_json"], row["allocations_json"], row["payments_json"])
+    return order_document(
+        row, row["lines_"] or (), row["reservations_"] or (), row["payments_"] or ()
+    )
 
 
 async def load_orders(conn: asyncpg.Connection, order_ids: list[str]) -> list[dict[str, Any]]:

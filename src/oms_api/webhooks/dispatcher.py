@@ -28,13 +28,13 @@ from typing import Any
 import asyncpg
 import httpx
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from oms_api.db import driver_connection, libpq_url
+from oms_api.db import Database, libpq_url
+from oms_api.domain.events import WEBHOOK_ENDPOINT_DISABLED
 from oms_api.ids import new_id
-from oms_api.jsonutil import dumps
-from oms_api.services.order_documents import iso
+from oms_api.jsonutil import dumps, iso
 from oms_api.settings import Settings
+from oms_api.webhooks.outbox import record_events
 from oms_api.webhooks.signing import signature_header
 from oms_api.webhooks.targets import UnsafeTarget, pin
 
@@ -121,11 +121,11 @@ class Dispatcher:
         self,
         *,
         settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        database: Database,
         database_url: str,
     ) -> None:
         self.settings = settings
-        self.sessionmaker = sessionmaker
+        self.database = database
         self.database_url = database_url
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -188,8 +188,8 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Any]:
         lease = self.settings.webhook_timeout + LEASE_MARGIN_S
-        async with self.sessionmaker() as session, session.begin():
-            return list(await (await driver_connection(session)).fetch(CLAIM_SQL, limit, lease))
+        async with self.database.transaction() as conn:
+            return list(await conn.fetch(CLAIM_SQL, limit, lease))
 
     async def _claim_and_send(self, limit: int) -> int:
         # Shielded: a shutdown may interrupt an HTTP call, never a transaction (a cancelled
@@ -213,7 +213,8 @@ class Dispatcher:
             log.exception("recording webhook delivery %s failed; it will be retried", row["id"])
 
     async def _send(self, row: Any) -> Outcome:
-        assert self._http is not None
+        if self._http is None:
+            raise RuntimeError("the dispatcher is not running")
         body = event_body(row)
         secrets_in_use = [row["secret"]]
         if row["previous_secret"] and row["previous_secret_valid"]:
@@ -258,8 +259,7 @@ class Dispatcher:
         )
 
     async def _record(self, row: Any, outcome: Outcome) -> None:
-        async with self.sessionmaker() as session, session.begin():
-            conn = await driver_connection(session)
+        async with self.database.transaction() as conn:
             await conn.execute(
                 """INSERT INTO webhook_attempts (id, delivery_id, status_code, latency_ms, error,
                                                  response_snippet)
@@ -329,10 +329,9 @@ async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: s
     log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
     data = {"id": row["id"], "url": row["url"], "channel_id": row["channel_id"],
             "status": "disabled", "disabled_reason": reason, "disabled_at": iso(row["disabled_at"])}  # fmt: skip
-    await conn.execute(
-        "INSERT INTO events (id, type, channel_id, data) VALUES ($1, 'webhook_endpoint.disabled', $2, $3::jsonb)",
-        new_id("evt"), row["channel_id"], dumps(data).decode(),
-    )  # fmt: skip
+    await record_events(
+        conn, [WEBHOOK_ENDPOINT_DISABLED], order_id=None, data=data, channel_id=row["channel_id"]
+    )
     return True
 
 

@@ -1,0 +1,46 @@
+"""The outbox writer: the one way an event is recorded.
+
+Every event — an order's state change, a payment, a shipment, an endpoint disabled — is
+written by `oms_record_events` (migration 0008) in the transaction of the change it
+announces: an order's events take the next numbers of its `sequence` and its channel.
+The webhook fan-out trigger and the event feed read what it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from oms_api.ids import new_id
+from oms_api.jsonutil import dumps
+
+RECORD_EVENTS_SQL = "SELECT oms_record_events($1, $2::jsonb, $3::jsonb, $4)"
+
+
+async def record_events(
+    conn: asyncpg.Connection,
+    events: Sequence[str | tuple[str, Mapping[str, Any]]],
+    *,
+    order_id: str | None,
+    data: Mapping[str, Any] | None = None,
+    channel_id: str | None = None,
+) -> None:
+    """Record `events` in order: types (each with `data`), or (type, its own data) pairs.
+    With `order_id` they join that order's sequence and channel; without, `channel_id` (or
+    none: seen by admin keys only)."""
+    rows = [
+        {"id": new_id("evt"), "type": e} if isinstance(e, str)
+        else {"id": new_id("evt"), "type": e[0], "data": e[1]}
+        for e in events
+    ]  # fmt: skip
+    if not rows:
+        return
+    await conn.execute(
+        RECORD_EVENTS_SQL,
+        order_id,
+        dumps(rows).decode(),
+        None if data is None else dumps(data).decode(),
+        channel_id,
+    )
