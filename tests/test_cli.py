@@ -138,7 +138,17 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert set(keys) == {"admin", "web", "pos"}
     web = bearer(keys["web"])
     orders = (await client.get("/v1/orders", headers=web)).json()["data"]
-    assert sorted(o["status"] for o in orders) == ["confirmed", "confirmed", "on_hold"]
+    assert sorted(o["status"] for o in orders) == [
+        *["confirmed"] * 6, "delivered", "on_hold", "partially_shipped", "shipped",
+    ]  # fmt: skip
+    admin_key = bearer(keys["admin"])
+    shipments = (await client.get("/v1/shipments", params={"limit": 200}, headers=admin_key)).json()
+    assert {s["status"] for s in shipments["data"]} == {
+        "pending", "picking", "packed", "shipped", "delivered", "cancelled",
+    }  # fmt: skip
+    packed = next(s for s in shipments["data"] if s["status"] == "packed")
+    label = await client.get(f"/v1/shipments/{packed['id']}/label", headers=admin_key)
+    assert label.headers["content-type"] == "application/pdf"
     stock = (await client.get("/v1/inventory/TSHIRT-M-RED", headers=web)).json()
     assert stock["reserved"] == 2  # the web channel sees only its warehouse
     assert len(stock["levels"]) == 1
@@ -150,5 +160,5 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     new_web = re.search(r"^\s+web key\s+: (oms_\S+)", again.stdout, re.M)
     assert new_web is not None
     assert (
-        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 3
+        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 10
     )

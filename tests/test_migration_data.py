@@ -189,18 +189,30 @@ async def test_0008_carries_every_orders_reservations_over_per_line(empty_databa
             assert released.json()["status"] == "cancelled"
             level = (await admin.get("/v1/inventory/P")).json()["levels"]
             assert {lv["location_id"]: lv["reserved"] for lv in level} == {"loc_1": 1, "loc_2": 5}
+            # A migrated order split over two lines, and one over two places, ship.
+            for order_id, parcels in (("o3", 1), ("o6", 2)):
+                made = await admin.post(f"/v1/orders/{order_id}/allocate")
+                assert made.status_code == 201, made.text
+                assert len(made.json()["data"]) == parcels
+                for shipment in made.json()["data"]:
+                    for step, body in (("pick", None), ("pack", None),
+                                       ("ship", {"carrier": "UPS", "tracking_number": "1Z1"})):  # fmt: skip
+                        done = await admin.post(f"/v1/shipments/{shipment['id']}/{step}", json=body)
+                        assert done.status_code == 200, done.text
+                assert (await admin.get(f"/v1/orders/{order_id}")).json()["status"] == "shipped"
+            backordered = (await admin.get("/v1/orders/o5")).json()["lines"][0]
+            assert (backordered["quantity_reserved"], backordered["quantity_backordered"]) == (2, 2)
         await assert_stock_consistent(app)
 
     await migrate(url, "0007", down=True)
     conn = await asyncpg.connect(url)
-    try:
+    try:  # what is still reserved goes back into allocations; shipped units stay on lines
         allocations = {
             (r["order_id"], r["product_id"], r["location_id"]): r["quantity"]
             for r in await conn.fetch("SELECT * FROM order_allocations")
         }
-        assert allocations == {
-            ("o3", "p", "loc_2"): 3, ("o5", "q", "loc_1"): 2, ("o6", "p", "loc_1"): 1,
-            ("o6", "p", "loc_2"): 2,
-        }  # fmt: skip
+        assert allocations == {("o5", "q", "loc_1"): 2}
+        shipped = await conn.fetchval("SELECT sum(quantity_shipped) FROM order_lines")
+        assert shipped == 6
     finally:
         await conn.close()

@@ -15,7 +15,17 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from oms_api import __version__
-from oms_api.api import api_keys, catalog, channels, customers, inventory, operations, orders
+from oms_api.api import (
+    api_keys,
+    catalog,
+    channels,
+    customers,
+    inventory,
+    operations,
+    orders,
+    pickups,
+    shipments,
+)
 from oms_api.api import events as events_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
@@ -143,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(operations.router)
     app.include_router(orders.router)
+    app.include_router(shipments.router)
+    app.include_router(pickups.router)
     app.include_router(customers.router)
     app.include_router(catalog.products)
     app.include_router(inventory.router)
@@ -201,6 +213,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 TAGS = [
     {"name": "orders", "description": "Placement with exact stock, reads, commands, payments."},
+    {"name": "shipments", "description": "Fulfilment: shipments, labels, pick lists, tracking."},
+    {"name": "pickups", "description": "Carrier pickups and the driver's manifest."},
     {"name": "customers", "description": "Buyers and their purchase history."},
     {"name": "products", "description": "The catalogue: SKUs, prices, reorder points."},
     {

@@ -21,6 +21,7 @@ from oms_api.errors import problem_responses
 from oms_api.schemas.catalog import (
     LocationCreate,
     LocationPublic,
+    LocationUpdate,
     ProductCreate,
     ProductPublic,
     ProductUpdate,
@@ -75,6 +76,29 @@ async def get_location(
     location_id: Annotated[str, Path(max_length=64)], session: SessionDep, _reader: InventoryReader
 ) -> LocationPublic:
     return LocationPublic.model_validate(await service.get_location(session, location_id))
+
+
+@locations.patch(
+    "/{location_id}", response_model=LocationPublic, summary="Update a location",
+    responses=problem_responses(400, 401, 403, 404, 412, 413, 422),
+)  # fmt: skip
+async def update_location(
+    location_id: Annotated[str, Path(max_length=64)],
+    body: LocationUpdate,
+    session: SessionDep,
+    _writer: InventoryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> LocationPublic:
+    """Change the name, kind, priority or `address` (the ship-from address on labels; send
+    `null` to clear it). With `If-Match`, 412 if it changed since you read it."""
+    changes = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None or k == "address"}
+    location = await service.update_location(
+        session, location_id=location_id, changes=changes, if_match=parse_if_match(if_match)
+    )
+    response.headers["ETag"] = etag(location.version)
+    return LocationPublic.model_validate(location)
 
 
 @products.post(

@@ -11,17 +11,31 @@ ORDER_PARTIALLY_SHIPPED = "order.partially_shipped"
 ORDER_SHIPPED = "order.shipped"
 ORDER_DELIVERED = "order.delivered"
 PAYMENT_RECORDED = "payment.recorded"
+
+SHIPMENT_CREATED = "shipment.created"
+SHIPMENT_PICKING = "shipment.picking"
+SHIPMENT_PACKED = "shipment.packed"
+SHIPMENT_SHIPPED = "shipment.shipped"
+SHIPMENT_DELIVERED = "shipment.delivered"
+SHIPMENT_CANCELLED = "shipment.cancelled"
+SHIPMENT_TRACKING_UPDATED = "shipment.tracking_updated"
+PICKUP_SCHEDULED = "pickup.scheduled"
+PICKUP_COLLECTED = "pickup.collected"
+PICKUP_CANCELLED = "pickup.cancelled"
+
 INVENTORY_LOW_STOCK = "inventory.low_stock"
 INVENTORY_OUT_OF_STOCK = "inventory.out_of_stock"
 
 WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
 # Every type an endpoint may subscribe to: those emitted today, and the ones the SPEC
-# names for capabilities still to come (shipments, returns, stock alerts).
+# names for capabilities still to come (returns, stock alerts).
 ALL = (
     ORDER_CREATED, ORDER_CONFIRMED, ORDER_ON_HOLD, ORDER_RELEASED, ORDER_CANCELLED,
     ORDER_PARTIALLY_SHIPPED, ORDER_SHIPPED, ORDER_DELIVERED, PAYMENT_RECORDED,
-    "shipment.created", "shipment.shipped", "shipment.delivered", "shipment.tracking_updated",
+    SHIPMENT_CREATED, SHIPMENT_PICKING, SHIPMENT_PACKED, SHIPMENT_SHIPPED, SHIPMENT_DELIVERED,
+    SHIPMENT_CANCELLED, SHIPMENT_TRACKING_UPDATED, PICKUP_SCHEDULED, PICKUP_COLLECTED,
+    PICKUP_CANCELLED,
     "return.requested", "return.approved", "return.rejected", "return.received",
     "return.completed", INVENTORY_LOW_STOCK, INVENTORY_OUT_OF_STOCK, WEBHOOK_ENDPOINT_DISABLED,
 )  # fmt: skip

@@ -10,6 +10,13 @@ from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import InventoryLevel, InventoryMovement
 from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
 from oms_api.models.settings import AppSetting
+from oms_api.models.shipments import (
+    Pickup,
+    PickupShipment,
+    Shipment,
+    ShipmentLine,
+    TrackingEvent,
+)
 from oms_api.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -28,7 +35,12 @@ __all__ = [
     "OrderLine",
     "OrderReservation",
     "Payment",
+    "Pickup",
+    "PickupShipment",
     "Product",
+    "Shipment",
+    "ShipmentLine",
+    "TrackingEvent",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from oms_api.schemas.common import Code, Currency, Money, Name, PublicModel, RequestModel, Sku
+from oms_api.schemas.common import (
+    Address,
+    Code,
+    Currency,
+    Money,
+    Name,
+    PublicModel,
+    RequestModel,
+    Sku,
+)
 
 Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
 
@@ -30,6 +39,23 @@ class LocationCreate(RequestModel):
     priority: int = Field(
         default=100, ge=0, le=1_000_000, description="Allocation order: lower is used first."
     )
+    address: Address | None = Field(
+        default=None, description="The ship-from address on labels; returns are received here."
+    )
+
+
+class LocationUpdate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"address": {"name": "Oms Shop GmbH", "line1": "Lagerstr. 5",
+                                      "city": "Berlin", "postal_code": "10115", "country": "DE"}}]
+        }
+    )  # fmt: skip
+
+    name: Name | None = None
+    kind: Literal["warehouse", "store"] | None = None
+    priority: int | None = Field(default=None, ge=0, le=1_000_000)
+    address: Address | None = None
 
 
 class LocationPublic(PublicModel):
@@ -38,6 +64,7 @@ class LocationPublic(PublicModel):
     name: str
     kind: Literal["warehouse", "store"]
     priority: int
+    address: dict[str, Any] | None = Field(description="The ship-from address on labels.")
     version: int
     created_at: datetime
 

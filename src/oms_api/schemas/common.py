@@ -50,6 +50,10 @@ class RequestModel(BaseModel):
         return data
 
 
+class NoBody(RequestModel):
+    """A command that takes no body (its Idempotency-Key fingerprint is the path alone)."""
+
+
 class PublicModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -90,9 +94,11 @@ def _rfc3339_text(value: Any) -> Any:
 
 
 # A date-time given as RFC 3339 text only (not a number of seconds). Naive means UTC.
+# (Not strict: request bodies are strict, and strict would refuse the text itself.)
 Rfc3339 = Annotated[
     datetime,
     BeforeValidator(_rfc3339_text),
+    Field(strict=False),
     AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC)),
 ]
 

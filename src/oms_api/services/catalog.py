@@ -79,3 +79,12 @@ async def update_product(
         session, Product, where=Product.sku == sku, changes=changes, if_match=if_match,
         what="product with sku", ident=sku,
     )  # fmt: skip
+
+
+async def update_location(
+    session: AsyncSession, *, location_id: str, changes: dict[str, Any], if_match: int | None
+) -> Location:
+    return await update_versioned(
+        session, Location, where=Location.id == location_id, changes=changes,
+        if_match=if_match, what="location", ident=location_id,
+    )  # fmt: skip

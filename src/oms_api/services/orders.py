@@ -8,7 +8,6 @@ order placement uses — so the two never deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,32 +35,16 @@ from oms_api.errors import Conflict, NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Order
 from oms_api.services.order_documents import load_order, load_orders
+from oms_api.services.order_state import (
+    lock_order,
+    record_order_events,
+    set_status,
+    settle_fulfilment,
+)
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.reservations import cancel_unshipped
+from oms_api.services.shipments import cancel_open_shipments
 from oms_api.webhooks.outbox import record_events
-
-LOCK_ORDER_SQL = """
-SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,
-       confirmed_at, now() AS now
-FROM orders WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)
-FOR UPDATE
-"""
-
-# The one statement that moves an order to a new state; the times record the first arrival.
-SET_STATUS_SQL = """
-UPDATE orders SET status = $2::text, updated_at = now(), version = version + 1,
-    hold_reason = CASE WHEN $2 = 'on_hold' THEN $3::text
-                       WHEN $2 = 'cancelled' THEN hold_reason END,
-    cancel_reason = CASE WHEN $4::boolean THEN $3 ELSE cancel_reason END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
-    confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, now())
-                        ELSE confirmed_at END,
-    shipped_at = CASE WHEN $2 IN ('shipped', 'delivered') THEN coalesce(shipped_at, now())
-                      ELSE shipped_at END,
-    delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, now())
-                        ELSE delivered_at END
-WHERE id = $1
-"""
 
 
 async def get_order(
@@ -133,36 +116,8 @@ async def order_events(
     return [dict(r) for r in rows]
 
 
-async def lock_order(
-    conn: asyncpg.Connection, order_id: str, channel_id: str | None
-) -> asyncpg.Record:
-    """The order's row, locked for this transaction; 404 if missing or another channel's.
-    Every change of an order starts here, so changes of one order run one at a time."""
-    row = await conn.fetchrow(LOCK_ORDER_SQL, order_id, channel_id)
-    if row is None:
-        raise NotFound(f"No order with id {order_id}.")
-    return row
-
-
 def _totals(row: asyncpg.Record) -> PaymentTotals:
     return PaymentTotals(row["authorized"], row["captured"], row["refunded"], row["voided"])
-
-
-async def set_status(
-    conn: asyncpg.Connection, order_id: str, target: OrderStatus, *, reason: str | None = None,
-    cancelling: bool = False,
-) -> None:  # fmt: skip
-    await conn.execute(SET_STATUS_SQL, order_id, target.value, reason, cancelling)
-
-
-async def record_order_events(
-    conn: asyncpg.Connection, order_id: str, types: Sequence[str]
-) -> dict[str, Any]:
-    """Reload the order's document and record `types` with it as their data (the order as
-    it is after the change); the document."""
-    document = await load_order(conn, order_id, channel_id=None)
-    await record_events(conn, types, order_id=order_id, data=document)
-    return document
 
 
 async def change_state(
@@ -182,14 +137,22 @@ async def change_state(
     if command is OrderCommand.EXPIRE:
         reason = reason or "expired: not paid in time"
     cancelling = cancels_the_rest(current, command)
-    if cancelling:
+    shipment_events: list[tuple[str, dict[str, Any]]] = []
+    if cancelling:  # open shipments first: their units go back to the reservations released
+        shipment_events = await cancel_open_shipments(conn, order_id, reason)
         await cancel_unshipped(
             conn,
             order_id=order_id,
             reason="order_expired" if command is OrderCommand.EXPIRE else "order_cancelled",
         )
     await set_status(conn, order_id, target, reason=reason, cancelling=cancelling)
-    return await record_order_events(conn, order_id, types)
+    if current is OrderStatus.PARTIALLY_SHIPPED:  # the rest cancelled: delivered already?
+        types += await settle_fulfilment(conn, order_id, target)
+    document = await load_order(conn, order_id, channel_id=None)
+    await record_events(
+        conn, [*shipment_events, *((t, document) for t in types)], order_id=order_id
+    )
+    return document
 
 
 async def record_payment(

@@ -6,10 +6,12 @@ reservations sum to `quantity_reserved` and per (product, location) to the level
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
+from oms_api.domain.shipments import Held, ReservationBook
 from oms_api.services.stock import move_stock, stock_move
 
 # The order's reservations with their stock levels, both locked in (product, location)
@@ -55,3 +57,68 @@ async def cancel_unshipped(conn: asyncpg.Connection, *, order_id: str, reason: s
         ],
     )  # fmt: skip
     await conn.execute(CANCEL_UNSHIPPED_SQL, order_id)
+
+
+HELD_SQL = """
+SELECT r.line_id, r.location_id, r.product_id, r.quantity, r.quantity_in_shipments,
+       loc.priority
+FROM order_lines l
+JOIN order_reservations r ON r.line_id = l.id
+JOIN locations loc ON loc.id = r.location_id
+WHERE l.order_id = $1
+ORDER BY l.position, r.location_id
+"""
+
+WRITE_RESERVATIONS_SQL = """
+INSERT INTO order_reservations AS r (line_id, location_id, product_id, quantity,
+                                     quantity_in_shipments)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
+ON CONFLICT (line_id, location_id) DO UPDATE
+SET quantity = excluded.quantity, quantity_in_shipments = excluded.quantity_in_shipments
+"""
+
+DELETE_RESERVATIONS_SQL = """
+DELETE FROM order_reservations r
+USING unnest($1::text[], $2::text[]) AS k(line_id, location_id)
+WHERE r.line_id = k.line_id AND r.location_id = k.location_id
+"""
+
+# Units change place on their lines: reserved → shipped, or between reserved and
+# backordered; the CHECK keeps every unit counted once.
+CHANGE_LINES_SQL = """
+UPDATE order_lines l
+SET quantity_reserved = l.quantity_reserved + d.reserved,
+    quantity_backordered = l.quantity_backordered + d.backordered,
+    quantity_shipped = l.quantity_shipped + d.shipped
+FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(line_id, reserved, backordered,
+                                                             shipped)
+WHERE l.id = d.line_id
+"""
+
+
+async def load_held(conn: asyncpg.Connection, order_id: str) -> list[Held]:
+    """The order's reservations (the order's row lock keeps them from changing)."""
+    return [
+        Held(r["line_id"], r["location_id"], r["product_id"], r["quantity"],
+             r["quantity_in_shipments"], r["priority"])
+        for r in await conn.fetch(HELD_SQL, order_id)
+    ]  # fmt: skip
+
+
+async def write_book(conn: asyncpg.Connection, book: ReservationBook) -> None:
+    upserts, deletes = book.changes()
+    if deletes:
+        await conn.execute(
+            DELETE_RESERVATIONS_SQL, [k[0] for k in deletes], [k[1] for k in deletes]
+        )
+    if upserts:
+        columns = ("line_id", "location_id", "product_id", "quantity", "quantity_in_shipments")
+        await conn.execute(WRITE_RESERVATIONS_SQL, *([u[c] for u in upserts] for c in columns))
+
+
+async def change_lines(
+    conn: asyncpg.Connection, deltas: Sequence[tuple[str, int, int, int]]
+) -> None:
+    """`deltas`: (line_id, reserved, backordered, shipped) changes."""
+    if deltas:
+        await conn.execute(CHANGE_LINES_SQL, *([d[i] for d in deltas] for i in range(4)))

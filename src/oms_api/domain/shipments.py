@@ -1,0 +1,282 @@
+"""Shipments: their state machine, and how the units a shipment asks for are found among
+the order's reservations. Pure.
+
+| state   | command → state                  |
+|---------|----------------------------------|
+| pending | pick → picking, cancel → cancelled |
+| picking | pack → packed, cancel → cancelled  |
+| packed  | ship → shipped, cancel → cancelled |
+| shipped | deliver → delivered              |
+| delivered, cancelled | (final)             |
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from oms_api.domain import events as E
+from oms_api.domain.errors import DomainError, InvalidTransition
+
+
+class ShipmentStatus(StrEnum):
+    PENDING = "pending"
+    PICKING = "picking"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class ShipmentCommand(StrEnum):
+    PICK = "pick"
+    PACK = "pack"
+    SHIP = "ship"
+    DELIVER = "deliver"
+    CANCEL = "cancel"
+
+
+S, C = ShipmentStatus, ShipmentCommand
+
+TRANSITIONS: dict[ShipmentStatus, dict[ShipmentCommand, ShipmentStatus]] = {
+    S.PENDING: {C.PICK: S.PICKING, C.CANCEL: S.CANCELLED},
+    S.PICKING: {C.PACK: S.PACKED, C.CANCEL: S.CANCELLED},
+    S.PACKED: {C.SHIP: S.SHIPPED, C.CANCEL: S.CANCELLED},
+    S.SHIPPED: {C.DELIVER: S.DELIVERED},
+    S.DELIVERED: {},
+    S.CANCELLED: {},
+}
+
+EVENT_FOR_STATUS: dict[ShipmentStatus, str] = {
+    S.PICKING: E.SHIPMENT_PICKING,
+    S.PACKED: E.SHIPMENT_PACKED,
+    S.SHIPPED: E.SHIPMENT_SHIPPED,
+    S.DELIVERED: E.SHIPMENT_DELIVERED,
+    S.CANCELLED: E.SHIPMENT_CANCELLED,
+}
+
+# Shipments whose units are still reserved and on their way into a parcel.
+OPEN = frozenset({S.PENDING, S.PICKING, S.PACKED})
+# Shipments whose units have left.
+GONE = frozenset({S.SHIPPED, S.DELIVERED})
+
+
+class TrackingStatus(StrEnum):
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_ATTEMPTED = "delivery_attempted"
+    EXCEPTION = "exception"
+    DELIVERED = "delivered"
+
+
+def allowed_commands(status: ShipmentStatus) -> list[str]:
+    return [c.value for c in TRANSITIONS[status]]
+
+
+def next_status(status: ShipmentStatus, command: ShipmentCommand) -> ShipmentStatus:
+    """The state `command` leads to from `status`, or InvalidTransition."""
+    if command not in TRANSITIONS[status]:
+        raise InvalidTransition(
+            resource="shipment", state=status.value, command=command.value,
+            allowed=allowed_commands(status),
+        )  # fmt: skip
+    return TRANSITIONS[status][command]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Units of a line reserved at a location; `in_shipments` of them already in open
+    shipments from there."""
+
+    line_id: str
+    location_id: str
+    product_id: str
+    quantity: int
+    in_shipments: int
+    priority: int  # the location's: lower is used first
+
+    @property
+    def free(self) -> int:
+        return self.quantity - self.in_shipments
+
+
+@dataclass(frozen=True, slots=True)
+class LineInfo:
+    id: str
+    sku: str
+    product_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationMove:
+    """`quantity` units of a line's reservation move from one location to another."""
+
+    line_id: str
+    product_id: str
+    sku: str
+    from_location: str
+    to_location: str
+    quantity: int
+
+
+@dataclass(slots=True)
+class ShipmentPlan:
+    location_id: str
+    lines: list[tuple[str, int]]  # (line_id, quantity), in the order asked
+    moves: list[ReservationMove] = field(default_factory=list)
+
+
+def _merged(requested: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    total: dict[str, int] = {}
+    for line_id, quantity in requested:
+        total[line_id] = total.get(line_id, 0) + quantity
+    return list(total.items())
+
+
+def plan_shipment(
+    location_id: str,
+    requested: Sequence[tuple[str, int]],
+    lines: Mapping[str, LineInfo],
+    held: Sequence[Held],
+    available_here: Mapping[str, int],
+) -> ShipmentPlan:
+    """Units for one shipment from `location_id`: each line's free reservation there first;
+    what is missing moves from the line's free reservations elsewhere (best priority
+    first), reserved here out of what is available here (`available_here`, per product).
+
+    Refusals: a line not in the order (422 `unknown_line`); more than the line has reserved
+    and not yet in a shipment (409 `exceeds_unfulfilled`); a move for which this location
+    lacks stock (409 `insufficient_stock`)."""
+    wanted = _merged(requested)
+    unknown = [line_id for line_id, _ in wanted if line_id not in lines]
+    if unknown:
+        raise DomainError(
+            "unknown_line", f"Not a line of this order: {', '.join(unknown)}.", kind="invalid",
+            errors=[{"loc": ["body", "lines"], "msg": f"unknown line {u}"} for u in unknown],
+        )  # fmt: skip
+    by_line: dict[str, list[Held]] = defaultdict(list)
+    for h in held:
+        by_line[h.line_id].append(h)
+    over = [
+        {"line_id": line_id, "requested": quantity,
+         "unfulfilled": sum(h.free for h in by_line[line_id])}
+        for line_id, quantity in wanted
+        if quantity > sum(h.free for h in by_line[line_id])
+    ]  # fmt: skip
+    if over:
+        raise DomainError(
+            "exceeds_unfulfilled",
+            "More than is reserved and not yet in a shipment for: "
+            + ", ".join(str(o["line_id"]) for o in over) + ".",
+            lines=over,
+        )  # fmt: skip
+    plan = ShipmentPlan(location_id, wanted)
+    moved_in: dict[str, int] = defaultdict(int)
+    for line_id, quantity in wanted:
+        here = sum(h.free for h in by_line[line_id] if h.location_id == location_id)
+        missing = quantity - here
+        others = sorted(
+            (h for h in by_line[line_id] if h.location_id != location_id and h.free > 0),
+            key=lambda h: (h.priority, h.location_id),
+        )
+        for h in others:
+            if missing <= 0:
+                break
+            take = min(h.free, missing)
+            line = lines[line_id]
+            plan.moves.append(
+                ReservationMove(
+                    line_id, line.product_id, line.sku, h.location_id, location_id, take
+                )
+            )
+            moved_in[line.product_id] += take
+            missing -= take
+    short = [
+        {"sku": next(m.sku for m in plan.moves if m.product_id == product_id),
+         "requested": units, "available": available_here.get(product_id, 0)}
+        for product_id, units in sorted(moved_in.items())
+        if units > available_here.get(product_id, 0)
+    ]  # fmt: skip
+    if short:
+        raise DomainError(
+            "insufficient_stock",
+            "Not enough stock at this location to move the reservation of: "
+            + ", ".join(str(s["sku"]) for s in short) + ".",
+            lines=short,
+        )  # fmt: skip
+    return plan
+
+
+def plan_allocation(held: Sequence[Held]) -> list[ShipmentPlan]:
+    """The shipments `allocate` creates: one per location holding free reserved units, best
+    priority first, each with every such unit there (an order reserved in one location
+    ships from one)."""
+    per_location: dict[str, list[tuple[str, int]]] = {}
+    rank: dict[str, tuple[int, str]] = {}
+    for h in held:
+        if h.free > 0:
+            per_location.setdefault(h.location_id, []).append((h.line_id, h.free))
+            rank[h.location_id] = (h.priority, h.location_id)
+    return [
+        ShipmentPlan(loc, per_location[loc]) for loc in sorted(per_location, key=rank.__getitem__)
+    ]
+
+
+@dataclass(slots=True)
+class _Row:
+    product_id: str
+    quantity: int
+    in_shipments: int
+
+
+class ReservationBook:
+    """An order's reservations, (line, location) → units held and units of them in open
+    shipments, changed by shipments; `changes` says which rows to write and to delete.
+    The one place that keeps a row's `0 <= in_shipments <= quantity`."""
+
+    def __init__(self, held: Iterable[Held]) -> None:
+        self._rows = {
+            (h.line_id, h.location_id): _Row(h.product_id, h.quantity, h.in_shipments) for h in held
+        }
+        self._touched: set[tuple[str, str]] = set()
+
+    def _change(self, key: tuple[str, str], product_id: str, quantity: int, held: int) -> None:
+        row = self._rows.setdefault(key, _Row(product_id, 0, 0))
+        row.quantity += quantity
+        row.in_shipments += held
+        if not 0 <= row.in_shipments <= row.quantity:
+            raise ValueError(f"{key} would hold {row.quantity} with {row.in_shipments} shipping")
+        self._touched.add(key)
+
+    def move(self, m: ReservationMove) -> None:
+        self._change((m.line_id, m.from_location), m.product_id, -m.quantity, 0)
+        self._change((m.line_id, m.to_location), m.product_id, m.quantity, 0)
+
+    def hold(self, line_id: str, location_id: str, quantity: int) -> None:
+        """`quantity` units go into (negative: come back from) an open shipment."""
+        key = (line_id, location_id)
+        self._change(key, self._rows[key].product_id, 0, quantity)
+
+    def ship(self, line_id: str, location_id: str, quantity: int) -> None:
+        """`quantity` units in a shipment leave: reserved no more."""
+        key = (line_id, location_id)
+        self._change(key, self._rows[key].product_id, -quantity, -quantity)
+
+    def product_of(self, line_id: str, location_id: str) -> str:
+        return self._rows[(line_id, location_id)].product_id
+
+    def changes(self) -> tuple[list[dict[str, object]], list[tuple[str, str]]]:
+        """(rows to write as they now are, keys of rows now holding nothing)."""
+        upserts: list[dict[str, object]] = []
+        deletes: list[tuple[str, str]] = []
+        for key in sorted(self._touched):
+            row = self._rows[key]
+            if row.quantity == 0:
+                deletes.append(key)
+            else:
+                upserts.append({"line_id": key[0], "location_id": key[1],
+                                "product_id": row.product_id, "quantity": row.quantity,
+                                "quantity_in_shipments": row.in_shipments})  # fmt: skip
+        return upserts, deletes

@@ -1,0 +1,91 @@
+"""An order's state, changed in one place: lock it, move it (through the machine), record
+its events. Used by the order commands and by shipments, whose progress derives the
+order's state after confirmation (`settle_fulfilment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from oms_api.domain.orders import Fulfilment, OrderStatus, follow_fulfilment
+from oms_api.errors import NotFound
+from oms_api.services.order_documents import load_order
+from oms_api.webhooks.outbox import record_events
+
+LOCK_ORDER_SQL = """
+SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,
+       confirmed_at, now() AS now
+FROM orders WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)
+FOR UPDATE
+"""
+
+# The one statement that moves an order to a new state; the times record the first arrival.
+SET_STATUS_SQL = """
+UPDATE orders SET status = $2::text, updated_at = now(), version = version + 1,
+    hold_reason = CASE WHEN $2 = 'on_hold' THEN $3::text
+                       WHEN $2 = 'cancelled' THEN hold_reason END,
+    cancel_reason = CASE WHEN $4::boolean THEN $3 ELSE cancel_reason END,
+    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+    confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, now())
+                        ELSE confirmed_at END,
+    shipped_at = CASE WHEN $2 IN ('shipped', 'delivered') THEN coalesce(shipped_at, now())
+                      ELSE shipped_at END,
+    delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, now())
+                        ELSE delivered_at END
+WHERE id = $1
+"""
+
+
+FULFILMENT_SQL = """
+SELECT (SELECT coalesce(sum(quantity - quantity_cancelled), 0) FROM order_lines
+        WHERE order_id = $1) AS units,
+       (SELECT coalesce(sum(quantity_shipped), 0) FROM order_lines WHERE order_id = $1) AS shipped,
+       count(*) FILTER (WHERE s.status IN ('shipped', 'delivered')) AS shipments_out,
+       count(*) FILTER (WHERE s.status = 'delivered') AS shipments_delivered
+FROM shipments s WHERE s.order_id = $1
+"""
+
+
+async def lock_order(
+    conn: asyncpg.Connection, order_id: str, channel_id: str | None
+) -> asyncpg.Record:
+    """The order's row, locked for this transaction; 404 if missing or another channel's.
+    Every change of an order starts here, so changes of one order run one at a time."""
+    row = await conn.fetchrow(LOCK_ORDER_SQL, order_id, channel_id)
+    if row is None:
+        raise NotFound(f"No order with id {order_id}.")
+    return row
+
+
+async def set_status(
+    conn: asyncpg.Connection, order_id: str, target: OrderStatus, *, reason: str | None = None,
+    cancelling: bool = False,
+) -> None:  # fmt: skip
+    await conn.execute(SET_STATUS_SQL, order_id, target.value, reason, cancelling)
+
+
+async def record_order_events(
+    conn: asyncpg.Connection, order_id: str, types: Sequence[str]
+) -> dict[str, Any]:
+    """Reload the order's document and record `types` with it as their data (the order as
+    it is after the change); the document."""
+    document = await load_order(conn, order_id, channel_id=None)
+    await record_events(conn, types, order_id=order_id, data=document)
+    return document
+
+
+async def settle_fulfilment(
+    conn: asyncpg.Connection, order_id: str, status: OrderStatus
+) -> list[str]:
+    """Move the order (now `status`) to the state its lines and shipments derive, through
+    the machine's steps; the events of those steps (none if it is already there)."""
+    row = await conn.fetchrow(FULFILMENT_SQL, order_id)
+    if row is None:  # an aggregate always answers one row
+        raise RuntimeError("the fulfilment read answered no row")
+    steps = follow_fulfilment(status, Fulfilment(**dict(row)))
+    for step, _ in steps:
+        await set_status(conn, order_id, step)
+    return [event for _, event in steps]

@@ -1,0 +1,162 @@
+"""Carrier pickups and pick lists: what a location hands to a carrier, and what its staff
+pick. A pickup gathers parcels of every channel, so pickups are for keys not bound to a
+channel; a channel-bound key sees none (404) and may not schedule one (403)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import false, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_api.db import driver_connection
+from oms_api.domain.access import Principal
+from oms_api.domain.carriers import carrier_key
+from oms_api.domain.errors import DomainError
+from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus, next_status
+from oms_api.errors import Forbidden, NotFound
+from oms_api.ids import new_id
+from oms_api.jsonutil import iso
+from oms_api.models import Pickup
+from oms_api.services.pagination import Page, paginate
+from oms_api.services.shipment_documents import load_pickups
+from oms_api.webhooks.outbox import record_events
+
+SCHEDULE_SQL = """
+WITH p AS (
+    INSERT INTO pickups (id, location_id, carrier, carrier_key, ready_at, note, status)
+    VALUES ($1, $2, $3, $4, $5, $6, 'scheduled')
+)
+INSERT INTO pickup_shipments (pickup_id, shipment_id)
+SELECT $1, s.id FROM shipments s
+WHERE s.location_id = $2 AND s.carrier_key = $4 AND s.status = 'shipped'
+  AND NOT EXISTS (SELECT 1 FROM pickup_shipments x WHERE x.shipment_id = s.id AND x.active)
+ORDER BY s.id
+ON CONFLICT (shipment_id) WHERE active DO NOTHING
+RETURNING shipment_id
+"""
+
+SET_PICKUP_SQL = """
+UPDATE pickups SET status = $2::text, updated_at = now(), version = version + 1,
+    collected_at = CASE WHEN $2 = 'collected' THEN now() ELSE collected_at END,
+    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END
+WHERE id = $1
+"""
+
+
+def _unbound(principal: Principal) -> None:
+    if principal.channel_id is not None:
+        raise Forbidden(
+            "A pickup gathers every channel's parcels: use a key not bound to a channel.",
+            code="channel_bound_key",
+        )
+
+
+async def schedule_pickup(
+    conn: asyncpg.Connection, *, principal: Principal, location_id: str, carrier: str,
+    ready_at: datetime, note: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Gather every shipped parcel of `carrier` at the location not yet on a pickup."""
+    _unbound(principal)
+    if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
+        raise NotFound(f"No location with id {location_id}.")
+    pickup_id = new_id("pu")
+    gathered = await conn.fetch(
+        SCHEDULE_SQL, pickup_id, location_id, carrier, carrier_key(carrier), ready_at, note
+    )
+    if not gathered:  # raising rolls the pickup back
+        raise DomainError(
+            "nothing_to_pick_up",
+            f"No shipped parcel of {carrier} at this location is waiting for a pickup.",
+        )
+    document = (await load_pickups(conn, [pickup_id]))[0]
+    await record_events(conn, [(EVENT_FOR_STATUS[PickupStatus.SCHEDULED], document)], order_id=None)
+    return document
+
+
+async def change_pickup(
+    conn: asyncpg.Connection, *, principal: Principal, pickup_id: str, command: PickupCommand
+) -> dict[str, Any]:
+    """`collected` or `cancel` (its parcels free for the next pickup)."""
+    _unbound(principal)
+    status = await conn.fetchval("SELECT status FROM pickups WHERE id = $1 FOR UPDATE", pickup_id)
+    if status is None:
+        raise NotFound(f"No pickup with id {pickup_id}.")
+    target = next_status(PickupStatus(status), command)
+    await conn.execute(SET_PICKUP_SQL, pickup_id, target.value)
+    if target is PickupStatus.CANCELLED:
+        await conn.execute(
+            "UPDATE pickup_shipments SET active = false WHERE pickup_id = $1", pickup_id
+        )
+    document = (await load_pickups(conn, [pickup_id]))[0]
+    await record_events(conn, [(EVENT_FOR_STATUS[target], document)], order_id=None)
+    return document
+
+
+async def get_pickup(
+    conn: asyncpg.Connection, *, principal: Principal, pickup_id: str
+) -> dict[str, Any]:
+    found = [] if principal.channel_id is not None else await load_pickups(conn, [pickup_id])
+    if not found:
+        raise NotFound(f"No pickup with id {pickup_id}.")
+    return found[0]
+
+
+async def list_pickups(
+    session: AsyncSession, *, principal: Principal, location_id: str | None, carrier: str | None,
+    status: str | None, limit: int, cursor: str | None,
+) -> Page[dict[str, Any]]:  # fmt: skip
+    stmt = select(Pickup.id)
+    if principal.channel_id is not None:
+        stmt = stmt.where(false())  # none for a channel-bound key
+    if location_id is not None:
+        stmt = stmt.where(Pickup.location_id == location_id)
+    if carrier is not None:
+        stmt = stmt.where(Pickup.carrier_key == carrier_key(carrier))
+    if status is not None:
+        stmt = stmt.where(Pickup.status == status)
+    page = await paginate(session, stmt, keys=[Pickup.id], limit=limit, cursor=cursor)
+    conn = await driver_connection(session)
+    return Page(await load_pickups(conn, [r.id for r in page.items]), page.next_cursor)
+
+
+PICK_LIST_SQL = """
+SELECT l.sku, l.name, sl.quantity, s.id AS shipment_id, o.number AS order_number
+FROM shipments s
+JOIN shipment_lines sl ON sl.shipment_id = s.id
+JOIN order_lines l ON l.id = sl.line_id
+JOIN orders o ON o.id = s.order_id
+WHERE s.location_id = $1 AND s.status = ANY($2::text[])
+  AND ($3::text IS NULL OR s.channel_id = $3)
+ORDER BY l.sku, o.number, s.id
+"""
+
+
+async def pick_list(
+    conn: asyncpg.Connection, *, principal: Principal, location_id: str, statuses: list[str]
+) -> dict[str, Any]:
+    """Every unit to pick at the location across its open shipments, by SKU (a
+    channel-bound key sees its own channel's shipments only)."""
+    location = await conn.fetchrow(
+        "SELECT id, code, name FROM locations WHERE id = $1", location_id
+    )
+    if location is None:
+        raise NotFound(f"No location with id {location_id}.")
+    items: dict[str, dict[str, Any]] = {}
+    for row in await conn.fetch(PICK_LIST_SQL, location_id, statuses, principal.channel_id):
+        item = items.setdefault(
+            row["sku"], {"sku": row["sku"], "name": row["name"], "quantity": 0, "shipments": []}
+        )
+        item["quantity"] += row["quantity"]
+        item["shipments"].append({"shipment_id": row["shipment_id"], "order_number": row["order_number"],
+                                  "quantity": row["quantity"]})  # fmt: skip
+    now = await conn.fetchval("SELECT now()")
+    return {
+        "location_id": location_id,
+        "location_name": location["name"],
+        "statuses": statuses,
+        "generated_at": iso(now),
+        "items": list(items.values()),
+    }

@@ -1,0 +1,171 @@
+"""Shipments, pickups and carriers, without a database."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from oms_api.domain.carriers import carrier_key, same_carrier, tracking_url
+from oms_api.domain.errors import DomainError, InvalidTransition
+from oms_api.domain.pickups import PickupCommand, PickupStatus
+from oms_api.domain.pickups import next_status as next_pickup_status
+from oms_api.domain.shipments import (
+    Held,
+    LineInfo,
+    ReservationBook,
+    ReservationMove,
+    plan_allocation,
+    plan_shipment,
+)
+from oms_api.domain.shipments import ShipmentCommand as C
+from oms_api.domain.shipments import ShipmentStatus as S
+from oms_api.domain.shipments import next_status as next_shipment_status
+
+# The SPEC's table, written out apart from the implementation.
+SHIPMENT_MOVES = {
+    (S.PENDING, C.PICK): S.PICKING,
+    (S.PENDING, C.CANCEL): S.CANCELLED,
+    (S.PICKING, C.PACK): S.PACKED,
+    (S.PICKING, C.CANCEL): S.CANCELLED,
+    (S.PACKED, C.SHIP): S.SHIPPED,
+    (S.PACKED, C.CANCEL): S.CANCELLED,
+    (S.SHIPPED, C.DELIVER): S.DELIVERED,
+}
+
+
+@pytest.mark.parametrize(("status", "command"), list(itertools.product(S, C)))
+def test_every_shipment_state_command_pair(status: S, command: C) -> None:
+    expected = SHIPMENT_MOVES.get((status, command))
+    if expected is None:
+        with pytest.raises(InvalidTransition) as caught:
+            next_shipment_status(status, command)
+        assert caught.value.extra["current_state"] == status.value
+        assert command.value not in caught.value.extra["allowed_commands"]
+    else:
+        assert next_shipment_status(status, command) is expected
+
+
+PICKUP_MOVES = {
+    (PickupStatus.SCHEDULED, PickupCommand.COLLECT): PickupStatus.COLLECTED,
+    (PickupStatus.SCHEDULED, PickupCommand.CANCEL): PickupStatus.CANCELLED,
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "command"), list(itertools.product(PickupStatus, PickupCommand))
+)
+def test_every_pickup_state_command_pair(status: PickupStatus, command: PickupCommand) -> None:
+    expected = PICKUP_MOVES.get((status, command))
+    if expected is None:
+        with pytest.raises(InvalidTransition):
+            next_pickup_status(status, command)
+    else:
+        assert next_pickup_status(status, command) is expected
+
+
+LINES = {"l1": LineInfo("l1", "SHIRT", "p1"), "l2": LineInfo("l2", "MUG", "p2")}
+A, B, C_ = "loc_a", "loc_b", "loc_c"
+
+
+def test_a_shipment_takes_units_where_they_are_reserved() -> None:
+    held = [Held("l1", A, "p1", 3, 0, 10), Held("l2", A, "p2", 1, 0, 10)]
+    plan = plan_shipment(A, [("l1", 2), ("l2", 1)], LINES, held, {})
+    assert plan.lines == [("l1", 2), ("l2", 1)]
+    assert plan.moves == []
+
+
+def test_a_shipment_elsewhere_moves_the_reservation_from_the_best_location() -> None:
+    held = [
+        Held("l1", A, "p1", 2, 0, 10),
+        Held("l1", C_, "p1", 2, 1, 30),
+        Held("l1", B, "p1", 1, 0, 20),
+    ]
+    plan = plan_shipment(B, [("l1", 3), ("l1", 1)], LINES, held, {"p1": 5})
+    assert plan.lines == [("l1", 4)]  # one line asked twice: summed
+    # one is here already; three move: two from A (priority 10), then one free at C.
+    assert plan.moves == [
+        ReservationMove("l1", "p1", "SHIRT", A, B, 2),
+        ReservationMove("l1", "p1", "SHIRT", C_, B, 1),
+    ]
+
+
+def test_moving_needs_stock_at_the_new_location() -> None:
+    held = [Held("l1", A, "p1", 3, 0, 10)]
+    with pytest.raises(DomainError) as caught:
+        plan_shipment(B, [("l1", 3)], LINES, held, {"p1": 2})
+    assert caught.value.code == "insufficient_stock"
+    assert caught.value.extra["lines"] == [{"sku": "SHIRT", "requested": 3, "available": 2}]
+
+
+def test_more_than_reserved_and_free_is_refused() -> None:
+    held = [Held("l1", A, "p1", 3, 2, 10)]  # two already in a shipment
+    with pytest.raises(DomainError) as caught:
+        plan_shipment(A, [("l1", 2)], LINES, held, {})
+    assert caught.value.code == "exceeds_unfulfilled"
+    assert caught.value.extra["lines"] == [{"line_id": "l1", "requested": 2, "unfulfilled": 1}]
+    with pytest.raises(DomainError) as unknown:
+        plan_shipment(A, [("nope", 1)], LINES, held, {})
+    assert (unknown.value.code, unknown.value.kind) == ("unknown_line", "invalid")
+
+
+def test_allocation_makes_one_shipment_per_location_best_first() -> None:
+    held = [Held("l1", B, "p1", 2, 0, 20), Held("l1", A, "p1", 1, 0, 10),
+            Held("l2", B, "p2", 1, 1, 20), Held("l2", A, "p2", 4, 1, 10)]  # fmt: skip
+    plans = plan_allocation(held)
+    assert [(p.location_id, p.lines) for p in plans] == [
+        (A, [("l1", 1), ("l2", 3)]), (B, [("l1", 2)]),
+    ]  # fmt: skip
+    assert plan_allocation([Held("l1", A, "p1", 2, 2, 10)]) == []
+
+
+def test_the_reservation_book_keeps_units_in_shipments_within_what_is_held() -> None:
+    book = ReservationBook([Held("l1", A, "p1", 3, 0, 10)])
+    book.move(ReservationMove("l1", "p1", "SHIRT", A, B, 1))
+    book.hold("l1", B, 1)
+    book.ship("l1", B, 1)
+    book.hold("l1", A, 2)
+    upserts, deletes = book.changes()
+    assert upserts == [{"line_id": "l1", "location_id": A, "product_id": "p1", "quantity": 2,
+                        "quantity_in_shipments": 2}]  # fmt: skip
+    assert deletes == [("l1", B)]
+    with pytest.raises(ValueError, match="shipping"):
+        book.hold("l1", A, 1)
+
+
+# One row per carrier the SPEC names: the spellings people use, and where they lead.
+CARRIERS = [
+    ("UPS", "1Z999AA10123456784", "https://www.ups.com/track?tracknum=1Z999AA10123456784"),
+    ("ups", "1Z1", "https://www.ups.com/track?tracknum=1Z1"),
+    ("FedEx", "449044304137821", "https://www.fedex.com/fedextrack/?trknbr=449044304137821"),
+    ("Fed Ex", "1", "https://www.fedex.com/fedextrack/?trknbr=1"),
+    ("USPS", "9400100000000000000000",
+     "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400100000000000000000"),
+    ("DHL Express", "1234567890",
+     "https://www.dhl.com/global-en/home/tracking.html?tracking-id=1234567890"),
+    ("dhl-express", "1", "https://www.dhl.com/global-en/home/tracking.html?tracking-id=1"),
+    ("DHL Paket", "00340434161094042557",
+     "https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode=00340434161094042557"),
+    ("Royal Mail", "AB123456789GB",
+     "https://www.royalmail.com/track-your-item#/tracking-results/AB123456789GB"),
+    ("PostNL", "3SABCD1234567", "https://jouw.postnl.nl/track-and-trace/3SABCD1234567"),
+    ("Canada Post", "1234567890123456",
+     "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor=1234567890123456"),
+    ("Australia Post", "ABC123", "https://auspost.com.au/mypost/track/details/ABC123"),
+    ("La Poste", "6A12345678901", "https://www.laposte.fr/outils/suivre-vos-envois?code=6A12345678901"),
+    ("Colissimo", "6A1", "https://www.laposte.fr/outils/suivre-vos-envois?code=6A1"),
+    ("UPS", "A B/C", "https://www.ups.com/track?tracknum=A%20B%2FC"),  # the number is escaped
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("carrier", "number", "url"), CARRIERS)
+def test_well_known_carriers_have_tracking_urls(carrier: str, number: str, url: str) -> None:
+    assert tracking_url(carrier, number) == url
+
+
+def test_other_carriers_have_none() -> None:
+    assert tracking_url("Bob's Couriers", "123") is None
+    assert tracking_url("UPS", None) is None
+    assert same_carrier("dhl express", "DHL-Express")
+    assert not same_carrier("DHL Express", "DHL Paket")
+    assert carrier_key("Bob's Couriers") == carrier_key("bobs couriers")
