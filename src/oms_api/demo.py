@@ -1,8 +1,10 @@
 """`oms-api demo`: a small shop to try the API on — seeded through the real app.
 
-A warehouse and a store, five products with stock, two channels (web, pos) each with its
-own key, an admin key, and a few orders in different states. Running it again reuses what
-exists and issues fresh keys.
+A warehouse and a store (with addresses), five products with stock, two channels (web,
+pos) each with its own key, an admin key, a few orders in different states, and paid
+orders left at every step of fulfilment — a pending shipment, picking, packed (label
+printable), shipped with tracking, delivered, partially shipped, cancelled. Running it
+again reuses what exists and issues fresh keys.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
             for x in (await http.get("/v1/locations", params={"limit": 200})).json()["data"]
         }
         warehouse_id, store_id = locations["demo-berlin"], locations["demo-store"]
+        for location_id, address in ((warehouse_id, WAREHOUSE_ADDRESS), (store_id, STORE_ADDRESS)):
+            await http.patch(f"/v1/locations/{location_id}", json={"address": address})
         fresh = False
         for sku, name, price, units in PRODUCTS:
             created = await http.post(
@@ -129,12 +133,73 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
                 json={"reason": "demo: address check"},
                 headers=web,
             )
+            orders += await _fulfilment_states(http, web, address)
+        packed = (await http.get("/v1/shipments", params={"status": "packed", "limit": 1})).json()
     return {
         "admin": admin_secret,
         "web": keys["web"],
         "pos": keys["pos"],
         "orders": [o["id"] for o in orders],
+        "warehouse": warehouse_id,
+        "packed_shipment": packed["data"][0]["id"] if packed["data"] else "SHIPMENT_ID",
     }
+
+
+WAREHOUSE_ADDRESS = {"name": "Demo Shop GmbH", "line1": "Lagerstrasse 5", "city": "Berlin",
+                     "postal_code": "10115", "country": "DE", "phone": "+49 30 1234567"}  # fmt: skip
+STORE_ADDRESS = {"name": "Demo Shop Flagship", "line1": "Friedrichstrasse 100", "city": "Berlin",
+                 "postal_code": "10117", "country": "DE"}  # fmt: skip
+
+# Orders the demo takes through fulfilment, each left at one step: (who, what, steps).
+FULFILMENT = [
+    ("marie@example.com", "Marie Curie", [("MUG-LOGO", 1)], ["allocate"]),
+    ("nikola@example.com", "Nikola Tesla", [("TSHIRT-L-RED", 1)], ["allocate", "pick"]),
+    ("rosalind@example.com", "Rosalind Franklin", [("HOODIE-M-GREY", 1)], ["allocate", "pick", "pack"]),
+    ("emmy@example.com", "Emmy Noether", [("MUG-LOGO", 2)], ["allocate", "pick", "pack", "ship"]),
+    ("alan@example.com", "Alan Turing", [("TSHIRT-M-RED", 1)],
+     ["allocate", "pick", "pack", "ship", "deliver"]),
+    ("hedy@example.com", "Hedy Lamarr", [("MUG-LOGO", 1), ("TSHIRT-L-RED", 2)],
+     ["part", "pick", "pack", "ship"]),
+    ("katherine@example.com", "Katherine Johnson", [("CAP-BLACK", 1)], ["allocate", "cancel"]),
+]  # fmt: skip
+
+
+async def _fulfilment_states(
+    http: httpx.AsyncClient, web: dict[str, str], address: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Paid orders left at every step of fulfilment: a pending shipment, picking, packed
+    (its label printable), shipped and tracked, delivered, partially shipped, cancelled."""
+    placed = []
+    for n, (email, name, lines, steps) in enumerate(FULFILMENT, 1):
+        order = (await http.post("/v1/orders", headers=web, json={
+            "customer": {"email": email, "name": name},
+            "shipping_address": address | {"name": name},
+            "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+            "payment": {"method": "card", "status": "paid", "reference": f"pi_demo_f{n}"},
+        })).json()  # fmt: skip
+        placed.append(order)
+        if steps[0] == "part":  # the first line only: the order ships in two parcels
+            made = await http.post(f"/v1/orders/{order['id']}/shipments", json={
+                "location_id": order["allocations"][0]["location_id"],
+                "lines": [{"line_id": order["lines"][0]["id"], "quantity": order["lines"][0]["quantity"]}],
+            })  # fmt: skip
+        else:
+            made = await http.post(f"/v1/orders/{order['id']}/allocate")
+        shipment = made.json()["data"][0]
+        for step in steps[1:]:
+            body = {
+                "carrier": "DHL Paket",
+                "service": "Paket",
+                "tracking_number": f"00340434{n:012d}",
+            }
+            await http.post(f"/v1/shipments/{shipment['id']}/{step}",
+                            json=body if step == "pack" else None)  # fmt: skip
+            if step == "ship":
+                await http.post(f"/v1/shipments/{shipment['id']}/tracking", json={
+                    "status": "in_transit", "description": "Parcel handed over to DHL",
+                    "location": "Berlin", "occurred_at": "2026-11-30T18:00:00Z",
+                })  # fmt: skip
+    return placed
 
 
 def instructions(seeded: dict[str, Any], base_url: str) -> str:
@@ -153,6 +218,12 @@ These keys are shown once. Try:
   curl -s -X POST {base_url}/v1/orders -H "$WEB" -H 'Content-Type: application/json' \\
     -d '{{"customer": {{"email": "you@example.com"}}, "lines": [{{"sku": "MUG-LOGO", "quantity": 1}}]}}'
   curl -s {base_url}/v1/events -H "$WEB"
+
+Fulfilment (admin key): shipments in every state, a pick list, a label:
+  export ADMIN='Authorization: Bearer {seeded["admin"]}'
+  curl -s "{base_url}/v1/shipments?status=packed" -H "$ADMIN"
+  curl -s {base_url}/v1/locations/{seeded["warehouse"]}/pick-list -H "$ADMIN"
+  curl -s {base_url}/v1/shipments/{seeded["packed_shipment"]}/label -H "$ADMIN" -o label.pdf
 
 API docs: {base_url}/docs
 """
