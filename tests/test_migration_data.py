@@ -200,6 +200,21 @@ async def test_0008_carries_every_orders_reservations_over_per_line(empty_databa
                         done = await admin.post(f"/v1/shipments/{shipment['id']}/{step}", json=body)
                         assert done.status_code == 200, done.text
                 assert (await admin.get(f"/v1/orders/{order_id}")).json()["status"] == "shipped"
+            # ...and come back: a migrated line returned, received, completed (never paid).
+            line = (await admin.get("/v1/orders/o3")).json()["lines"][0]["id"]
+            rma = (await admin.post("/v1/returns", json={
+                "order_id": "o3", "resolution": "refund",
+                "lines": [{"line_id": line, "quantity": 1, "reason": "other"}],
+            })).json()  # fmt: skip
+            assert rma["status"] == "requested", rma
+            await admin.post(f"/v1/returns/{rma['id']}/approve")
+            received = await admin.post(f"/v1/returns/{rma['id']}/receive", json={
+                "location_id": "loc_2",
+                "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}],
+            })  # fmt: skip
+            assert received.json()["status"] == "received", received.text
+            done = await admin.post(f"/v1/returns/{rma['id']}/complete", json={"refund_amount": 0})
+            assert done.json()["status"] == "completed", done.text
             backordered = (await admin.get("/v1/orders/o5")).json()["lines"][0]
             assert (backordered["quantity_reserved"], backordered["quantity_backordered"]) == (2, 2)
         await assert_stock_consistent(app)
@@ -214,5 +229,6 @@ async def test_0008_carries_every_orders_reservations_over_per_line(empty_databa
         assert allocations == {("o5", "q", "loc_1"): 2}
         shipped = await conn.fetchval("SELECT sum(quantity_shipped) FROM order_lines")
         assert shipped == 6
+        assert await conn.fetchval("SELECT sum(quantity_returned) FROM order_lines") == 1
     finally:
         await conn.close()

@@ -24,6 +24,7 @@ from oms_api.api import (
     operations,
     orders,
     pickups,
+    returns,
     shipments,
 )
 from oms_api.api import events as events_api
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(shipments.router)
     app.include_router(pickups.router)
+    app.include_router(returns.router)
     app.include_router(customers.router)
     app.include_router(catalog.products)
     app.include_router(inventory.router)
@@ -215,6 +217,7 @@ TAGS = [
     {"name": "orders", "description": "Placement with exact stock, reads, commands, payments."},
     {"name": "shipments", "description": "Fulfilment: shipments, labels, pick lists, tracking."},
     {"name": "pickups", "description": "Carrier pickups and the driver's manifest."},
+    {"name": "returns", "description": "Returns (RMAs), refunds and exchanges."},
     {"name": "customers", "description": "Buyers and their purchase history."},
     {"name": "products", "description": "The catalogue: SKUs, prices, reorder points."},
     {
@@ -226,6 +229,6 @@ TAGS = [
     {"name": "api-keys", "description": "API keys: scopes, channel binding, revocation."},
     {"name": "webhooks", "description": "Signed event delivery to the channels' endpoints."},
     {"name": "events", "description": "The event feed, for integrators that poll."},
-    {"name": "settings", "description": "Runtime settings such as the risk rules."},
+    {"name": "settings", "description": "Runtime settings: the risk rules, the return window."},
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

@@ -104,11 +104,12 @@ class _Barcode(Flowable):  # type: ignore[misc]
     def __init__(self, value: str, width: float, height: float = 16 * mm) -> None:
         super().__init__()
         self.value, self.width, self.bar_height = value, width, height
-        self.height = height + 5 * mm
+        self.height = height + 7 * mm
+        self.hAlign = "LEFT"
 
     def draw(self) -> None:
-        draw_code128(self.canv, self.value, 0, 5 * mm, self.width, self.bar_height)
-        self.canv.setFont(REGULAR, 9)
+        draw_code128(self.canv, self.value, 0, 7 * mm, self.width, self.bar_height)
+        self.canv.setFont(BOLD, 13)
         self.canv.drawCentredString(self.width / 2, 0, self.value)
 
 
@@ -351,3 +352,43 @@ def pickup_manifest(
     if pickup.get("note"):
         story[4:4] = [Paragraph(f"Note: {_escape(pickup['note'])}", _TEXT), Spacer(1, 3 * mm)]
     return _pdf(f"Pickup manifest {pickup['id']}", story)
+
+
+# --- the return slip -----------------------------------------------------------------------
+
+
+def return_slip(
+    rma: Mapping[str, Any], location: Mapping[str, Any], location_address: Mapping[str, Any] | None
+) -> bytes:  # fmt: skip
+    """For the parcel going back: the RMA number as text and Code 128, the order, the
+    lines, and where to send it."""
+    width = A4[0] - 36 * mm
+    rows: list[list[Any]] = [["SKU", "Item", "Quantity", "Reason"]]
+    for line in rma["lines"]:
+        rows.append([line["sku"], Paragraph(_escape(line["name"]), _TEXT), str(line["quantity"]),
+                     line["reason"].replace("_", " ")])  # fmt: skip
+    table = Table(
+        rows, colWidths=[width * x for x in (0.22, 0.43, 0.12, 0.23)], repeatRows=1, hAlign="LEFT"
+    )
+    table.setStyle(_TABLE)
+    story: list[Flowable] = [
+        Paragraph("Return slip", _TITLE),
+        Paragraph(f"Return {_escape(rma['number'])} for order #{rma['order_number']}", _HEADING),
+        Spacer(1, 4 * mm),
+        _Barcode(str(rma["number"]), width * 0.55),
+        Spacer(1, 6 * mm),
+        _block(
+            "Send the parcel to", [str(location.get("name", "")), *address_lines(location_address)]
+        ),
+        Spacer(1, 6 * mm),
+        table,
+        Spacer(1, 6 * mm),
+        Paragraph(
+            f"Put this slip in the parcel and write {_escape(rma['number'])} on the outside. "
+            "Resellable items are put back in stock when they arrive; your "
+            + ("refund" if rma["resolution"] == "refund" else "exchange")
+            + " follows once every item is in.",
+            _TEXT,
+        ),
+    ]
+    return _pdf(f"Return slip {rma['number']}", story)

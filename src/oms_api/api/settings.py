@@ -5,8 +5,13 @@ from fastapi import APIRouter
 from oms_api.api.deps import AdminPrincipal
 from oms_api.db import SessionDep
 from oms_api.errors import problem_responses
-from oms_api.schemas.settings import RiskSettingsBody, RiskSettingsPublic
-from oms_api.services import risk_settings as service
+from oms_api.schemas.settings import (
+    ReturnSettingsBody,
+    ReturnSettingsPublic,
+    RiskSettingsBody,
+    RiskSettingsPublic,
+)
+from oms_api.services import app_settings as service
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"])
 
@@ -33,3 +38,26 @@ async def put_risk_settings(
     A blocked country alone always holds. Applies to orders placed from now on."""
     settings = await service.put_risk_settings(session, body.model_dump())
     return RiskSettingsPublic.model_validate(settings.to_json())
+
+
+@router.get(
+    "/returns", response_model=ReturnSettingsPublic, summary="Get the return settings",
+    responses=problem_responses(401, 403),
+)  # fmt: skip
+async def get_return_settings(session: SessionDep, _admin: AdminPrincipal) -> ReturnSettingsPublic:
+    return ReturnSettingsPublic.model_validate(
+        (await service.get_return_settings(session)).to_json()
+    )
+
+
+@router.put(
+    "/returns", response_model=ReturnSettingsPublic, summary="Replace the return settings",
+    responses=problem_responses(401, 403, 413, 422),
+)  # fmt: skip
+async def put_return_settings(
+    body: ReturnSettingsBody, session: SessionDep, _admin: AdminPrincipal
+) -> ReturnSettingsPublic:
+    """`window_days`: how long after a line's delivery (or, if it was never delivered, its
+    shipment) it may be returned; a return asked later is 409 `return_window_closed`."""
+    settings = await service.put_return_settings(session, body.model_dump())
+    return ReturnSettingsPublic.model_validate(settings.to_json())

@@ -23,19 +23,26 @@ PICKUP_SCHEDULED = "pickup.scheduled"
 PICKUP_COLLECTED = "pickup.collected"
 PICKUP_CANCELLED = "pickup.cancelled"
 
+RETURN_REQUESTED = "return.requested"
+RETURN_APPROVED = "return.approved"
+RETURN_REJECTED = "return.rejected"
+RETURN_CANCELLED = "return.cancelled"
+RETURN_RECEIVED = "return.received"
+RETURN_COMPLETED = "return.completed"
+
 INVENTORY_LOW_STOCK = "inventory.low_stock"
 INVENTORY_OUT_OF_STOCK = "inventory.out_of_stock"
 
 WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
 # Every type an endpoint may subscribe to: those emitted today, and the ones the SPEC
-# names for capabilities still to come (returns, stock alerts).
+# names for capabilities still to come (stock alerts).
 ALL = (
     ORDER_CREATED, ORDER_CONFIRMED, ORDER_ON_HOLD, ORDER_RELEASED, ORDER_CANCELLED,
     ORDER_PARTIALLY_SHIPPED, ORDER_SHIPPED, ORDER_DELIVERED, PAYMENT_RECORDED,
     SHIPMENT_CREATED, SHIPMENT_PICKING, SHIPMENT_PACKED, SHIPMENT_SHIPPED, SHIPMENT_DELIVERED,
     SHIPMENT_CANCELLED, SHIPMENT_TRACKING_UPDATED, PICKUP_SCHEDULED, PICKUP_COLLECTED,
     PICKUP_CANCELLED,
-    "return.requested", "return.approved", "return.rejected", "return.received",
-    "return.completed", INVENTORY_LOW_STOCK, INVENTORY_OUT_OF_STOCK, WEBHOOK_ENDPOINT_DISABLED,
+    RETURN_REQUESTED, RETURN_APPROVED, RETURN_REJECTED, RETURN_CANCELLED, RETURN_RECEIVED,
+    RETURN_COMPLETED, INVENTORY_LOW_STOCK, INVENTORY_OUT_OF_STOCK, WEBHOOK_ENDPOINT_DISABLED,
 )  # fmt: skip

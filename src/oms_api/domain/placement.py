@@ -67,6 +67,7 @@ class OrderRequest:
     external_id: str | None = None
     note: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    exchange_for_return_id: str | None = None  # an exchange: the return it replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         "external_id": request.external_id, "customer_id": at.customer_id,
         "email_normalized": at.email_normalized, "status": status.value,
         "payment_status": payment_status(totals).value, "payment_method": method,
+        "return_status": "none",
         "currency": currency, "subtotal": subtotal, "shipping": request.shipping_price,
         "total": total, "authorized": totals.authorized, "captured": totals.captured,
         "refunded": 0, "voided": 0,
@@ -217,7 +219,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         "note": request.note, "metadata": request.metadata, "risk_score": risk.score,
         "risk_reasons": risk.reasons,
         "hold_reason": "risk: " + ", ".join(risk.reasons) if risk.hold else None,
-        "cancel_reason": None,
+        "cancel_reason": None, "exchange_for_return_id": request.exchange_for_return_id,
         "event_sequence": 0, "version": 1, "expires_at": at.expires_at,
         "created_at": at.now, "updated_at": at.now,
         "confirmed_at": at.now if status is OrderStatus.CONFIRMED else None,

@@ -9,6 +9,7 @@ from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import InventoryLevel, InventoryMovement
 from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
+from oms_api.models.returns import Return, ReturnLine
 from oms_api.models.settings import AppSetting
 from oms_api.models.shipments import (
     Pickup,
@@ -38,6 +39,8 @@ __all__ = [
     "Pickup",
     "PickupShipment",
     "Product",
+    "Return",
+    "ReturnLine",
     "Shipment",
     "ShipmentLine",
     "TrackingEvent",

@@ -47,6 +47,10 @@ class Order(Base):
             "captured >= 0 AND refunded >= 0 AND refunded <= captured AND authorized >= 0",
             name="payments",
         ),
+        CheckConstraint(
+            "return_status IN ('none', 'requested', 'partially_returned', 'returned')",
+            name="return_status",
+        ),
         Index("ix_orders_channel_id_id", "channel_id", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_status_id", "status", "id"),
@@ -67,6 +71,10 @@ class Order(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False)
     payment_status: Mapped[str] = mapped_column(Text, nullable=False)
     payment_method: Mapped[str | None] = mapped_column(Text, nullable=True)
+    return_status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'none'"))
+    exchange_for_return_id: Mapped[str | None] = mapped_column(
+        Text, ForeignKey("returns.id", use_alter=True), nullable=True
+    )
     currency: Mapped[str] = mapped_column(Text, nullable=False)
     subtotal: Mapped[int] = mapped_column(BigInteger, nullable=False)
     shipping: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -155,6 +155,10 @@ class OrderPublic(PublicModel):
     status: OrderStatus
     payment_status: PaymentStatus
     payment_method: str | None
+    return_status: Literal["none", "requested", "partially_returned", "returned"] = Field(
+        description="`requested`: a return is on its way; `returned`: every shipped unit "
+        "came back. Returns never change `status`."
+    )
     currency: str
     lines: list[OrderLinePublic]
     allocations: list[AllocationPublic] = Field(
@@ -170,6 +174,9 @@ class OrderPublic(PublicModel):
     metadata: dict[str, Any]
     hold_reason: str | None
     cancel_reason: str | None
+    exchange_for_return_id: str | None = Field(
+        description="For an order placed by an exchange: the return it replaces."
+    )
     created_at: datetime
     updated_at: datetime
     confirmed_at: datetime | None

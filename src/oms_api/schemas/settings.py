@@ -46,3 +46,15 @@ class RiskSettingsPublic(PublicModel):
     velocity_max_orders: int
     velocity_window_seconds: int
     weights: dict[str, int]
+
+
+class ReturnSettingsBody(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"window_days": 30}]})
+
+    window_days: int = Field(
+        default=30, ge=0, le=3650, description="Days after delivery (or shipment) to return."
+    )
+
+
+class ReturnSettingsPublic(PublicModel):
+    window_days: int

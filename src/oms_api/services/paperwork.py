@@ -20,7 +20,7 @@ LOCATION_SQL = "SELECT id, code, name, address FROM locations WHERE id = $1"
 LABELLED = frozenset({ShipmentStatus.PACKED, ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED})
 
 
-async def _location(conn: asyncpg.Connection, location_id: str) -> dict[str, Any]:
+async def location_of(conn: asyncpg.Connection, location_id: str) -> dict[str, Any]:
     row = await conn.fetchrow(LOCATION_SQL, location_id)
     if row is None:  # shipments and pickups reference their location
         raise RuntimeError(f"location {location_id} is missing")
@@ -46,7 +46,7 @@ async def shipping_label(
             current_state=shipment["status"],
         )
     order = await load_order(conn, shipment["order_id"], channel_id=None)
-    location = await _location(conn, shipment["location_id"])
+    location = await location_of(conn, shipment["location_id"])
     return paper.shipping_label(shipment, order["shipping_address"], location, location["address"])
 
 
@@ -55,7 +55,7 @@ async def packing_slip(
 ) -> bytes:
     shipment = await load_shipment(conn, shipment_id, channel_id=channel_id)
     order = await load_order(conn, shipment["order_id"], channel_id=None)
-    location = await _location(conn, shipment["location_id"])
+    location = await location_of(conn, shipment["location_id"])
     return paper.packing_slip(shipment, order, location, location["address"])
 
 
@@ -63,5 +63,5 @@ async def pickup_manifest(
     conn: asyncpg.Connection, *, principal: Principal, pickup_id: str
 ) -> bytes:
     pickup = await get_pickup(conn, principal=principal, pickup_id=pickup_id)
-    location = await _location(conn, pickup["location_id"])
+    location = await location_of(conn, pickup["location_id"])
     return paper.pickup_manifest(pickup, location, location["address"])

@@ -109,74 +109,55 @@ RETURNING id, email, email_normalized
 WRITE_SQL = "SELECT outcome, order_id FROM oms_place_order($1::jsonb, $2)"
 
 
-async def place_order(
-    conn: asyncpg.Connection,
-    *,
-    principal: Principal,
-    body: OrderCreate,
-    pending_ttl_seconds: int,
-    idempotency: Claim | None,
-) -> bytes:
-    """Place the order; returns the response body (the order document as JSON)."""
-    skus = sorted({line.sku for line in body.lines})
-    inline = body.customer
-    row = await conn.fetchrow(
-        READ_SQL,
-        principal.channel_id,
-        body.channel,
-        skus,
-        body.customer_id,
-        inline.email if inline else None,
-    )
+async def read_placement(
+    conn: asyncpg.Connection, *, channel_id: str | None, channel_code: str | None,
+    skus: list[str], customer_id: str | None, email: str | None,
+) -> asyncpg.Record:  # fmt: skip
+    """Step 1: everything the plan needs, the stock levels locked."""
+    row = await conn.fetchrow(READ_SQL, channel_id, channel_code, skus, customer_id, email)
     if row is None:  # a SELECT without FROM always answers one row
         raise RuntimeError("the placement read answered no row")
-    now: datetime = row["now"]
-    channel = _check_channel(row["channel"], principal, body)
+    return row
 
-    customer = row["customer"]  # None: a new email, or an id the key's channel cannot see
-    if customer is None and inline is None:
-        raise NotFound(
-            f"No customer with id {body.customer_id}.",
-            errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
-        )
-    new_email = inline.email if customer is None and inline is not None else None
-    order_id = new_id("ord")
-    plan = plan_order(
-        _request(body),
-        Placement(
-            order_id=order_id, number=row["number"], now=now,
-            expires_at=now + timedelta(seconds=pending_ttl_seconds), channel_id=channel["id"],
-            customer_id=customer["id"] if customer else "",  # a new one's: after the upsert
-            email_normalized=customer["email_normalized"] if customer else "",
-            products={p["sku"]: Product(**p) for p in row["products"] or ()},
-            stock=[
-                StockAt(lv["product_id"], lv["location_id"], lv["priority"], lv["available"])
-                for lv in row["levels"] or ()
-            ],
-            risk=RiskSettings.from_json(row["risk_settings"]),
-            recent_orders_from_email=row["recent_orders"], new_id=new_id,
-        ),
+
+def placement_at(
+    row: asyncpg.Record, *, channel_id: str, customer: dict[str, Any] | None,
+    pending_ttl_seconds: int, recent_orders: int | None = None,
+) -> Placement:  # fmt: skip
+    """What the read found, as the plan takes it (a new customer's id comes later)."""
+    now: datetime = row["now"]
+    return Placement(
+        order_id=new_id("ord"), number=row["number"], now=now,
+        expires_at=now + timedelta(seconds=pending_ttl_seconds), channel_id=channel_id,
+        customer_id=customer["id"] if customer else "",
+        email_normalized=customer["email_normalized"] if customer else "",
+        products={p["sku"]: Product(**p) for p in row["products"] or ()},
+        stock=[
+            StockAt(lv["product_id"], lv["location_id"], lv["priority"], lv["available"])
+            for lv in row["levels"] or ()
+        ],
+        risk=RiskSettings.from_json(row["risk_settings"]),
+        recent_orders_from_email=row["recent_orders"] if recent_orders is None else recent_orders,
+        new_id=new_id,
     )  # fmt: skip
-    if new_email is not None:  # created only now that the order can be placed
-        created = await conn.fetchrow(CUSTOMER_UPSERT_SQL, random_id("cus"), new_email, now)
-        if created is None:  # an upsert with RETURNING always answers its row
-            raise RuntimeError("the customer upsert answered no row")
-        customer = dict(created) | {"known": False, "name": None, "phone": None}
-        plan.order |= {
-            "customer_id": created["id"],
-            "email_normalized": created["email_normalized"],
-        }
+
+
+async def write_plan(
+    conn: asyncpg.Connection, plan: OrderPlan, *, channel_code: str, customer: dict[str, Any],
+    inline: CustomerInline | None, idempotency: Claim | None, now: datetime,
+) -> bytes:  # fmt: skip
+    """Step 4: the plan, written by `oms_place_order`; the order's document as JSON."""
     document = order_document(
-        plan.order | {"channel": channel["code"]}, plan.lines, plan.reservations, plan.payments
+        plan.order | {"channel": channel_code}, plan.lines, plan.reservations, plan.payments
     )
     payload = dumps(document)
-    record = placement_record(plan, customer, body.customer, idempotency, now)
+    record = placement_record(plan, customer, inline, idempotency, now)
     result = await conn.fetchrow(WRITE_SQL, dumps(record).decode(), payload.decode())
     if result is None:
         raise RuntimeError("oms_place_order answered no row")
     if result["outcome"] == "external_id_taken":
         raise Conflict(
-            f"The channel already has an order with external_id {body.external_id!r}.",
+            f"The channel already has an order with external_id {plan.order['external_id']!r}.",
             code="external_id_taken",
             order_id=result["order_id"],
         )
@@ -187,6 +168,54 @@ async def place_order(
             headers={"Retry-After": "1"},
         )
     return payload
+
+
+async def place_order(
+    conn: asyncpg.Connection,
+    *,
+    principal: Principal,
+    body: OrderCreate,
+    pending_ttl_seconds: int,
+    idempotency: Claim | None,
+) -> bytes:
+    """Place the order; returns the response body (the order document as JSON)."""
+    inline = body.customer
+    row = await read_placement(
+        conn, channel_id=principal.channel_id, channel_code=body.channel,
+        skus=sorted({line.sku for line in body.lines}), customer_id=body.customer_id,
+        email=inline.email if inline else None,
+    )  # fmt: skip
+    channel = _check_channel(row["channel"], principal, body)
+    customer = row["customer"]  # None: a new email, or an id the key's channel cannot see
+    if customer is None and inline is None:
+        raise NotFound(
+            f"No customer with id {body.customer_id}.",
+            errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
+        )
+    plan = plan_order(
+        _request(body),
+        placement_at(
+            row,
+            channel_id=channel["id"],
+            customer=customer,
+            pending_ttl_seconds=pending_ttl_seconds,
+        ),
+    )
+    if customer is None and inline is not None:  # a new email, created now it can be placed
+        created = await conn.fetchrow(
+            CUSTOMER_UPSERT_SQL, random_id("cus"), inline.email, row["now"]
+        )
+        if created is None:  # an upsert with RETURNING always answers its row
+            raise RuntimeError("the customer upsert answered no row")
+        customer = dict(created) | {"known": False, "name": None, "phone": None}
+        plan.order |= {
+            "customer_id": created["id"],
+            "email_normalized": created["email_normalized"],
+        }
+    return await write_plan(
+        conn, plan, channel_code=channel["code"], customer=customer, inline=inline,
+        idempotency=idempotency, now=row["now"],
+    )  # fmt: skip
 
 
 def _request(body: OrderCreate) -> OrderRequest:

@@ -1,0 +1,205 @@
+"""Returns (RMAs): their state machine, what may be returned, and what is refunded. Pure.
+
+| state     | command → state                                                          |
+|-----------|--------------------------------------------------------------------------|
+| requested | approve → approved, reject → rejected, cancel → cancelled                |
+| approved  | receive → approved (a partial receipt) or received (every unit in),      |
+|           | reject → rejected, cancel → cancelled (both only before any unit is in)  |
+| received  | complete → completed                                                     |
+| completed, rejected, cancelled | (final)                                         |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from oms_api.domain import events as E
+from oms_api.domain.errors import DomainError, InvalidTransition
+
+
+class ReturnStatus(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    RECEIVED = "received"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class ReturnCommand(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    RECEIVE = "receive"
+    COMPLETE = "complete"
+
+
+class Resolution(StrEnum):
+    REFUND = "refund"
+    EXCHANGE = "exchange"
+
+
+class ReturnReason(StrEnum):
+    DAMAGED = "damaged"
+    WRONG_ITEM = "wrong_item"
+    NOT_AS_DESCRIBED = "not_as_described"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    SIZE_OR_FIT = "size_or_fit"
+    OTHER = "other"
+
+
+class OrderReturnStatus(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    PARTIALLY_RETURNED = "partially_returned"
+    RETURNED = "returned"
+
+
+S, C = ReturnStatus, ReturnCommand
+
+TRANSITIONS: dict[ReturnStatus, dict[ReturnCommand, ReturnStatus | None]] = {
+    # None: the target depends on the return (a receipt completes it or not)
+    S.REQUESTED: {C.APPROVE: S.APPROVED, C.REJECT: S.REJECTED, C.CANCEL: S.CANCELLED},
+    S.APPROVED: {C.RECEIVE: None, C.REJECT: S.REJECTED, C.CANCEL: S.CANCELLED},
+    S.RECEIVED: {C.COMPLETE: S.COMPLETED},
+    S.COMPLETED: {},
+    S.REJECTED: {},
+    S.CANCELLED: {},
+}
+
+EVENT_FOR_COMMAND: dict[ReturnCommand, str] = {
+    C.APPROVE: E.RETURN_APPROVED,
+    C.REJECT: E.RETURN_REJECTED,
+    C.CANCEL: E.RETURN_CANCELLED,
+    C.RECEIVE: E.RETURN_RECEIVED,
+    C.COMPLETE: E.RETURN_COMPLETED,
+}
+
+# Returns whose units are still on their way back.
+OPEN = frozenset({S.REQUESTED, S.APPROVED})
+
+
+def allowed_commands(status: ReturnStatus) -> list[str]:
+    return [c.value for c in TRANSITIONS[status]]
+
+
+def next_status(
+    status: ReturnStatus, command: ReturnCommand, *, all_in: bool = False, any_in: bool = False
+) -> ReturnStatus:
+    """The state `command` leads to, or a refusal. `all_in`: with this receipt every unit
+    is back; `any_in`: some unit is back already (it can no longer be rejected or
+    cancelled: the parcel is here)."""
+    if command not in TRANSITIONS[status]:
+        raise InvalidTransition(
+            resource="return", state=status.value, command=command.value,
+            allowed=allowed_commands(status),
+        )  # fmt: skip
+    if command in (C.REJECT, C.CANCEL) and any_in:
+        raise DomainError(
+            "return_partly_received",
+            f"Units of this return were received already: it cannot be {command.value}ed; "
+            "receive the rest, then complete it.",
+            current_state=status.value,
+        )
+    target = TRANSITIONS[status][command]
+    if target is None:
+        return S.RECEIVED if all_in else S.APPROVED
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnableLine:
+    line_id: str
+    shipped: int
+    returned: int  # received back already
+    pending: int  # asked for in open returns, not received yet
+    returnable_since: datetime | None  # delivered (or, never delivered, shipped) last
+
+    @property
+    def returnable(self) -> int:
+        return self.shipped - self.returned - self.pending
+
+
+def check_returnable(
+    asked: Sequence[tuple[str, int]], lines: Mapping[str, ReturnableLine], now: datetime,
+    window_days: int,
+) -> None:  # fmt: skip
+    """Refuse a return asking for a line not in the order (422 `unknown_line`), for more
+    than its shipped units less those returned or in an open return (409
+    `exceeds_returnable`), or after the return window (409 `return_window_closed`)."""
+    unknown = [line_id for line_id, _ in asked if line_id not in lines]
+    if unknown:
+        raise DomainError(
+            "unknown_line", f"Not a line of this order: {', '.join(unknown)}.", kind="invalid",
+            loc=["body", "lines"],
+        )  # fmt: skip
+    totals: dict[str, int] = {}
+    for line_id, quantity in asked:
+        totals[line_id] = totals.get(line_id, 0) + quantity
+    over = [
+        {"line_id": line_id, "requested": q, "returnable": max(lines[line_id].returnable, 0)}
+        for line_id, q in totals.items()
+        if q > lines[line_id].returnable
+    ]
+    if over:
+        raise DomainError(
+            "exceeds_returnable",
+            "More than was shipped and not yet returned or asked for: "
+            + ", ".join(str(o["line_id"]) for o in over) + ".",
+            lines=over,
+        )  # fmt: skip
+    closed = [
+        line_id for line_id in totals
+        if (since := lines[line_id].returnable_since) is not None
+        and now > since + timedelta(days=window_days)
+    ]  # fmt: skip
+    if closed:
+        raise DomainError(
+            "return_window_closed",
+            f"The {window_days}-day return window has closed for: {', '.join(closed)}.",
+            window_days=window_days,
+            lines=closed,
+        )
+
+
+def order_return_status(shipped: int, returned: int, open_returns: int) -> OrderReturnStatus:
+    """What an order's returns add up to: every shipped unit back → `returned`; a return
+    on its way → `requested`; some back → `partially_returned`."""
+    if shipped and returned >= shipped:
+        return OrderReturnStatus.RETURNED
+    if open_returns:
+        return OrderReturnStatus.REQUESTED
+    if returned:
+        return OrderReturnStatus.PARTIALLY_RETURNED
+    return OrderReturnStatus.NONE
+
+
+def refund_amount(
+    lines: Sequence[tuple[int, int]], *, explicit: int | None, shipping: int,
+    shipping_refunded_already: bool, refund_shipping: bool,
+) -> tuple[int, bool]:  # fmt: skip
+    """(the refund, whether it includes the order's shipping). `lines`: (quantity, unit
+    price) of the returned lines. By default their prices; `refund_shipping` adds the
+    order's shipping once across all its returns; an explicit amount overrides both."""
+    if explicit is not None:
+        return explicit, False
+    include = refund_shipping and not shipping_refunded_already and shipping > 0
+    return sum(q * price for q, price in lines) + (shipping if include else 0), include
+
+
+DEFAULT_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnSettings:
+    window_days: int = DEFAULT_WINDOW_DAYS  # from the delivery (never delivered: the shipment)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, int] | None) -> ReturnSettings:
+        return cls(window_days=int((value or {}).get("window_days", DEFAULT_WINDOW_DAYS)))
+
+    def to_json(self) -> dict[str, int]:
+        return {"window_days": self.window_days}

@@ -1,0 +1,473 @@
+"""Returns: opened by a channel for its shipped units, approved, received (resellable
+units back on hand through the one stock path, damaged ones recorded), and completed —
+with a refund recorded through the one payment path, or an exchange order placed through
+the same plan and writer as any order.
+
+Every change locks the order row first, then the return: changes of one order's returns
+run one at a time, so two completes can never refund more than was captured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oms_api.db import driver_connection
+from oms_api.domain import events as E
+from oms_api.domain.access import Principal
+from oms_api.domain.errors import DomainError
+from oms_api.domain.payments import PaymentKind
+from oms_api.domain.placement import LineRequest, OrderRequest, PaymentRequest, plan_order
+from oms_api.domain.returns import (
+    EVENT_FOR_COMMAND,
+    OPEN,
+    Resolution,
+    ReturnableLine,
+    ReturnCommand,
+    ReturnSettings,
+    ReturnStatus,
+    check_returnable,
+    next_status,
+    order_return_status,
+    refund_amount,
+)
+from oms_api.errors import NotFound
+from oms_api.ids import new_id
+from oms_api.jsonutil import dumps, iso
+from oms_api.models import Return
+from oms_api.services import placement
+from oms_api.services.order_state import lock_order
+from oms_api.services.orders import record_payment
+from oms_api.services.pagination import Page, paginate
+from oms_api.services.stock import move_stock, stock_move
+from oms_api.webhooks.outbox import record_events
+
+RETURNABLE_SQL = """
+SELECT l.id AS line_id, l.quantity_shipped AS shipped, l.quantity_returned AS returned,
+  coalesce((SELECT sum(rl.quantity - rl.quantity_restocked - rl.quantity_damaged)
+            FROM return_lines rl JOIN returns r ON r.id = rl.return_id
+            WHERE rl.line_id = l.id AND r.status = ANY($2::text[])), 0) AS pending,
+  (SELECT max(coalesce(s.delivered_at, s.shipped_at))
+   FROM shipment_lines sl JOIN shipments s ON s.id = sl.shipment_id
+   WHERE sl.line_id = l.id AND s.status IN ('shipped', 'delivered')) AS since
+FROM order_lines l WHERE l.order_id = $1 ORDER BY l.position
+"""
+
+RETURN_LOCATION_SQL = """
+SELECT s.location_id FROM shipment_lines sl JOIN shipments s ON s.id = sl.shipment_id
+WHERE sl.line_id = ANY($1::text[]) AND s.status IN ('shipped', 'delivered')
+ORDER BY s.shipped_at DESC LIMIT 1
+"""
+
+INSERT_RETURN_SQL = """
+WITH r AS (
+    INSERT INTO returns (id, number, order_id, channel_id, status, resolution, exchange_lines,
+                         location_id)
+    VALUES ($1, 'RMA-' || nextval('return_number_seq'), $2, $3, 'requested', $4, $5::jsonb, $6)
+    RETURNING number
+), lines AS (
+    INSERT INTO return_lines (return_id, line_id, quantity, reason, note)
+    SELECT $1, * FROM unnest($7::text[], $8::int[], $9::text[], $10::text[])
+)
+SELECT number FROM r
+"""
+
+RETURN_STATUS_SQL = """
+SELECT (SELECT coalesce(sum(quantity_shipped), 0) FROM order_lines WHERE order_id = $1) AS shipped,
+       (SELECT coalesce(sum(quantity_returned), 0) FROM order_lines WHERE order_id = $1) AS returned,
+       (SELECT count(*) FROM returns WHERE order_id = $1 AND status = ANY($2::text[])) AS open
+"""
+
+SET_RETURN_SQL = """
+UPDATE returns SET status = $2::text, updated_at = now(), version = version + 1,
+    approved_at = CASE WHEN $2 = 'approved' THEN coalesce(approved_at, now()) ELSE approved_at END,
+    received_at = CASE WHEN $2 = 'received' THEN now() ELSE received_at END,
+    completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
+    rejected_at = CASE WHEN $2 = 'rejected' THEN now() ELSE rejected_at END,
+    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+    reject_reason = CASE WHEN $2 = 'rejected' THEN $3 ELSE reject_reason END,
+    cancel_reason = CASE WHEN $2 = 'cancelled' THEN $3 ELSE cancel_reason END,
+    refund_amount = coalesce($4, refund_amount),
+    refund_shipping = refund_shipping OR $5,
+    exchange_order_id = coalesce($6, exchange_order_id)
+WHERE id = $1
+"""
+
+RETURN_SELECT = """
+SELECT r.*, o.number AS order_number,
+  (SELECT json_agg(json_build_object(
+      'line_id', rl.line_id, 'sku', l.sku, 'name', l.name, 'unit_price', l.unit_price,
+      'quantity', rl.quantity, 'reason', rl.reason, 'note', rl.note,
+      'quantity_restocked', rl.quantity_restocked, 'quantity_damaged', rl.quantity_damaged)
+      ORDER BY l.position)
+   FROM return_lines rl JOIN order_lines l ON l.id = rl.line_id
+   WHERE rl.return_id = r.id) AS lines_
+FROM returns r JOIN orders o ON o.id = r.order_id
+"""
+
+RETURN_TIMES = ("created_at", "updated_at", "approved_at", "received_at", "completed_at",
+                "rejected_at", "cancelled_at")  # fmt: skip
+
+
+def return_document(row: Any) -> dict[str, Any]:
+    lines = [
+        {"line_id": x["line_id"], "sku": x["sku"], "name": x["name"], "quantity": x["quantity"],
+         "unit_price": x["unit_price"], "reason": x["reason"], "note": x["note"],
+         "quantity_received": x["quantity_restocked"] + x["quantity_damaged"],
+         "quantity_restocked": x["quantity_restocked"], "quantity_damaged": x["quantity_damaged"]}
+        for x in row["lines_"] or ()
+    ]  # fmt: skip
+    return {
+        "id": row["id"],
+        "number": row["number"],
+        "order_id": row["order_id"],
+        "order_number": row["order_number"],
+        "channel_id": row["channel_id"],
+        "status": row["status"],
+        "resolution": row["resolution"],
+        "lines": lines,
+        "exchange_lines": row["exchange_lines"],
+        "location_id": row["location_id"],
+        "refund_amount": row["refund_amount"],
+        "refund_shipping": row["refund_shipping"],
+        "exchange_order_id": row["exchange_order_id"],
+        "reject_reason": row["reject_reason"],
+        "cancel_reason": row["cancel_reason"],
+        **{name: iso(row[name]) for name in RETURN_TIMES},
+        "version": row["version"],
+    }
+
+
+async def load_returns(conn: asyncpg.Connection, ids: Sequence[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(RETURN_SELECT + " WHERE r.id = ANY($1::text[])", list(ids))
+    by_id = {r["id"]: return_document(r) for r in rows}
+    return [by_id[i] for i in ids]
+
+
+async def load_return(
+    conn: asyncpg.Connection, return_id: str, *, channel_id: str | None
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        RETURN_SELECT + " WHERE r.id = $1 AND ($2::text IS NULL OR r.channel_id = $2)",
+        return_id, channel_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound(f"No return with id {return_id}.")
+    return return_document(row)
+
+
+async def _window(conn: asyncpg.Connection) -> int:
+    value = await conn.fetchval("SELECT value FROM app_settings WHERE key = 'returns'")
+    return ReturnSettings.from_json(value).window_days
+
+
+async def _settle_order(conn: asyncpg.Connection, order_id: str) -> None:
+    """The order's `return_status`, from its lines and returns (the order's state is not
+    touched: returns never change it)."""
+    row = await conn.fetchrow(RETURN_STATUS_SQL, order_id, [s.value for s in OPEN])
+    if row is None:  # aggregates always answer one row
+        raise RuntimeError("the return status read answered no row")
+    status = order_return_status(row["shipped"], row["returned"], row["open"])
+    await conn.execute(
+        "UPDATE orders SET return_status = $2, updated_at = now(), version = version + 1 "
+        "WHERE id = $1 AND return_status <> $2",
+        order_id, status.value,
+    )  # fmt: skip
+
+
+async def _record(
+    conn: asyncpg.Connection, order_id: str, return_id: str, event: str
+) -> dict[str, Any]:
+    document = (await load_returns(conn, [return_id]))[0]
+    await record_events(conn, [(event, document)], order_id=order_id)
+    return document
+
+
+async def open_return(
+    conn: asyncpg.Connection, *, principal: Principal, order_id: str,
+    lines: Sequence[tuple[str, int, str, str | None]], resolution: Resolution,
+    exchange_lines: Sequence[tuple[str, int]], location_id: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """A return of shipped units of the order: `lines` are (line_id, quantity, reason,
+    note). Sent back to `location_id`, by default where the units shipped from."""
+    order = await lock_order(conn, order_id, principal.channel_id)
+    if resolution is Resolution.EXCHANGE and not exchange_lines:
+        raise DomainError(
+            "exchange_lines_required", "An exchange names what to send instead.",
+            kind="invalid", loc=["body", "exchange_lines"],
+        )  # fmt: skip
+    if resolution is Resolution.REFUND and exchange_lines:
+        raise DomainError(
+            "exchange_lines_not_allowed", "A refund return takes no exchange_lines.",
+            kind="invalid", loc=["body", "exchange_lines"],
+        )  # fmt: skip
+    returnable = {
+        r["line_id"]: ReturnableLine(r["line_id"], r["shipped"], r["returned"], r["pending"], r["since"])
+        for r in await conn.fetch(RETURNABLE_SQL, order_id, [s.value for s in OPEN])
+    }  # fmt: skip
+    check_returnable([(x[0], x[1]) for x in lines], returnable, order["now"], await _window(conn))
+    await _check_catalogue(conn, exchange_lines)
+    if location_id is None:  # where the units shipped from
+        location_id = await conn.fetchval(RETURN_LOCATION_SQL, [x[0] for x in lines])
+    if location_id is None:
+        raise DomainError(
+            "location_required", "Name the location the return is sent back to.",
+            kind="invalid", loc=["body", "location_id"],
+        )  # fmt: skip
+    elif await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
+        raise DomainError(
+            "unknown_location", f"No location with id {location_id}.", kind="invalid",
+            loc=["body", "location_id"],
+        )  # fmt: skip
+    return_id = new_id("ret")
+    await conn.fetchval(
+        INSERT_RETURN_SQL, return_id, order_id, order["channel_id"], resolution.value,
+        dumps([{"sku": sku, "quantity": q} for sku, q in exchange_lines]).decode(), location_id,
+        [x[0] for x in lines], [x[1] for x in lines], [x[2] for x in lines], [x[3] for x in lines],
+    )  # fmt: skip
+    await _settle_order(conn, order_id)
+    return await _record(conn, order_id, return_id, E.RETURN_REQUESTED)
+
+
+async def _check_catalogue(
+    conn: asyncpg.Connection, exchange_lines: Sequence[tuple[str, int]]
+) -> None:
+    """What an exchange sends must be in the catalogue and for sale (its stock is checked
+    when the exchange is placed)."""
+    if not exchange_lines:
+        return
+    skus = sorted({sku for sku, _ in exchange_lines})
+    rows = {r["sku"]: r["active"] for r in await conn.fetch(
+        "SELECT sku, active FROM products WHERE sku = ANY($1::text[])", skus
+    )}  # fmt: skip
+    unknown = [sku for sku in skus if sku not in rows]
+    if unknown:
+        raise DomainError("unknown_sku", f"Unknown sku: {', '.join(unknown)}.", kind="invalid",
+                          loc=["body", "exchange_lines"])  # fmt: skip
+    inactive = [sku for sku in skus if not rows[sku]]
+    if inactive:
+        raise DomainError("product_inactive", f"Not for sale (inactive): {', '.join(inactive)}.",
+                          kind="invalid", loc=["body", "exchange_lines"])  # fmt: skip
+
+
+async def _locked(
+    conn: asyncpg.Connection, return_id: str, channel_id: str | None
+) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """(the order's row, the return's row), both locked, order first; 404 if the return is
+    missing or another channel's."""
+    order_id = await conn.fetchval(
+        "SELECT order_id FROM returns WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)",
+        return_id, channel_id,
+    )  # fmt: skip
+    if order_id is None:
+        raise NotFound(f"No return with id {return_id}.")
+    order = await lock_order(conn, order_id, None)
+    row = await conn.fetchrow(
+        "SELECT r.*, (SELECT coalesce(sum(quantity_restocked + quantity_damaged), 0) "
+        "FROM return_lines WHERE return_id = r.id) AS received_units, "
+        "(SELECT sum(quantity) FROM return_lines WHERE return_id = r.id) AS units "
+        "FROM returns r WHERE r.id = $1 FOR UPDATE",
+        return_id,
+    )
+    if row is None:  # returns are never deleted
+        raise NotFound(f"No return with id {return_id}.")
+    return order, row
+
+
+async def change_return(
+    conn: asyncpg.Connection, *, principal: Principal, return_id: str, command: ReturnCommand,
+    reason: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """approve, reject or cancel."""
+    order, row = await _locked(conn, return_id, principal.channel_id)
+    target = next_status(ReturnStatus(row["status"]), command, any_in=row["received_units"] > 0)
+    await conn.execute(SET_RETURN_SQL, return_id, target.value, reason, None, False, None)
+    await _settle_order(conn, order["id"])
+    return await _record(conn, order["id"], return_id, EVENT_FOR_COMMAND[command])
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    line_id: str
+    quantity: int
+    resellable: bool
+
+
+async def receive(
+    conn: asyncpg.Connection, *, principal: Principal, return_id: str, location_id: str,
+    receipts: Sequence[Receipt],
+) -> dict[str, Any]:  # fmt: skip
+    """Units arrive at `location_id`: resellable ones go back on hand there (ledger
+    `cause_type=return`), damaged ones are recorded only. Several receipts may make one
+    return; it is `received` once every unit is in."""
+    order, row = await _locked(conn, return_id, principal.channel_id)
+    expected = {
+        r["line_id"]: r
+        for r in await conn.fetch(
+            "SELECT rl.*, l.sku, l.product_id FROM return_lines rl "
+            "JOIN order_lines l ON l.id = rl.line_id WHERE rl.return_id = $1",
+            return_id,
+        )
+    }
+    arriving: dict[str, int] = {}
+    for receipt in receipts:
+        if receipt.line_id not in expected:
+            raise DomainError(
+                "unknown_line", f"Not a line of this return: {receipt.line_id}.", kind="invalid",
+                loc=["body", "lines"],
+            )  # fmt: skip
+        arriving[receipt.line_id] = arriving.get(receipt.line_id, 0) + receipt.quantity
+    over = [
+        {"line_id": line_id, "receiving": q,
+         "outstanding": expected[line_id]["quantity"] - expected[line_id]["quantity_restocked"]
+         - expected[line_id]["quantity_damaged"]}
+        for line_id, q in arriving.items()
+    ]  # fmt: skip
+    over = [o for o in over if o["receiving"] > o["outstanding"]]
+    if over:
+        raise DomainError(
+            "exceeds_outstanding", "More than the return still expects for: "
+            + ", ".join(str(o["line_id"]) for o in over) + ".", lines=over,
+        )  # fmt: skip
+    all_in = row["received_units"] + sum(arriving.values()) == row["units"]
+    target = next_status(ReturnStatus(row["status"]), ReturnCommand.RECEIVE, all_in=all_in)
+    if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
+        raise DomainError(
+            "unknown_location", f"No location with id {location_id}.", kind="invalid",
+            loc=["body", "location_id"],
+        )  # fmt: skip
+    await move_stock(conn, [
+        stock_move(product_id=expected[r.line_id]["product_id"], location_id=location_id,
+                   sku=expected[r.line_id]["sku"], on_hand=r.quantity, reason="returned",
+                   cause_type="return", cause_id=return_id)
+        for r in receipts if r.resellable
+    ])  # fmt: skip
+    ids = [r.line_id for r in receipts]
+    await conn.execute(
+        """
+        WITH d AS (
+            SELECT line_id, sum(CASE WHEN resellable THEN q ELSE 0 END) AS restocked,
+                   sum(CASE WHEN resellable THEN 0 ELSE q END) AS damaged
+            FROM unnest($2::text[], $3::int[], $4::bool[]) AS x(line_id, q, resellable)
+            GROUP BY line_id
+        ), lines AS (
+            UPDATE order_lines l SET quantity_returned = l.quantity_returned + d.restocked + d.damaged
+            FROM d WHERE l.id = d.line_id
+        )
+        UPDATE return_lines rl
+        SET quantity_restocked = rl.quantity_restocked + d.restocked,
+            quantity_damaged = rl.quantity_damaged + d.damaged
+        FROM d WHERE rl.return_id = $1 AND rl.line_id = d.line_id
+        """,
+        return_id, ids, [r.quantity for r in receipts], [r.resellable for r in receipts],
+    )  # fmt: skip
+    await conn.execute(SET_RETURN_SQL, return_id, target.value, None, None, False, None)
+    await _settle_order(conn, order["id"])
+    return await _record(conn, order["id"], return_id, E.RETURN_RECEIVED)
+
+
+async def complete(
+    conn: asyncpg.Connection, *, principal: Principal, return_id: str,
+    explicit_amount: int | None, refund_shipping: bool, pending_ttl_seconds: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A refund return records its refund on the order; an exchange places its new order.
+    Either fails whole (409 `refund_exceeds_captured`, `insufficient_stock`), leaving the
+    return `received`."""
+    order, row = await _locked(conn, return_id, principal.channel_id)
+    next_status(ReturnStatus(row["status"]), ReturnCommand.COMPLETE)
+    document = (await load_returns(conn, [return_id]))[0]
+    refunded: int | None = None
+    with_shipping = False
+    exchange_order_id: str | None = None
+    if Resolution(row["resolution"]) is Resolution.REFUND:
+        shipping_back = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM returns WHERE order_id = $1 AND refund_shipping)",
+            order["id"],
+        )
+        shipping = await conn.fetchval("SELECT shipping FROM orders WHERE id = $1", order["id"])
+        refunded, with_shipping = refund_amount(
+            [(x["quantity"], x["unit_price"]) for x in document["lines"]],
+            explicit=explicit_amount, shipping=shipping, shipping_refunded_already=shipping_back,
+            refund_shipping=refund_shipping,
+        )  # fmt: skip
+        if refunded > 0:
+            await record_payment(
+                conn, order_id=order["id"], channel_id=None, kind=PaymentKind.REFUND,
+                amount=refunded, reference=f"return {document['number']}",
+            )  # fmt: skip
+    else:
+        exchange_order_id = await _place_exchange(conn, order, document, pending_ttl_seconds)
+    await conn.execute(
+        SET_RETURN_SQL, return_id, ReturnStatus.COMPLETED.value, None, refunded, with_shipping,
+        exchange_order_id,
+    )  # fmt: skip
+    await _settle_order(conn, order["id"])
+    return await _record(conn, order["id"], return_id, E.RETURN_COMPLETED)
+
+
+async def _place_exchange(
+    conn: asyncpg.Connection, order: asyncpg.Record, document: dict[str, Any], ttl: int
+) -> str:
+    """The exchange's order: same channel, customer and addresses, the exchange lines at
+    catalogue prices, shipping free, paid by a credit of what the returned units cost —
+    up to its total. Placed through the same plan and writer as any order."""
+    original = await conn.fetchrow(
+        "SELECT customer_id, currency, shipping_address, billing_address FROM orders WHERE id = $1",
+        order["id"],
+    )
+    if original is None:  # locked above
+        raise RuntimeError("the order vanished")
+    wanted = [(x["sku"], x["quantity"]) for x in document["exchange_lines"]]
+    row = await placement.read_placement(
+        conn, channel_id=order["channel_id"], channel_code=None, skus=sorted({s for s, _ in wanted}),
+        customer_id=original["customer_id"], email=None,
+    )  # fmt: skip
+    prices = {p["sku"]: p["unit_price"] for p in row["products"] or ()}
+    total = sum(prices.get(sku, 0) * q for sku, q in wanted)
+    credit = min(sum(x["quantity"] * x["unit_price"] for x in document["lines"]), total)
+    request = OrderRequest(
+        lines=[LineRequest(sku, q) for sku, q in wanted],
+        currency=original["currency"],
+        payment=PaymentRequest("exchange_credit", "paid", credit, f"return {document['number']}")
+        if credit > 0 else None,
+        shipping_address=original["shipping_address"],
+        billing_address=original["billing_address"],
+        note=f"Exchange for return {document['number']} of order #{document['order_number']}",
+        exchange_for_return_id=document["id"],
+    )  # fmt: skip
+    customer = row["customer"]
+    plan = plan_order(
+        request,
+        placement.placement_at(
+            row, channel_id=order["channel_id"], customer=customer, pending_ttl_seconds=ttl,
+            recent_orders=0,  # an exchange is not a new purchase: no velocity rule
+        ),
+    )  # fmt: skip
+    await placement.write_plan(
+        conn, plan, channel_code=row["channel"]["code"], customer=customer, inline=None,
+        idempotency=None, now=row["now"],
+    )  # fmt: skip
+    return str(plan.order["id"])
+
+
+async def list_returns(
+    session: AsyncSession, *, channel_id: str | None, status: str | None, order_id: str | None,
+    number: str | None, limit: int, cursor: str | None,
+) -> Page[dict[str, Any]]:  # fmt: skip
+    stmt = select(Return.id)
+    if channel_id is not None:
+        stmt = stmt.where(Return.channel_id == channel_id)
+    if status is not None:
+        stmt = stmt.where(Return.status == status)
+    if order_id is not None:
+        stmt = stmt.where(Return.order_id == order_id)
+    if number is not None:
+        stmt = stmt.where(Return.number == number.strip().upper())
+    page = await paginate(session, stmt, keys=[Return.id], limit=limit, cursor=cursor)
+    conn = await driver_connection(session)
+    return Page(await load_returns(conn, [r.id for r in page.items]), page.next_cursor)

@@ -1,0 +1,406 @@
+"""Returns through the API: opened for shipped units, approved, received (restocked or
+damaged), completed with a refund bounded by what was captured, or with an exchange
+order placed like any order; stock consistent after every step."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.checks import assert_stock_consistent
+from tests.factories import Shop, bearer, create_key, inventory, stock
+from tests.test_fulfilment import FROM_ADDRESS, Warehouse, _through, pdf_text
+
+
+class ReturnsDesk(Warehouse):
+    """A warehouse whose channel key may also handle returns."""
+
+    @classmethod
+    async def open(cls, admin: httpx.AsyncClient, locations: int = 1) -> ReturnsDesk:
+        wh = await Warehouse.open(admin, locations)
+        key = await create_key(
+            admin, ["orders:read", "fulfillment:write", "returns:write"], wh.shop.channel["id"]
+        )
+        return cls(wh.shop, bearer(key["secret"]))
+
+    async def shipped(
+        self, client: httpx.AsyncClient, lines: list[tuple[str, int]], **fields: Any
+    ) -> dict[str, Any]:
+        order = await self.order(client, lines, **fields)
+        for shipment in (await self.post(client, f"/v1/orders/{order['id']}/allocate")).json()[
+            "data"
+        ]:
+            await _through(client, self, shipment["id"], "pick", "pack", "ship")
+        return dict(
+            (await client.get(f"/v1/orders/{order['id']}", headers=self.shop.headers)).json()
+        )
+
+    async def open_return(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+        return await client.post(
+            "/v1/returns", json=body, headers=self.shop.headers
+        )  # orders:write
+
+
+def _lines(
+    order: dict[str, Any], *quantities: int, reason: str = "size_or_fit"
+) -> list[dict[str, Any]]:
+    return [
+        {"line_id": line["id"], "quantity": q, "reason": reason}
+        for line, q in zip(order["lines"], quantities, strict=False) if q
+    ]  # fmt: skip
+
+
+async def _order(client: httpx.AsyncClient, desk: ReturnsDesk, order_id: str) -> dict[str, Any]:
+    return dict((await client.get(f"/v1/orders/{order_id}", headers=desk.shop.headers)).json())
+
+
+async def test_the_whole_refund_flow(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin)
+    shirt = await desk.shop.product(admin, 10, unit_price=1500, name="T-shirt")
+    mug = await desk.shop.product(admin, 10, unit_price=800, name="Mug")
+    order = await desk.shipped(client, [(shirt["sku"], 2), (mug["sku"], 1)], shipping_price=490)
+    assert order["payment_amounts"]["captured"] == 3800 + 490
+    location = desk.shop.locations[0]["id"]
+
+    opened = await desk.open_return(client, {"order_id": order["id"], "resolution": "refund",
+                                             "lines": _lines(order, 1, 1)})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    rma = opened.json()
+    assert rma["status"] == "requested"
+    assert rma["number"].startswith("RMA-")
+    assert rma["location_id"] == location  # where it shipped from
+    assert (await _order(client, desk, order["id"]))["return_status"] == "requested"
+
+    approved = await desk.post(client, f"/v1/returns/{rma['id']}/approve")
+    assert approved.json()["status"] == "approved"
+    slip = await desk.get(client, f"/v1/returns/{rma['id']}/slip")
+    text, sizes = pdf_text(slip.content)
+    assert sizes == [(595, 842)]
+    for expected in (rma["number"], f"order #{order['number']}", shirt["sku"], "T-shirt", "size or fit",
+                     FROM_ADDRESS["line1"], "10115 Berlin"):  # fmt: skip
+        assert expected in text, expected
+
+    before = await inventory(admin, shirt["sku"])
+    first = await desk.post(client, f"/v1/returns/{rma['id']}/receive", {
+        "location_id": location,
+        "lines": [{"line_id": order["lines"][0]["id"], "quantity": 1, "condition": "resellable"}],
+    })  # fmt: skip
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "approved"  # one of two units in
+    assert (await inventory(admin, shirt["sku"]))["on_hand"] == before["on_hand"] + 1
+    movement = (
+        await admin.get("/v1/inventory/movements", params={"sku": shirt["sku"], "limit": 1})
+    ).json()["data"][0]
+    assert (movement["cause_type"], movement["cause_id"], movement["on_hand_delta"]) == (
+        "return",
+        rma["id"],
+        1,
+    )
+    mug_before = await inventory(admin, mug["sku"])
+    second = await desk.post(client, f"/v1/returns/{rma['id']}/receive", {
+        "location_id": location,
+        "lines": [{"line_id": order["lines"][1]["id"], "quantity": 1, "condition": "damaged"}],
+    })  # fmt: skip
+    received = second.json()
+    assert received["status"] == "received"
+    assert [(x["quantity_received"], x["quantity_restocked"], x["quantity_damaged"]) for x in received["lines"]] == [
+        (1, 1, 0), (1, 0, 1),
+    ]  # fmt: skip
+    assert (await inventory(admin, mug["sku"]))["on_hand"] == mug_before[
+        "on_hand"
+    ]  # damaged: not restocked
+    after = await _order(client, desk, order["id"])
+    assert [x["quantity_returned"] for x in after["lines"]] == [1, 1]
+    assert (after["return_status"], after["status"]) == ("partially_returned", "shipped")
+    await assert_stock_consistent(app)
+
+    completed = await desk.post(
+        client, f"/v1/returns/{rma['id']}/complete", {"refund_shipping": True}
+    )
+    assert completed.status_code == 200, completed.text
+    done = completed.json()
+    assert (done["status"], done["refund_amount"], done["refund_shipping"]) == (
+        "completed",
+        1500 + 800 + 490,
+        True,
+    )
+    paid = await _order(client, desk, order["id"])
+    assert (paid["payment_status"], paid["payment_amounts"]["refunded"]) == (
+        "partially_refunded",
+        2790,
+    )
+    assert paid["payments"][-1]["kind"] == "refund"
+    assert rma["number"] in paid["payments"][-1]["reference"]
+
+    timeline = (
+        await client.get(f"/v1/orders/{order['id']}/events", headers=desk.shop.headers)
+    ).json()
+    returns = [e["type"] for e in timeline if e["type"].startswith(("return.", "payment."))]
+    assert returns == ["payment.recorded", "return.requested", "return.approved", "return.received",
+                       "return.received", "payment.recorded", "return.completed"]  # fmt: skip
+    assert [e["sequence"] for e in timeline] == list(range(1, len(timeline) + 1))
+    assert timeline[-1]["data"]["id"] == rma["id"]
+    # The second return's shipping is not refunded again.
+    more = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+    )
+    await desk.post(client, f"/v1/returns/{more.json()['id']}/approve")
+    await desk.post(client, f"/v1/returns/{more.json()['id']}/receive", {
+        "location_id": location,
+        "lines": [{"line_id": order["lines"][0]["id"], "quantity": 1, "condition": "resellable"}],
+    })  # fmt: skip
+    last = await desk.post(
+        client, f"/v1/returns/{more.json()['id']}/complete", {"refund_shipping": True}
+    )
+    assert (last.json()["refund_amount"], last.json()["refund_shipping"]) == (1500, False)
+    final = await _order(client, desk, order["id"])
+    assert (final["return_status"], final["payment_status"]) == ("returned", "refunded")
+    await assert_stock_consistent(app)
+
+
+async def test_what_may_be_returned(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 10)
+    order = await desk.shipped(client, [(product["sku"], 2)])
+    unshipped = await desk.order(client, [(product["sku"], 1)])
+
+    refused = await desk.open_return(client, {"order_id": unshipped["id"], "resolution": "refund",
+                                              "lines": _lines(unshipped, 1)})  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (409, "exceeds_returnable")
+    first = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 2)}
+    )
+    assert first.status_code == 201
+    again = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+    )
+    assert (again.status_code, again.json()["code"]) == (
+        409,
+        "exceeds_returnable",
+    )  # both are in an open return
+    assert again.json()["lines"] == [
+        {"line_id": order["lines"][0]["id"], "requested": 1, "returnable": 0}
+    ]
+    cancelled = await desk.post(
+        client, f"/v1/returns/{first.json()['id']}/cancel", {"reason": "changed mind"}
+    )
+    assert (cancelled.json()["status"], cancelled.json()["cancel_reason"]) == (
+        "cancelled",
+        "changed mind",
+    )
+    assert (await _order(client, desk, order["id"]))["return_status"] == "none"
+    assert (await desk.open_return(client, {"order_id": order["id"], "resolution": "refund",
+                                            "lines": _lines(order, 1)})).status_code == 201  # fmt: skip
+
+    for body, code in [
+        ({"resolution": "exchange", "lines": _lines(order, 1)}, "exchange_lines_required"),
+        ({"resolution": "refund", "lines": _lines(order, 1), "exchange_lines": [{"sku": product["sku"], "quantity": 1}]},
+         "exchange_lines_not_allowed"),
+        ({"resolution": "exchange", "lines": _lines(order, 1), "exchange_lines": [{"sku": "NOPE-1", "quantity": 1}]},
+         "unknown_sku"),
+        ({"resolution": "refund", "lines": _lines(order, 1, reason="bored")}, "validation_error"),
+        ({"resolution": "store_credit", "lines": _lines(order, 1)}, "validation_error"),
+        ({"resolution": "refund", "lines": [{"line_id": "line_x", "quantity": 1, "reason": "other"}]}, "unknown_line"),
+    ]:  # fmt: skip
+        response = await desk.open_return(client, {"order_id": order["id"], **body})
+        assert (response.status_code, response.json()["code"]) == (422, code), body
+
+
+async def test_the_return_window(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 5)
+    order = await desk.shipped(client, [(product["sku"], 1)])
+    assert (await admin.get("/v1/settings/returns")).json() == {"window_days": 30}
+    try:
+        assert (await admin.put("/v1/settings/returns", json={"window_days": 0})).status_code == 200
+        closed = await desk.open_return(client, {"order_id": order["id"], "resolution": "refund",
+                                                 "lines": _lines(order, 1)})  # fmt: skip
+        assert (closed.status_code, closed.json()["code"]) == (409, "return_window_closed")
+    finally:
+        await admin.put("/v1/settings/returns", json={"window_days": 30})
+    opened = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+    )
+    assert opened.status_code == 201
+    assert (await admin.put("/v1/settings/returns", json={"window_days": -1})).status_code == 422
+    channel_key = await client.get("/v1/settings/returns", headers=desk.shop.headers)
+    assert channel_key.status_code == 403
+
+
+async def _received(client: httpx.AsyncClient, desk: ReturnsDesk, order: dict[str, Any], *quantities: int,
+                    resolution: str = "refund", **body: Any) -> dict[str, Any]:  # fmt: skip
+    opened = await desk.open_return(client, {"order_id": order["id"], "resolution": resolution,
+                                             "lines": _lines(order, *quantities), **body})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    rma = opened.json()
+    await desk.post(client, f"/v1/returns/{rma['id']}/approve")
+    receipt = await desk.post(client, f"/v1/returns/{rma['id']}/receive", {
+        "location_id": rma["location_id"],
+        "lines": [{"line_id": x["line_id"], "quantity": x["quantity"], "condition": "resellable"} for x in rma["lines"]],
+    })  # fmt: skip
+    assert receipt.json()["status"] == "received", receipt.text
+    return dict(receipt.json())
+
+
+async def test_refunds_never_exceed_what_was_captured(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 10, unit_price=1000)
+    order = await desk.shipped(client, [(product["sku"], 2)])
+    rma = await _received(client, desk, order, 1)
+    too_much = await desk.post(client, f"/v1/returns/{rma['id']}/complete", {"refund_amount": 2001})
+    assert (too_much.status_code, too_much.json()["code"]) == (409, "refund_exceeds_captured")
+    assert too_much.json()["refundable"] == 2000
+    assert (await desk.get(client, f"/v1/returns/{rma['id']}")).json()["status"] == "received"
+    assert (await _order(client, desk, order["id"]))["payment_amounts"][
+        "refunded"
+    ] == 0  # nothing recorded
+    assert (
+        await desk.post(client, f"/v1/returns/{rma['id']}/complete", {"refund_amount": 2000})
+    ).status_code == 200
+    twice = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert (twice.status_code, twice.json()["code"]) == (409, "invalid_transition")
+
+
+async def test_concurrent_completes_of_two_returns_refund_at_most_what_was_captured(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 10, unit_price=1000)
+    order = await desk.shipped(client, [(product["sku"], 2)])  # 2,000 captured
+    one = await _received(client, desk, order, 1)
+    two = await _received(client, desk, order, 1)
+    answers = await asyncio.gather(*(
+        desk.post(client, f"/v1/returns/{rma['id']}/complete", {"refund_amount": 1500}) for rma in (one, two)
+    ))  # fmt: skip
+    assert sorted(r.status_code for r in answers) == [200, 409]
+    assert [r.json()["code"] for r in answers if r.status_code == 409] == [
+        "refund_exceeds_captured"
+    ]
+    after = await _order(client, desk, order["id"])
+    assert after["payment_amounts"]["refunded"] == 1500
+    assert sorted([(await desk.get(client, f"/v1/returns/{r['id']}")).json()["status"] for r in (one, two)]) == [
+        "completed", "received",
+    ]  # fmt: skip
+
+
+async def test_exchanges_place_an_order_when_there_is_stock(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin)
+    small = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
+    large = await desk.shop.product(admin, 0, unit_price=2000, name="Shirt L")
+    order = await desk.shipped(client, [(small["sku"], 1)])
+    rma = await _received(client, desk, order, 1, resolution="exchange",
+                          exchange_lines=[{"sku": large["sku"], "quantity": 1}])  # fmt: skip
+
+    short = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert (short.status_code, short.json()["code"]) == (409, "insufficient_stock")
+    assert (await desk.get(client, f"/v1/returns/{rma['id']}")).json()["status"] == "received"
+    assert (await inventory(admin, large["sku"]))["reserved"] == 0  # nothing reserved
+
+    await stock(admin, large["sku"], desk.shop.locations[0]["id"], 3)
+    done = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert done.status_code == 200, done.text
+    exchange_id = done.json()["exchange_order_id"]
+    exchange = await _order(client, desk, exchange_id)
+    assert exchange["exchange_for_return_id"] == rma["id"]
+    assert (exchange["customer_id"], exchange["channel_id"]) == (
+        order["customer_id"],
+        order["channel_id"],
+    )
+    assert exchange["shipping_address"] == order["shipping_address"]
+    assert [(x["sku"], x["quantity"], x["unit_price"]) for x in exchange["lines"]] == [
+        (large["sku"], 1, 2000)
+    ]
+    assert (exchange["status"], exchange["payment_status"], exchange["totals"]["total"]) == (
+        "confirmed",
+        "paid",
+        2000,
+    )
+    assert exchange["payments"][0]["kind"] == "capture"
+    assert (await inventory(admin, large["sku"]))["reserved"] == 1
+    original = await _order(client, desk, order["id"])
+    assert (original["payment_amounts"]["refunded"], original["return_status"]) == (0, "returned")
+    await assert_stock_consistent(app)
+
+
+async def test_a_return_partly_received_is_neither_rejected_nor_cancelled(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 10)
+    order = await desk.shipped(client, [(product["sku"], 3)])
+    rma = (
+        await desk.open_return(
+            client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 3)}
+        )
+    ).json()
+    early = await desk.post(client, f"/v1/returns/{rma['id']}/receive", {
+        "location_id": rma["location_id"], "lines": [{"line_id": rma["lines"][0]["line_id"], "quantity": 1, "condition": "resellable"}],
+    })  # fmt: skip
+    assert (early.status_code, early.json()["code"]) == (409, "invalid_transition")  # approve first
+    await desk.post(client, f"/v1/returns/{rma['id']}/approve")
+    line = rma["lines"][0]["line_id"]
+    receipt = {
+        "location_id": rma["location_id"],
+        "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}],
+    }
+    await desk.post(client, f"/v1/returns/{rma['id']}/receive", receipt)
+    for command in ("reject", "cancel"):
+        refused = await desk.post(client, f"/v1/returns/{rma['id']}/{command}")
+        assert (refused.status_code, refused.json()["code"]) == (409, "return_partly_received")
+    too_many = await desk.post(
+        client,
+        f"/v1/returns/{rma['id']}/receive",
+        {**receipt, "lines": [{**receipt["lines"][0], "quantity": 3}]},
+    )
+    assert (too_many.status_code, too_many.json()["code"]) == (409, "exceeds_outstanding")
+    rejected = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 0)}
+    )
+    assert rejected.status_code == 422  # no line at all
+
+
+async def test_another_channels_returns_are_404(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    mine = await ReturnsDesk.open(admin)
+    theirs = await ReturnsDesk.open(admin)
+    product = await theirs.shop.product(admin, 5)
+    order = await theirs.shipped(client, [(product["sku"], 1)])
+    opened = await mine.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+    )
+    assert opened.status_code == 404  # another channel's order
+    rma = (
+        await theirs.open_return(
+            client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+        )
+    ).json()
+    for method, path, body in [
+        ("GET", f"/v1/returns/{rma['id']}", None), ("GET", f"/v1/returns/{rma['id']}/slip", None),
+        ("POST", f"/v1/returns/{rma['id']}/approve", None), ("POST", f"/v1/returns/{rma['id']}/reject", None),
+        ("POST", f"/v1/returns/{rma['id']}/cancel", None), ("POST", f"/v1/returns/{rma['id']}/complete", None),
+        ("POST", f"/v1/returns/{rma['id']}/receive",
+         {"location_id": "x", "lines": [{"line_id": "x", "quantity": 1, "condition": "damaged"}]}),
+    ]:  # fmt: skip
+        response = await client.request(method, path, json=body, headers=mine.fulfiller)
+        assert response.status_code == 404, (method, path, response.text)
+    assert (await mine.get(client, "/v1/returns", params={"order_id": order["id"]})).json()[
+        "data"
+    ] == []
+    listed = (
+        await theirs.get(client, "/v1/returns", params={"number": rma["number"].lower()})
+    ).json()["data"]
+    assert [r["id"] for r in listed] == [rma["id"]]
+    no_scope = await client.post(f"/v1/returns/{rma['id']}/approve", headers=theirs.shop.headers)
+    assert (no_scope.status_code, no_scope.json()["code"]) == (403, "missing_scope")
+    other_shop = await Shop.open(admin)
+    assert other_shop.channel["id"] != order["channel_id"]
