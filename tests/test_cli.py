@@ -138,9 +138,19 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert set(keys) == {"admin", "web", "pos"}
     web = bearer(keys["web"])
     orders = (await client.get("/v1/orders", headers=web)).json()["data"]
-    assert sorted(o["status"] for o in orders) == [
-        *["confirmed"] * 6, "delivered", "on_hold", "partially_shipped", "shipped",
-    ]  # fmt: skip
+    assert sorted(o["status"] for o in orders) == sorted(
+        [
+            *["confirmed"] * 7,
+            *["delivered"] * 8,
+            "on_hold",
+            "partially_shipped",
+            "shipped",
+        ]
+    )  # the exchange placed one of the confirmed
+    returns = (await client.get("/v1/returns", params={"limit": 200}, headers=web)).json()["data"]
+    assert sorted(r["status"] for r in returns) == sorted([
+        "requested", "approved", "received", "completed", "completed", "rejected", "cancelled",
+    ])  # fmt: skip
     admin_key = bearer(keys["admin"])
     shipments = (await client.get("/v1/shipments", params={"limit": 200}, headers=admin_key)).json()
     assert {s["status"] for s in shipments["data"]} == {
@@ -160,5 +170,5 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     new_web = re.search(r"^\s+web key\s+: (oms_\S+)", again.stdout, re.M)
     assert new_web is not None
     assert (
-        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 10
+        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 18
     )

@@ -3,8 +3,9 @@
 A warehouse and a store (with addresses), five products with stock, two channels (web,
 pos) each with its own key, an admin key, a few orders in different states, and paid
 orders left at every step of fulfilment — a pending shipment, picking, packed (label
-printable), shipped with tracking, delivered, partially shipped, cancelled. Running it
-again reuses what exists and issues fresh keys.
+printable), shipped with tracking, delivered, partially shipped, cancelled — and a
+return in each state (requested, approved, received, refunded, rejected, cancelled, and an
+exchange with its new order). Running it again reuses what exists and issues fresh keys.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
                 headers=web,
             )
             orders += await _fulfilment_states(http, web, address)
+            orders += await _return_states(http, web, address)
         packed = (await http.get("/v1/shipments", params={"status": "packed", "limit": 1})).json()
     return {
         "admin": admin_secret,
@@ -202,6 +204,50 @@ async def _fulfilment_states(
     return placed
 
 
+# Delivered orders the demo takes back, each return left in one state.
+RETURNS = ["requested", "approved", "received", "completed", "rejected", "cancelled", "exchanged"]
+
+
+async def _return_states(
+    http: httpx.AsyncClient, web: dict[str, str], address: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A delivered order per return state: requested, approved, received, completed with a
+    refund, rejected, cancelled, and an exchange completed (its new order placed)."""
+    placed = []
+    for n, state in enumerate(RETURNS, 1):
+        sku = "TSHIRT-M-RED" if state == "exchanged" else "MUG-LOGO"
+        order = (await http.post("/v1/orders", headers=web, json={
+            "customer": {"email": f"returns-{n}@example.com", "name": f"Returning customer {n}"},
+            "shipping_address": address | {"name": f"Returning customer {n}"},
+            "lines": [{"sku": sku, "quantity": 1}],
+            "payment": {"method": "card", "status": "paid", "reference": f"pi_demo_r{n}"},
+        })).json()  # fmt: skip
+        placed.append(order)
+        shipment = (await http.post(f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+        for step in ("pick", "pack", "ship", "deliver"):
+            body = (
+                {"carrier": "UPS", "tracking_number": f"1ZDEMO{n:010d}"} if step == "pack" else None
+            )
+            await http.post(f"/v1/shipments/{shipment['id']}/{step}", json=body)
+        exchange = state == "exchanged"
+        rma = (await http.post("/v1/returns", headers=web, json={
+            "order_id": order["id"], "resolution": "exchange" if exchange else "refund",
+            "lines": [{"line_id": order["lines"][0]["id"], "quantity": 1,
+                       "reason": "size_or_fit" if exchange else "no_longer_needed"}],
+            "exchange_lines": [{"sku": "TSHIRT-L-RED", "quantity": 1}] if exchange else [],
+        })).json()  # fmt: skip
+        steps = {"requested": [], "approved": ["approve"], "received": ["approve", "receive"],
+                 "completed": ["approve", "receive", "complete"], "rejected": ["reject"],
+                 "cancelled": ["cancel"], "exchanged": ["approve", "receive", "complete"]}[state]  # fmt: skip
+        receipt: dict[str, Any] = {"location_id": rma["location_id"], "lines": [
+            {"line_id": order["lines"][0]["id"], "quantity": 1, "condition": "resellable"}]}  # fmt: skip
+        bodies: dict[str, Any] = {"receive": receipt, "reject": {"reason": "demo"},
+                                  "cancel": {"reason": "demo"}}  # fmt: skip
+        for step in steps:
+            await http.post(f"/v1/returns/{rma['id']}/{step}", json=bodies.get(step))
+    return placed
+
+
 def instructions(seeded: dict[str, Any], base_url: str) -> str:
     return f"""
 Demo shop ready.
@@ -224,6 +270,7 @@ Fulfilment (admin key): shipments in every state, a pick list, a label:
   curl -s "{base_url}/v1/shipments?status=packed" -H "$ADMIN"
   curl -s {base_url}/v1/locations/{seeded["warehouse"]}/pick-list -H "$ADMIN"
   curl -s {base_url}/v1/shipments/{seeded["packed_shipment"]}/label -H "$ADMIN" -o label.pdf
+  curl -s "{base_url}/v1/returns?status=received" -H "$ADMIN"
 
 API docs: {base_url}/docs
 """
