@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from oms_api.domain import events as E
-from oms_api.domain.errors import InvalidTransition
+from oms_api.domain.machine import step
 
 
 class OrderStatus(StrEnum):
@@ -102,13 +102,10 @@ def next_status(
 
     `ready_to_confirm`: payment is settled (or needs none) — decides where release goes.
     """
-    targets = TRANSITIONS[status]
-    if command not in targets:
-        raise InvalidTransition(
-            resource="order", state=status.value, command=command.value,
-            allowed=allowed_commands(status),
-        )  # fmt: skip
-    target = targets[command]
+    target = step(
+        TRANSITIONS, resource="order", status=status, command=command,
+        allowed=allowed_commands(status),
+    )  # fmt: skip
     if target is None:
         return S.CONFIRMED if ready_to_confirm else S.PENDING
     return target

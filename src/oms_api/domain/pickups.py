@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from oms_api.domain import events as E
-from oms_api.domain.errors import InvalidTransition
+from oms_api.domain.machine import step
 
 
 class PickupStatus(StrEnum):
@@ -42,9 +42,7 @@ EVENT_FOR_STATUS = {
 
 
 def next_status(status: PickupStatus, command: PickupCommand) -> PickupStatus:
-    if command not in TRANSITIONS[status]:
-        raise InvalidTransition(
-            resource="pickup", state=status.value, command=command.value,
-            allowed=[c.value for c in TRANSITIONS[status]],
-        )  # fmt: skip
-    return TRANSITIONS[status][command]
+    return step(
+        TRANSITIONS, resource="pickup", status=status, command=command,
+        allowed=[c.value for c in TRANSITIONS[status]],
+    )  # fmt: skip

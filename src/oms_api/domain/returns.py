@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from oms_api.domain import events as E
-from oms_api.domain.errors import DomainError, InvalidTransition
+from oms_api.domain.errors import DomainError
+from oms_api.domain.machine import step
 
 
 class ReturnStatus(StrEnum):
@@ -92,11 +93,10 @@ def next_status(
     """The state `command` leads to, or a refusal. `all_in`: with this receipt every unit
     is back; `any_in`: some unit is back already (it can no longer be rejected or
     cancelled: the parcel is here)."""
-    if command not in TRANSITIONS[status]:
-        raise InvalidTransition(
-            resource="return", state=status.value, command=command.value,
-            allowed=allowed_commands(status),
-        )  # fmt: skip
+    target = step(
+        TRANSITIONS, resource="return", status=status, command=command,
+        allowed=allowed_commands(status),
+    )  # fmt: skip
     if command in (C.REJECT, C.CANCEL) and any_in:
         raise DomainError(
             "return_partly_received",
@@ -104,7 +104,6 @@ def next_status(
             "receive the rest, then complete it.",
             current_state=status.value,
         )
-    target = TRANSITIONS[status][command]
     if target is None:
         return S.RECEIVED if all_in else S.APPROVED
     return target

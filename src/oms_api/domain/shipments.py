@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from oms_api.domain import events as E
-from oms_api.domain.errors import DomainError, InvalidTransition
+from oms_api.domain.errors import DomainError
+from oms_api.domain.machine import step
 
 
 class ShipmentStatus(StrEnum):
@@ -77,12 +78,10 @@ def allowed_commands(status: ShipmentStatus) -> list[str]:
 
 def next_status(status: ShipmentStatus, command: ShipmentCommand) -> ShipmentStatus:
     """The state `command` leads to from `status`, or InvalidTransition."""
-    if command not in TRANSITIONS[status]:
-        raise InvalidTransition(
-            resource="shipment", state=status.value, command=command.value,
-            allowed=allowed_commands(status),
-        )  # fmt: skip
-    return TRANSITIONS[status][command]
+    return step(
+        TRANSITIONS, resource="shipment", status=status, command=command,
+        allowed=allowed_commands(status),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,5 +20,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def optional_time_column() -> Mapped[datetime | None]:
+    """A time a row reaches once it gets somewhere (shipped, received, …)."""
+    return mapped_column(DateTime(timezone=True), nullable=True)
+
+
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

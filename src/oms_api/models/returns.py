@@ -19,17 +19,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column
+from oms_api.models.base import Base, created_at_column, optional_time_column
 
 RETURN_NUMBER_SEQ = Sequence("return_number_seq", start=10001, metadata=Base.metadata)
 RETURN_STATUSES = ("requested", "approved", "received", "completed", "rejected", "cancelled")
 RETURN_REASONS = (
     "damaged", "wrong_item", "not_as_described", "no_longer_needed", "size_or_fit", "other",
 )  # fmt: skip
-
-
-def _time() -> Mapped[datetime | None]:
-    return mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Return(Base):
@@ -73,11 +69,11 @@ class Return(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    approved_at: Mapped[datetime | None] = _time()
-    received_at: Mapped[datetime | None] = _time()
-    completed_at: Mapped[datetime | None] = _time()
-    rejected_at: Mapped[datetime | None] = _time()
-    cancelled_at: Mapped[datetime | None] = _time()
+    approved_at: Mapped[datetime | None] = optional_time_column()
+    received_at: Mapped[datetime | None] = optional_time_column()
+    completed_at: Mapped[datetime | None] = optional_time_column()
+    rejected_at: Mapped[datetime | None] = optional_time_column()
+    cancelled_at: Mapped[datetime | None] = optional_time_column()
 
 
 class ReturnLine(Base):

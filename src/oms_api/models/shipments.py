@@ -16,16 +16,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column
+from oms_api.models.base import Base, created_at_column, optional_time_column
 
 SHIPMENT_STATUSES = ("pending", "picking", "packed", "shipped", "delivered", "cancelled")
 TRACKING_STATUSES = (
     "in_transit", "out_for_delivery", "delivery_attempted", "exception", "delivered",
 )  # fmt: skip
-
-
-def _time() -> Mapped[datetime | None]:
-    return mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Shipment(Base):
@@ -62,11 +58,11 @@ class Shipment(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    picking_at: Mapped[datetime | None] = _time()
-    packed_at: Mapped[datetime | None] = _time()
-    shipped_at: Mapped[datetime | None] = _time()
-    delivered_at: Mapped[datetime | None] = _time()
-    cancelled_at: Mapped[datetime | None] = _time()
+    picking_at: Mapped[datetime | None] = optional_time_column()
+    packed_at: Mapped[datetime | None] = optional_time_column()
+    shipped_at: Mapped[datetime | None] = optional_time_column()
+    delivered_at: Mapped[datetime | None] = optional_time_column()
+    cancelled_at: Mapped[datetime | None] = optional_time_column()
 
 
 class ShipmentLine(Base):
@@ -129,8 +125,8 @@ class Pickup(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    collected_at: Mapped[datetime | None] = _time()
-    cancelled_at: Mapped[datetime | None] = _time()
+    collected_at: Mapped[datetime | None] = optional_time_column()
+    cancelled_at: Mapped[datetime | None] = optional_time_column()
 
 
 class PickupShipment(Base):

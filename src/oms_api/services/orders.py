@@ -15,7 +15,6 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.domain import events as event_types
 from oms_api.domain.orders import (
     OrderCommand,
@@ -41,7 +40,7 @@ from oms_api.services.order_state import (
     set_status,
     settle_fulfilment,
 )
-from oms_api.services.pagination import Page, paginate
+from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import cancel_unshipped
 from oms_api.services.shipments import cancel_open_shipments
 from oms_api.webhooks.outbox import record_events
@@ -94,9 +93,9 @@ async def list_orders(
             stmt = stmt.where(Order.email_normalized == text.lower())
         else:
             stmt = stmt.where(Order.external_id == text)
-    page = await paginate(session, stmt, keys=[Order.id], limit=limit, cursor=cursor)
-    documents = await load_orders(await driver_connection(session), [r.id for r in page.items])
-    return Page(documents, page.next_cursor)
+    return await paginate_documents(
+        session, stmt, keys=[Order.id], limit=limit, cursor=cursor, load=load_orders
+    )
 
 
 async def order_events(

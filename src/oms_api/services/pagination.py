@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 import orjson
 from sqlalchemy import DateTime, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from oms_api.db import driver_connection
 from oms_api.errors import Unprocessable
 
 T = TypeVar("T")
@@ -95,3 +97,22 @@ async def paginate(
         return Page(rows, None)
     rows = rows[:limit]
     return Page(rows, encode_cursor([getattr(rows[-1], k.key) for k in keys]))
+
+
+DocumentLoader = Callable[[asyncpg.Connection, list[str]], Awaitable[list[dict[str, Any]]]]
+
+
+async def paginate_documents(
+    session: AsyncSession,
+    stmt: Select[*tuple[Any, ...]],
+    *,
+    keys: Sequence[InstrumentedAttribute[Any]],
+    limit: int,
+    cursor: str | None,
+    load: DocumentLoader,
+) -> Page[dict[str, Any]]:
+    """A page of ids (`stmt`'s first column, filtered and keyed as the caller likes), then
+    their documents, read by `load` in one statement, in the page's order."""
+    page = await paginate(session, stmt, keys=keys, limit=limit, cursor=cursor)
+    conn = await driver_connection(session)
+    return Page(await load(conn, [row[0] for row in page.items]), page.next_cursor)

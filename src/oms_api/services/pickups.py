@@ -11,7 +11,6 @@ import asyncpg
 from sqlalchemy import false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.domain.access import Principal
 from oms_api.domain.carriers import carrier_key
 from oms_api.domain.errors import DomainError
@@ -20,7 +19,7 @@ from oms_api.errors import Forbidden, NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import iso
 from oms_api.models import Pickup
-from oms_api.services.pagination import Page, paginate
+from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.shipment_documents import load_pickups
 from oms_api.webhooks.outbox import record_events
 
@@ -117,9 +116,9 @@ async def list_pickups(
         stmt = stmt.where(Pickup.carrier_key == carrier_key(carrier))
     if status is not None:
         stmt = stmt.where(Pickup.status == status)
-    page = await paginate(session, stmt, keys=[Pickup.id], limit=limit, cursor=cursor)
-    conn = await driver_connection(session)
-    return Page(await load_pickups(conn, [r.id for r in page.items]), page.next_cursor)
+    return await paginate_documents(
+        session, stmt, keys=[Pickup.id], limit=limit, cursor=cursor, load=load_pickups
+    )
 
 
 PICK_LIST_SQL = """

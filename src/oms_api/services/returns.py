@@ -17,7 +17,6 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.domain import events as E
 from oms_api.domain.access import Principal
 from oms_api.domain.errors import DomainError
@@ -43,7 +42,7 @@ from oms_api.models import Return
 from oms_api.services import placement
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
-from oms_api.services.pagination import Page, paginate
+from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.stock import move_stock, stock_move
 from oms_api.webhooks.outbox import record_events
 
@@ -468,6 +467,6 @@ async def list_returns(
         stmt = stmt.where(Return.order_id == order_id)
     if number is not None:
         stmt = stmt.where(Return.number == number.strip().upper())
-    page = await paginate(session, stmt, keys=[Return.id], limit=limit, cursor=cursor)
-    conn = await driver_connection(session)
-    return Page(await load_returns(conn, [r.id for r in page.items]), page.next_cursor)
+    return await paginate_documents(
+        session, stmt, keys=[Return.id], limit=limit, cursor=cursor, load=load_returns
+    )

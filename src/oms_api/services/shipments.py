@@ -16,7 +16,6 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oms_api.db import driver_connection
 from oms_api.domain import events as E
 from oms_api.domain.carriers import carrier_key, tracking_url
 from oms_api.domain.errors import DomainError
@@ -39,7 +38,7 @@ from oms_api.ids import new_id
 from oms_api.models import Shipment
 from oms_api.services.order_documents import load_order
 from oms_api.services.order_state import lock_order, settle_fulfilment
-from oms_api.services.pagination import Page, paginate
+from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import change_lines, load_held, write_book
 from oms_api.services.shipment_documents import (
     load_shipment,
@@ -423,6 +422,6 @@ async def list_shipments(
         stmt = stmt.where(Shipment.location_id == location_id)
     if order_id is not None:
         stmt = stmt.where(Shipment.order_id == order_id)
-    page = await paginate(session, stmt, keys=[Shipment.id], limit=limit, cursor=cursor)
-    conn = await driver_connection(session)
-    return Page(await load_shipments(conn, [r.id for r in page.items]), page.next_cursor)
+    return await paginate_documents(
+        session, stmt, keys=[Shipment.id], limit=limit, cursor=cursor, load=load_shipments
+    )
