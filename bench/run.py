@@ -328,9 +328,11 @@ async def seed_orders(url: str, n: int) -> None:
             n, CHANNEL,
         )  # fmt: skip
         await conn.execute(
-            """INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity, unit_price)
+            # (one unit each, counted as backordered: no reservation rows to seed)
+            """INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity,
+                                        unit_price, quantity_backordered)
                SELECT 'line_seed_' || i, 'ord_seed_' || lpad(i::text, 9, '0'), 1, 'prod_bench_1',
-                      'BENCH-1', 'Bench product 1', 1, 1000
+                      'BENCH-1', 'Bench product 1', 1, 1000, 1
                FROM generate_series(1, $1) i""",
             n,
         )
