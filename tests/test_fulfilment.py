@@ -24,11 +24,14 @@ class Warehouse:
     """A shop with locations that have addresses, a key that places orders and a key that
     fulfils them, both bound to the shop's channel."""
 
-    def __init__(self, shop: Shop, fulfiller: dict[str, str]) -> None:
+    def __init__(self, shop: Shop, fulfiller: dict[str, str], app: FastAPI | None = None) -> None:
         self.shop, self.fulfiller = shop, fulfiller
+        self.app = app  # given: stock is checked consistent after every command sent
 
     @classmethod
-    async def open(cls, admin: httpx.AsyncClient, locations: int = 1) -> Warehouse:
+    async def open(
+        cls, admin: httpx.AsyncClient, locations: int = 1, app: FastAPI | None = None
+    ) -> Warehouse:
         shop = await Shop.open(admin, locations=locations)
         for loc in shop.locations:
             patched = await admin.patch(
@@ -36,7 +39,7 @@ class Warehouse:
             )
             assert patched.status_code == 200, patched.text
         key = await create_key(admin, ["orders:read", "fulfillment:write"], shop.channel["id"])
-        return cls(shop, bearer(key["secret"]))
+        return cls(shop, bearer(key["secret"]), app)
 
     async def order(
         self, client: httpx.AsyncClient, lines: list[tuple[str, int]], **fields: Any
@@ -51,9 +54,11 @@ class Warehouse:
     async def post(
         self, client: httpx.AsyncClient, path: str, body: Any = None, **kw: Any
     ) -> httpx.Response:
-        return await client.post(
-            path, json=body, headers=self.fulfiller | kw.pop("headers", {}), **kw
-        )
+        headers = self.fulfiller | kw.pop("headers", {})
+        response = await client.post(path, json=body, headers=headers, **kw)
+        if self.app is not None:  # `oms-api inventory verify` clean after every step
+            await assert_stock_consistent(self.app)
+        return response
 
     async def get(self, client: httpx.AsyncClient, path: str, **kw: Any) -> httpx.Response:
         return await client.get(path, headers=self.fulfiller | kw.pop("headers", {}), **kw)
@@ -89,7 +94,7 @@ def pdf_text(content: bytes) -> tuple[str, list[tuple[float, float]]]:
 async def test_the_whole_path_from_order_to_delivery(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    wh = await Warehouse.open(admin)
+    wh = await Warehouse.open(admin, app=app)
     shirt = await wh.shop.product(admin, 10, weight_grams=200)
     mug = await wh.shop.product(admin, 5, weight_grams=350)
     order = await wh.order(client, [(shirt["sku"], 2), (mug["sku"], 1)], shipping_price=490)
@@ -194,7 +199,7 @@ async def test_the_whole_path_from_order_to_delivery(
 async def test_partial_shipments_from_two_locations(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    wh = await Warehouse.open(admin, locations=2)
+    wh = await Warehouse.open(admin, locations=2, app=app)
     first, second = (loc["id"] for loc in wh.shop.locations)
     product = await wh.shop.product(admin, 3, at=0)
     await stock(admin, product["sku"], second, 3)
@@ -241,7 +246,7 @@ async def test_allocate_ships_an_order_reserved_in_one_place_from_one(
 async def test_a_shipment_from_another_location_moves_the_reservation(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    wh = await Warehouse.open(admin, locations=2)
+    wh = await Warehouse.open(admin, locations=2, app=app)
     first, second = (loc["id"] for loc in wh.shop.locations)
     product = await wh.shop.product(admin, 4, at=0)
     order = await wh.order(client, [(product["sku"], 3)])
@@ -279,7 +284,7 @@ async def test_a_shipment_from_another_location_moves_the_reservation(
 async def test_over_shipping_and_cancel_before_ship(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    wh = await Warehouse.open(admin)
+    wh = await Warehouse.open(admin, app=app)
     product = await wh.shop.product(admin, 5, allow_backorder=True)
     order = await wh.order(client, [(product["sku"], 7)])  # 5 reserved, 2 backordered
     line = order["lines"][0]["id"]
@@ -328,7 +333,7 @@ async def test_over_shipping_and_cancel_before_ship(
 async def test_cancelling_a_partially_shipped_order_cancels_the_rest(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    wh = await Warehouse.open(admin)
+    wh = await Warehouse.open(admin, app=app)
     product = await wh.shop.product(admin, 4, allow_backorder=True)
     order = await wh.order(client, [(product["sku"], 6)])  # 4 reserved, 2 backordered
     line = order["lines"][0]["id"]

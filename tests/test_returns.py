@@ -19,12 +19,14 @@ class ReturnsDesk(Warehouse):
     """A warehouse whose channel key may also handle returns."""
 
     @classmethod
-    async def open(cls, admin: httpx.AsyncClient, locations: int = 1) -> ReturnsDesk:
+    async def open(
+        cls, admin: httpx.AsyncClient, locations: int = 1, app: FastAPI | None = None
+    ) -> ReturnsDesk:
         wh = await Warehouse.open(admin, locations)
         key = await create_key(
             admin, ["orders:read", "fulfillment:write", "returns:write"], wh.shop.channel["id"]
         )
-        return cls(wh.shop, bearer(key["secret"]))
+        return cls(wh.shop, bearer(key["secret"]), app)
 
     async def shipped(
         self, client: httpx.AsyncClient, lines: list[tuple[str, int]], **fields: Any
@@ -60,7 +62,7 @@ async def _order(client: httpx.AsyncClient, desk: ReturnsDesk, order_id: str) ->
 async def test_the_whole_refund_flow(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    desk = await ReturnsDesk.open(admin)
+    desk = await ReturnsDesk.open(admin, app=app)
     shirt = await desk.shop.product(admin, 10, unit_price=1500, name="T-shirt")
     mug = await desk.shop.product(admin, 10, unit_price=800, name="Mug")
     order = await desk.shipped(client, [(shirt["sku"], 2), (mug["sku"], 1)], shipping_price=490)
@@ -293,7 +295,7 @@ async def test_concurrent_completes_of_two_returns_refund_at_most_what_was_captu
 async def test_exchanges_place_an_order_when_there_is_stock(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    desk = await ReturnsDesk.open(admin)
+    desk = await ReturnsDesk.open(admin, app=app)
     small = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
     large = await desk.shop.product(admin, 0, unit_price=2000, name="Shirt L")
     order = await desk.shipped(client, [(small["sku"], 1)])
