@@ -25,5 +25,10 @@ def optional_time_column() -> Mapped[datetime | None]:
     return mapped_column(DateTime(timezone=True), nullable=True)
 
 
+def updated_at_column() -> Mapped[datetime]:
+    """When the row last changed (the services set it on every change)."""
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

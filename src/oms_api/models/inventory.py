@@ -5,16 +5,14 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Text,
-    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column
+from oms_api.models.base import Base, created_at_column, updated_at_column
 
 
 class InventoryLevel(Base):
@@ -36,9 +34,7 @@ class InventoryLevel(Base):
     )
     on_hand: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at_column()
 
 
 class InventoryMovement(Base):

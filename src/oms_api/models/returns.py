@@ -7,19 +7,17 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     Sequence,
     Text,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column, optional_time_column
+from oms_api.models.base import Base, created_at_column, optional_time_column, updated_at_column
 
 RETURN_NUMBER_SEQ = Sequence("return_number_seq", start=10001, metadata=Base.metadata)
 RETURN_STATUSES = ("requested", "approved", "received", "completed", "rejected", "cancelled")
@@ -66,9 +64,7 @@ class Return(Base):
     cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at_column()
     approved_at: Mapped[datetime | None] = optional_time_column()
     received_at: Mapped[datetime | None] = optional_time_column()
     completed_at: Mapped[datetime | None] = optional_time_column()

@@ -11,12 +11,11 @@ from sqlalchemy import (
     Integer,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column, optional_time_column
+from oms_api.models.base import Base, created_at_column, optional_time_column, updated_at_column
 
 SHIPMENT_STATUSES = ("pending", "picking", "packed", "shipped", "delivered", "cancelled")
 TRACKING_STATUSES = (
@@ -55,9 +54,7 @@ class Shipment(Base):
     cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at_column()
     picking_at: Mapped[datetime | None] = optional_time_column()
     packed_at: Mapped[datetime | None] = optional_time_column()
     shipped_at: Mapped[datetime | None] = optional_time_column()
@@ -122,9 +119,7 @@ class Pickup(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = updated_at_column()
     collected_at: Mapped[datetime | None] = optional_time_column()
     cancelled_at: Mapped[datetime | None] = optional_time_column()
 
