@@ -40,19 +40,9 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ORDER_COLUMNS = """id, number, channel_id, external_id, customer_id, email_normalized, status,
-    payment_status, payment_method, currency, subtotal, shipping, total, authorized, captured,
-    refunded, voided, shipping_address, billing_address, note, metadata, risk_score,
-    risk_reasons, hold_reason, cancel_reason, event_sequence, version, expires_at, created_at,
-    updated_at, confirmed_at, shipped_at, delivered_at, cancelled_at"""
-LINE_COLUMNS = """id, order_id, position, product_id, sku, name, quantity, unit_price,
-    quantity_reserved, quantity_backordered, quantity_shipped, quantity_cancelled,
-    quantity_returned"""
-RESERVATION_COLUMNS = "line_id, location_id, product_id, quantity, quantity_in_shipments"
-MOVE_RECORD = """id text, product_id text, sku text, location_id text, on_hand_delta bigint,
-    reserved_delta bigint, reason text, cause_type text, cause_id text, note text"""
-
-MOVE_STOCK = f"""
+# The functions as this revision creates them, frozen: later revisions replace them with
+# texts of their own, and the head definitions live in src/oms_api/sql/functions/.
+MOVE_STOCK = """
 CREATE FUNCTION oms_move_stock(p_moves jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -62,7 +52,8 @@ BEGIN
     -- each a keyed update of its level and its ledger row. The CHECK constraints refuse any
     -- level that would go negative. (One set-based UPDATE was planned against
     -- jsonb_to_recordset's 100-row estimate: a scan of every level.)
-    FOR m IN SELECT * FROM jsonb_to_recordset(p_moves) AS x({MOVE_RECORD})
+    FOR m IN SELECT * FROM jsonb_to_recordset(p_moves) AS x(id text, product_id text, sku text, location_id text, on_hand_delta bigint,
+    reserved_delta bigint, reason text, cause_type text, cause_id text, note text)
              ORDER BY x.product_id, x.location_id
     LOOP
         IF m.on_hand_delta > 0 THEN  -- stock arriving where none was kept: a level from zero
@@ -113,7 +104,7 @@ END
 $$
 """
 
-PLACE_ORDER = f"""
+PLACE_ORDER = """
 CREATE FUNCTION oms_place_order(p jsonb, p_document text)
 RETURNS TABLE (outcome text, order_id text)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -133,8 +124,16 @@ BEGIN
         SET name = coalesce(excluded.name, cp.name), phone = coalesce(excluded.phone, cp.phone),
             updated_at = excluded.updated_at, version = cp.version + 1;
     END IF;
-    INSERT INTO orders ({ORDER_COLUMNS})
-    SELECT {ORDER_COLUMNS} FROM jsonb_populate_record(NULL::orders, o)
+    INSERT INTO orders (id, number, channel_id, external_id, customer_id, email_normalized, status,
+    payment_status, payment_method, currency, subtotal, shipping, total, authorized, captured,
+    refunded, voided, shipping_address, billing_address, note, metadata, risk_score,
+    risk_reasons, hold_reason, cancel_reason, event_sequence, version, expires_at, created_at,
+    updated_at, confirmed_at, shipped_at, delivered_at, cancelled_at)
+    SELECT id, number, channel_id, external_id, customer_id, email_normalized, status,
+    payment_status, payment_method, currency, subtotal, shipping, total, authorized, captured,
+    refunded, voided, shipping_address, billing_address, note, metadata, risk_score,
+    risk_reasons, hold_reason, cancel_reason, event_sequence, version, expires_at, created_at,
+    updated_at, confirmed_at, shipped_at, delivered_at, cancelled_at FROM jsonb_populate_record(NULL::orders, o)
     ON CONFLICT (channel_id, external_id) DO NOTHING
     RETURNING id INTO placed;
     IF placed IS NULL THEN
@@ -142,10 +141,14 @@ BEGIN
             WHERE x.channel_id = o->>'channel_id' AND x.external_id = o->>'external_id';
         RETURN;
     END IF;
-    INSERT INTO order_lines ({LINE_COLUMNS})
-    SELECT {LINE_COLUMNS} FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
-    INSERT INTO order_reservations ({RESERVATION_COLUMNS})
-    SELECT {RESERVATION_COLUMNS}
+    INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity, unit_price,
+    quantity_reserved, quantity_backordered, quantity_shipped, quantity_cancelled,
+    quantity_returned)
+    SELECT id, order_id, position, product_id, sku, name, quantity, unit_price,
+    quantity_reserved, quantity_backordered, quantity_shipped, quantity_cancelled,
+    quantity_returned FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
+    INSERT INTO order_reservations (line_id, location_id, product_id, quantity, quantity_in_shipments)
+    SELECT line_id, location_id, product_id, quantity, quantity_in_shipments
     FROM jsonb_populate_recordset(NULL::order_reservations, p->'reservations');
     IF jsonb_array_length(p->'stock_moves') > 0 THEN
         PERFORM oms_move_stock(p->'stock_moves');
