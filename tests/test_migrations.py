@@ -1,10 +1,12 @@
-"""The migrations are the schema: up, down to nothing, up again, and equal to the models."""
+"""The migrations are the schema: up, down to nothing, up again, and equal to the models;
+the database functions they install equal their source files (src/oms_api/sql/)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,7 +17,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from oms_api import migrations_runner
 from oms_api.db import async_url
 from oms_api.models import Base
+from oms_api.sql import function_sources
 from tests.conftest import create_database, drop_database
+from tests.db_functions import function_drift
 
 
 async def _diff_and_tables(url: str) -> tuple[list[Any], set[str]]:
@@ -34,6 +38,14 @@ async def _diff_and_tables(url: str) -> tuple[list[Any], set[str]]:
         await engine.dispose()
 
 
+async def _function_drift(url: str, sources: dict[str, str]) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await function_drift(conn, sources)
+    finally:
+        await conn.close()
+
+
 def test_there_is_exactly_one_head() -> None:
     script = ScriptDirectory.from_config(migrations_runner.alembic_config("postgresql://x/y"))
     assert len(script.get_heads()) == 1
@@ -47,14 +59,17 @@ async def test_upgrade_downgrade_upgrade_matches_models(server_url: str) -> None
         diff, tables = await _diff_and_tables(url)
         assert diff == []
         assert set(Base.metadata.tables) <= tables
+        assert await _function_drift(url, function_sources()) == []
 
         await asyncio.to_thread(migrations_runner.downgrade, url, "base")
         diff, tables = await _diff_and_tables(url)
         assert tables <= {"alembic_version"}
+        assert await _function_drift(url, {}) == []  # and no function left behind
 
         await asyncio.to_thread(migrations_runner.upgrade, url)
         diff, tables = await _diff_and_tables(url)
         assert diff == []
         assert set(Base.metadata.tables) <= tables
+        assert await _function_drift(url, function_sources()) == []
     finally:
         await drop_database(url)

@@ -1,0 +1,20 @@
+-- oms_idempotency_claim: the head definition (installed by migration 0005).
+-- Take the request's advisory lock, then look its record up with a fresh snapshot (each
+-- statement of a VOLATILE PL/pgSQL function takes one), in one round trip.
+-- To change it: edit this file, then a new revision that installs this text as a
+-- literal (docs/architecture.md, Migrations).
+CREATE OR REPLACE FUNCTION oms_idempotency_claim(lock_key text, p_principal text, p_key text)
+RETURNS TABLE (got boolean, request_hash bytea, response_status integer, response_body bytea)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtextextended(lock_key, 7)) THEN
+        RETURN QUERY SELECT false, NULL::bytea, NULL::integer, NULL::bytea;
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT true, r.request_hash, r.response_status, r.response_body
+        FROM (SELECT 1) AS one
+        LEFT JOIN idempotency_records r
+          ON r.principal = p_principal AND r.key = p_key AND r.expires_at > now();
+END
+$$;

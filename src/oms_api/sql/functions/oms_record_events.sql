@@ -1,0 +1,27 @@
+-- oms_record_events: the head definition (installed by migration 0008).
+-- The one path for events: bumps the order's `event_sequence` and writes the outbox rows.
+-- To change it: edit this file, then a new revision that installs this text as a
+-- literal (docs/architecture.md, Migrations).
+CREATE OR REPLACE FUNCTION oms_record_events(p_order_id text, p_events jsonb, p_data jsonb DEFAULT NULL,
+                                  p_channel_id text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    how_many integer := jsonb_array_length(p_events);
+    last_sequence integer;
+    channel text := p_channel_id;
+BEGIN
+    -- An order's events take the next numbers of its sequence, and its channel.
+    IF p_order_id IS NOT NULL THEN
+        UPDATE orders SET event_sequence = event_sequence + how_many WHERE id = p_order_id
+        RETURNING event_sequence, channel_id INTO last_sequence, channel;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
+        END IF;
+    END IF;
+    INSERT INTO events (id, type, order_id, channel_id, sequence, data, created_at)
+    SELECT e.id, e.type, p_order_id, channel, last_sequence - how_many + e.n::integer,
+           coalesce(e.data, p_data), now()
+    FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, data jsonb))
+         WITH ORDINALITY AS e(id, type, data, n);
+END
+$$;
