@@ -4,7 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from oms_api.api.deps import AdminPrincipal, IdempotentCreate, PageDep, idempotent_create
+from oms_api.api.deps import (
+    AdminPrincipal,
+    IdempotentCreate,
+    PageDep,
+    UnboundAdmin,
+    idempotent_create,
+    shared_write_responses,
+)
 from oms_api.db import SessionDep
 from oms_api.domain.access import Scope
 from oms_api.errors import problem_responses
@@ -21,12 +28,12 @@ KeyId = Annotated[str, Path(max_length=64, description="The key's id (not the se
     status_code=201,
     response_model=ApiKeyCreated,
     summary="Create an API key",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=shared_write_responses(401, 403, 409, 413, 422),
 )
 async def create_api_key(
     body: ApiKeyCreate,
     session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ADMIN)],
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ADMIN, unbound=True)],
 ) -> Response:
     """The response's `secret` is the key; it is shown this once and never stored. A replay
     of the same Idempotency-Key returns the key without its secret. Admin only."""
@@ -75,11 +82,9 @@ async def get_api_key(key_id: KeyId, session: SessionDep, _admin: AdminPrincipal
     "/{key_id}",
     response_model=ApiKeyPublic,
     summary="Revoke an API key",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=shared_write_responses(401, 403, 404, 422),
 )
-async def revoke_api_key(
-    key_id: KeyId, session: SessionDep, _admin: AdminPrincipal
-) -> ApiKeyPublic:
+async def revoke_api_key(key_id: KeyId, session: SessionDep, _admin: UnboundAdmin) -> ApiKeyPublic:
     """Takes effect at once, for every server process. The key stays listed, with
     `revoked_at` set."""
     return ApiKeyPublic.model_validate(await service.revoke_key(session, key_id))

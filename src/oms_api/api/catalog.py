@@ -14,6 +14,8 @@ from oms_api.api.deps import (
     idempotent_create,
     parse_if_match,
     require,
+    require_unbound,
+    shared_write_responses,
 )
 from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
@@ -33,18 +35,18 @@ locations = APIRouter(prefix="/v1/locations", tags=["locations"])
 products = APIRouter(prefix="/v1/products", tags=["products"])
 
 InventoryReader = Annotated[Principal, require(Scope.INVENTORY_READ)]
-InventoryWriter = Annotated[Principal, require(Scope.INVENTORY_WRITE)]
+InventoryWriter = Annotated[Principal, require_unbound(Scope.INVENTORY_WRITE)]
 SkuPath = Annotated[str, Path(max_length=64, description="The product's SKU.")]
 
 
 @locations.post(
     "", status_code=201, response_model=LocationPublic, summary="Create a location",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=shared_write_responses(401, 403, 409, 413, 422),
 )  # fmt: skip
 async def create_location(
     body: LocationCreate,
     session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE)],
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE, unbound=True)],
 ) -> Response:
     """A warehouse or store. `code` is unique (409 `location_code_taken`). `priority`
     orders allocation: lower is used first."""
@@ -80,7 +82,7 @@ async def get_location(
 
 @locations.patch(
     "/{location_id}", response_model=LocationPublic, summary="Update a location",
-    responses=problem_responses(400, 401, 403, 404, 412, 413, 422),
+    responses=shared_write_responses(400, 401, 403, 404, 412, 413, 422),
 )  # fmt: skip
 async def update_location(
     location_id: Annotated[str, Path(max_length=64)],
@@ -103,12 +105,12 @@ async def update_location(
 
 @products.post(
     "", status_code=201, response_model=ProductPublic, summary="Create a product",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=shared_write_responses(401, 403, 409, 413, 422),
 )  # fmt: skip
 async def create_product(
     body: ProductCreate,
     session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE)],
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.INVENTORY_WRITE, unbound=True)],
 ) -> Response:
     """`sku` is unique (409 `sku_taken`). Prices are integers in minor units."""
 
@@ -150,7 +152,7 @@ async def get_product(
 
 @products.patch(
     "/{sku}", response_model=ProductPublic, summary="Update a product",
-    responses=problem_responses(400, 401, 403, 404, 412, 413, 422),
+    responses=shared_write_responses(400, 401, 403, 404, 412, 413, 422),
 )  # fmt: skip
 async def update_product(
     sku: SkuPath,

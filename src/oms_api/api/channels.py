@@ -5,14 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from oms_api.api.deps import (
-    AdminPrincipal,
     CurrentPrincipal,
     IdempotentCreate,
     IfMatch,
     PageDep,
+    UnboundAdmin,
     etag,
     idempotent_create,
     parse_if_match,
+    shared_write_responses,
 )
 from oms_api.db import SessionDep
 from oms_api.domain.access import Scope
@@ -30,12 +31,12 @@ ChannelId = Annotated[str, Path(max_length=64, description="The channel's id.")]
     status_code=201,
     response_model=ChannelPublic,
     summary="Create a channel",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=shared_write_responses(401, 403, 409, 413, 422),
 )
 async def create_channel(
     body: ChannelCreate,
     session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ADMIN)],
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.ADMIN, unbound=True)],
 ) -> Response:
     """A sales channel. `code` is unique; 409 `channel_code_taken` if it is not. Admin only."""
 
@@ -80,13 +81,13 @@ async def get_channel(
     "/{channel_id}",
     response_model=ChannelPublic,
     summary="Update a channel",
-    responses=problem_responses(400, 401, 403, 404, 412, 413, 422),
+    responses=shared_write_responses(400, 401, 403, 404, 412, 413, 422),
 )
 async def update_channel(
     channel_id: ChannelId,
     body: ChannelUpdate,
     session: SessionDep,
-    _admin: AdminPrincipal,
+    _admin: UnboundAdmin,
     response: Response,
     if_match: IfMatch = None,
 ) -> ChannelPublic:

@@ -16,17 +16,20 @@ from starlette.responses import Response
 from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
-from oms_api.errors import Forbidden, TooManyRequests
+from oms_api.errors import Forbidden, ProblemDetail, TooManyRequests, problem_responses
 from oms_api.services import access, idempotency
 from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
 
 
-async def authorize(request: Request, conn: asyncpg.Connection, scope: Scope | None) -> Principal:
+async def authorize(
+    request: Request, conn: asyncpg.Connection, scope: Scope | None, *, unbound: bool = False
+) -> Principal:
     """The caller, within its rate limit, holding `scope` (or `admin`) when one is given:
-    else 401, 429 or 403."""
-    principal, _ = await _admitted(request, conn, scope, claiming=None)
+    else 401, 429 or 403. With `unbound`, a key bound to a channel is refused first (403
+    `channel_bound_key`, whatever its scopes)."""
+    principal, _ = await _admitted(request, conn, scope, claiming=None, unbound=unbound)
     return principal
 
 
@@ -44,10 +47,12 @@ async def authorize_creation(
 
 
 async def _admitted(
-    request: Request, conn: asyncpg.Connection, scope: Scope | None, *, claiming: str | None
-) -> tuple[Principal, asyncpg.Record | None]:
+    request: Request, conn: asyncpg.Connection, scope: Scope | None, *, claiming: str | None,
+    unbound: bool = False,
+) -> tuple[Principal, asyncpg.Record | None]:  # fmt: skip
     """The caller (and the claim's row, see `access.authenticate`); 429 past the key's rate
-    limit; 403 without `scope` (or `admin`)."""
+    limit; 403 `channel_bound_key` for a channel-bound key when `unbound`; 403 without
+    `scope` (or `admin`)."""
     principal, row = await access.authenticate(
         conn,
         authorization=request.headers.get("authorization"),
@@ -62,6 +67,12 @@ async def _admitted(
                 "This API key sent too many requests; retry after the time in Retry-After.",
                 headers={"Retry-After": retry_after_header(wait)},
             )
+    if unbound and principal.channel_id is not None:
+        raise Forbidden(
+            "What the channels share (locations, products, channels, keys, settings, carrier "
+            "pickups) is changed only by a key not bound to a channel.",
+            code="channel_bound_key",
+        )
     if scope is not None and not principal.allows(scope):
         raise Forbidden(
             f"This operation needs an API key with the `{scope.value}` scope.",
@@ -95,7 +106,38 @@ def require(scope: Scope) -> Any:
     return Depends(principal_with_scope)
 
 
+def require_unbound(scope: Scope) -> Any:
+    """A dependency for every change of what the channels share (locations, products,
+    channels, keys, settings, carrier pickups): the caller, whose key must not be bound to
+    a channel — else 403 `channel_bound_key`, whatever its scopes, before anything else is
+    looked at — and must hold `scope` (or `admin`), else 403 `missing_scope`. Routes using
+    it document their 403 with `SHARED_WRITE_403`."""
+
+    async def unbound_principal(
+        request: Request, session: SessionDep, _credentials: BearerCredentials
+    ) -> Principal:
+        return await authorize(request, await driver_connection(session), scope, unbound=True)
+
+    return Depends(unbound_principal)
+
+
 AdminPrincipal = Annotated[Principal, require(Scope.ADMIN)]
+UnboundAdmin = Annotated[Principal, require_unbound(Scope.ADMIN)]
+
+SHARED_WRITE_403: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ProblemDetail,
+        "description": "`channel_bound_key`: the API key is bound to a channel, and what the "
+        "channels share is changed only by unbound keys (whatever the key's scopes); or "
+        "`missing_scope`: the key lacks the scope this operation needs.",
+    }
+}
+
+
+def shared_write_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`problem_responses(*statuses)` for an operation that changes what the channels share
+    (its principal is `require_unbound`): the 403 names `channel_bound_key`."""
+    return {**problem_responses(*statuses), **SHARED_WRITE_403}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,15 +276,16 @@ def _serialise(result: BaseModel | bytes) -> bytes:
     return result if isinstance(result, bytes) else result.model_dump_json().encode()
 
 
-def idempotent_create(scope: Scope) -> Any:
-    """A dependency giving an `IdempotentCreate` for a caller holding `scope`."""
+def idempotent_create(scope: Scope, *, unbound: bool = False) -> Any:
+    """A dependency giving an `IdempotentCreate` for a caller holding `scope`; with
+    `unbound`, for a key not bound to a channel (`require_unbound`)."""
 
     # A default, not Annotated[...]: string annotations cannot see the closure's `scope`.
     async def dependency(
         request: Request,
         session: SessionDep,
         idempotency_key: IdempotencyKeyHeader = None,
-        principal: Principal = require(scope),
+        principal: Principal = require_unbound(scope) if unbound else require(scope),
     ) -> IdempotentCreate:
         return IdempotentCreate(request, session, principal, idempotency_key)
 

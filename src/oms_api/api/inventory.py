@@ -45,7 +45,7 @@ async def list_inventory_levels(
 
 @router.post(
     "/adjustments", status_code=201, response_model=AdjustmentResult, summary="Adjust stock on hand",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
 )  # fmt: skip
 async def create_inventory_adjustment(
     body: AdjustmentCreate,
@@ -55,10 +55,14 @@ async def create_inventory_adjustment(
     """Change `on_hand` at a location by `delta`, with a reason; writes a ledger movement.
     409 `negative_available` if it would leave less than is reserved. With
     `expected_on_hand`, applies only if `on_hand` is still that (409 `stale_count`), so a
-    cycle count taken while orders flow cannot clobber them."""
+    cycle count taken while orders flow cannot clobber them. A channel-bound key adjusts
+    only at the locations its channel sells from: any other `location_id`, known or not, is
+    404 to it (to an unbound key, an unknown one is 422 `unknown_location`)."""
 
     async def create() -> AdjustmentResult:
-        movement, level = await service.adjust(session, **body.model_dump())
+        movement, level = await service.adjust(
+            session, principal=idem.principal, **body.model_dump()
+        )
         return AdjustmentResult.model_validate({"movement": movement, "level": level})
 
     return await idem.run(body, create)

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.api.deps import (
+    IdempotentCreate,
+    PageDep,
+    idempotent_create,
+    require,
+    require_unbound,
+    shared_write_responses,
+)
 from oms_api.api.orders import document_response
 from oms_api.api.shipments import PDF, pdf_response
 from oms_api.db import SessionDep, driver_connection
@@ -21,20 +28,21 @@ from oms_api.services import pickups as service
 
 router = APIRouter(tags=["pickups"])
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
-Fulfiller = Annotated[Principal, require(Scope.FULFILLMENT_WRITE)]
+Fulfiller = Annotated[Principal, require_unbound(Scope.FULFILLMENT_WRITE)]
 PickupId = Annotated[str, Path(max_length=64, description="The pickup's id.")]
-COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
+COMMAND_ERRORS = shared_write_responses(401, 403, 404, 409, 422)
 
 
 @router.post(
     "/v1/locations/{location_id}/pickups", status_code=201, response_model=PickupPublic,
-    summary="Schedule a carrier pickup", responses=problem_responses(401, 403, 404, 409, 413, 422),
+    summary="Schedule a carrier pickup",
+    responses=shared_write_responses(401, 403, 404, 409, 413, 422),
 )  # fmt: skip
 async def schedule_pickup(
     location_id: Annotated[str, Path(max_length=64)],
     body: PickupCreate,
     session: SessionDep,
-    idem: Annotated[IdempotentCreate, idempotent_create(Scope.FULFILLMENT_WRITE)],
+    idem: Annotated[IdempotentCreate, idempotent_create(Scope.FULFILLMENT_WRITE, unbound=True)],
 ) -> Response:
     """Gathers every `shipped` parcel of that carrier (any spelling of a well-known one) at
     the location that is not on a pickup yet; none → 409 `nothing_to_pick_up`. Pickups span
@@ -43,9 +51,8 @@ async def schedule_pickup(
     async def create() -> bytes:
         return dumps(
             await service.schedule_pickup(
-                await driver_connection(session), principal=idem.principal,
-                location_id=location_id, carrier=body.carrier, ready_at=body.ready_at,
-                note=body.note,
+                await driver_connection(session), location_id=location_id,
+                carrier=body.carrier, ready_at=body.ready_at, note=body.note,
             )
         )  # fmt: skip
 
@@ -87,12 +94,12 @@ async def get_pickup(pickup_id: PickupId, session: SessionDep, principal: Reader
     summary="Record that the carrier collected", responses=COMMAND_ERRORS,
 )  # fmt: skip
 async def collect_pickup(
-    pickup_id: PickupId, session: SessionDep, principal: Fulfiller
+    pickup_id: PickupId, session: SessionDep, _principal: Fulfiller
 ) -> Response:
     """`scheduled` → `collected`."""
     return document_response(
         await service.change_pickup(
-            await driver_connection(session), principal=principal, pickup_id=pickup_id,
+            await driver_connection(session), pickup_id=pickup_id,
             command=PickupCommand.COLLECT,
         )
     )  # fmt: skip
@@ -102,11 +109,13 @@ async def collect_pickup(
     "/v1/pickups/{pickup_id}/cancel", response_model=PickupPublic, summary="Cancel a pickup",
     responses=COMMAND_ERRORS,
 )  # fmt: skip
-async def cancel_pickup(pickup_id: PickupId, session: SessionDep, principal: Fulfiller) -> Response:
+async def cancel_pickup(
+    pickup_id: PickupId, session: SessionDep, _principal: Fulfiller
+) -> Response:
     """`scheduled` → `cancelled`: its parcels are free for the next pickup."""
     return document_response(
         await service.change_pickup(
-            await driver_connection(session), principal=principal, pickup_id=pickup_id,
+            await driver_connection(session), pickup_id=pickup_id,
             command=PickupCommand.CANCEL,
         )
     )  # fmt: skip

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from oms_api.api.deps import AdminPrincipal
+from oms_api.api.deps import AdminPrincipal, UnboundAdmin, shared_write_responses
 from oms_api.db import SessionDep
 from oms_api.errors import problem_responses
 from oms_api.schemas.settings import (
@@ -26,10 +26,10 @@ async def get_risk_settings(session: SessionDep, _admin: AdminPrincipal) -> Risk
 
 @router.put(
     "/risk", response_model=RiskSettingsPublic, summary="Replace the risk rules' settings",
-    responses=problem_responses(401, 403, 413, 422),
+    responses=shared_write_responses(401, 403, 413, 422),
 )  # fmt: skip
 async def put_risk_settings(
-    body: RiskSettingsBody, session: SessionDep, _admin: AdminPrincipal
+    body: RiskSettingsBody, session: SessionDep, _admin: UnboundAdmin
 ) -> RiskSettingsPublic:
     """Rules run at placement: order total above `max_order_total`; more than
     `velocity_max_orders` orders from one email within `velocity_window_seconds`;
@@ -52,10 +52,10 @@ async def get_return_settings(session: SessionDep, _admin: AdminPrincipal) -> Re
 
 @router.put(
     "/returns", response_model=ReturnSettingsPublic, summary="Replace the return settings",
-    responses=problem_responses(401, 403, 413, 422),
+    responses=shared_write_responses(401, 403, 413, 422),
 )  # fmt: skip
 async def put_return_settings(
-    body: ReturnSettingsBody, session: SessionDep, _admin: AdminPrincipal
+    body: ReturnSettingsBody, session: SessionDep, _admin: UnboundAdmin
 ) -> ReturnSettingsPublic:
     """`window_days`: how long after a line's delivery (or, if it was never delivered, its
     shipment) it may be returned; a return asked later is 409 `return_window_closed`."""

@@ -25,6 +25,7 @@ from oms_api.errors import Conflict, NotFound
 from oms_api.ids import random_id
 from oms_api.models import Channel, Customer, CustomerProfile
 from oms_api.services.pagination import Page, paginate
+from oms_api.services.scoping import fence_sql, scope_to_channel
 
 MAX_ADDRESSES = 20
 
@@ -43,8 +44,7 @@ ORDER_ADDRESSES_SQL = text(
         ORDER BY o.id DESC, x.n
         LIMIT {MAX_ADDRESSES}
     ) a
-    WHERE p.customer_id = ANY(:ids) AND (CAST(:channel_id AS text) IS NULL
-                                         OR p.channel_id = :channel_id)
+    WHERE p.customer_id = ANY(:ids) AND {fence_sql("p.channel_id", "channel_id")}
     ORDER BY p.customer_id, p.channel_id, a.id DESC
     """
 )
@@ -71,8 +71,7 @@ async def _profiles(
         .where(CustomerProfile.customer_id.in_(customer_ids))
         .order_by(CustomerProfile.created_at, CustomerProfile.channel_id)
     )
-    if channel_id is not None:
-        stmt = stmt.where(CustomerProfile.channel_id == channel_id)
+    stmt = scope_to_channel(stmt, channel_id, CustomerProfile.channel_id)
     from_orders: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in await session.execute(
         ORDER_ADDRESSES_SQL, {"ids": list(customer_ids), "channel_id": channel_id}
@@ -179,11 +178,11 @@ async def ensure_visible(session: AsyncSession, *, principal: Principal, custome
     """404 unless the customer exists and, for a channel-bound key, its channel knows them."""
     if principal.channel_id is None:
         stmt = select(Customer.id).where(Customer.id == customer_id)
-    else:
-        stmt = select(CustomerProfile.customer_id).where(
-            CustomerProfile.customer_id == customer_id,
-            CustomerProfile.channel_id == principal.channel_id,
-        )
+    else:  # through its channel's profile
+        stmt = scope_to_channel(
+            select(CustomerProfile.customer_id).where(CustomerProfile.customer_id == customer_id),
+            principal, CustomerProfile.channel_id,
+        )  # fmt: skip
     if await session.scalar(stmt) is None:
         raise NotFound(f"No customer with id {customer_id}.")
 
@@ -210,9 +209,10 @@ async def list_customers(
         if email is not None:
             stmt = stmt.where(Customer.email_normalized == email.lower())
     else:
-        stmt = select(
-            CustomerProfile.customer_id, CustomerProfile.created_at
-        ).where(CustomerProfile.channel_id == principal.channel_id)  # fmt: skip
+        stmt = scope_to_channel(
+            select(CustomerProfile.customer_id, CustomerProfile.created_at),
+            principal, CustomerProfile.channel_id,
+        )  # fmt: skip
         keys = [CustomerProfile.created_at, CustomerProfile.customer_id]
         if email is not None:
             stmt = stmt.join(Customer, Customer.id == CustomerProfile.customer_id).where(

@@ -15,15 +15,19 @@ from typing import Any
 import asyncpg
 
 from oms_api.errors import Unprocessable
+from oms_api.services.scoping import fence_sql
 
-FEED_SQL = """
+# The cursor is an event the caller may see: another channel's id is as unknown as a made-up
+# one (the fence on both reads, so the answers cannot differ).
+CURSOR_SQL = f"SELECT 1 FROM events e WHERE e.id = $1 AND {fence_sql('e.channel_id', 2)}"
+FEED_SQL = f"""
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-cursor AS (SELECT txid, position FROM events WHERE id = $1)
+cursor AS (SELECT txid, position FROM events e WHERE e.id = $1 AND {fence_sql("e.channel_id", 2)})
 SELECT e.id, e.type, e.order_id, e.channel_id, e.sequence, e.created_at, e.data
 FROM events e, horizon
 WHERE e.txid < horizon.xmin
   AND ($1::text IS NULL OR (e.txid, e.position) > (SELECT txid, position FROM cursor))
-  AND ($2::text IS NULL OR e.channel_id = $2)
+  AND {fence_sql("e.channel_id", 2)}
   AND ($3::text[] IS NULL OR e.type = ANY($3))
 ORDER BY e.txid, e.position
 LIMIT $4
@@ -38,7 +42,7 @@ async def read_feed(
     types: list[str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    if after is not None and not await conn.fetchval("SELECT 1 FROM events WHERE id = $1", after):
+    if after is not None and not await conn.fetchval(CURSOR_SQL, after, channel_id):
         raise Unprocessable(
             f"No event with id {after}.", code="invalid_cursor",
             errors=[{"loc": ["query", "after"], "msg": "unknown event id"}],

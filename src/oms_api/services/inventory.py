@@ -38,8 +38,9 @@ class Level:
 async def at_visible_locations(
     session: AsyncSession, stmt: S, principal: Principal, location_column: Any
 ) -> S:
-    """`stmt` limited to the locations a channel-bound caller may see stock at (its
-    channel's `location_ids`; all when that is empty or the key is not bound)."""
+    """`stmt` limited to the locations a channel-bound caller may see and adjust stock at:
+    those its channel sells from (its `location_ids`; all when that is empty or the key is
+    not bound)."""
     if principal.channel_id is None:
         return stmt
     ids = await session.scalar(
@@ -63,6 +64,7 @@ async def _product(session: AsyncSession, sku: str, *, in_body: bool) -> Product
 async def adjust(
     session: AsyncSession,
     *,
+    principal: Principal,
     sku: str,
     location_id: str,
     delta: int,
@@ -75,7 +77,17 @@ async def adjust(
             "delta must not be 0.", errors=[{"loc": ["body", "delta"], "msg": "must not be 0"}]
         )
     product = await _product(session, sku, in_body=True)
-    if await session.get(Location, location_id) is None:
+    # A channel-bound key adjusts only where its channel sells from: to it, any other
+    # location is absent (404), exactly as one that does not exist.
+    where = await at_visible_locations(
+        session, select(Location.id).where(Location.id == location_id), principal, Location.id
+    )
+    if await session.scalar(where) is None:
+        if principal.channel_id is not None:
+            raise NotFound(
+                f"No location with id {location_id}.",
+                errors=[{"loc": ["body", "location_id"], "msg": "no such location"}],
+            )
         raise Unprocessable(
             f"No location with id {location_id}.", code="unknown_location",
             errors=[{"loc": ["body", "location_id"], "msg": "unknown location"}],

@@ -14,6 +14,7 @@ import asyncpg
 
 from oms_api.errors import NotFound
 from oms_api.jsonutil import iso
+from oms_api.services.scoping import fence_sql
 
 
 def line_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,7 +126,7 @@ async def load_order(
 ) -> dict[str, Any]:
     """The order's document; 404 if missing or (for a channel-bound caller) not its own."""
     row = await conn.fetchrow(
-        ORDER_SELECT + " WHERE o.id = $1 AND ($2::text IS NULL OR o.channel_id = $2)",
+        ORDER_SELECT + f" WHERE o.id = $1 AND {fence_sql('o.channel_id', 2)}",
         order_id,
         channel_id,
     )

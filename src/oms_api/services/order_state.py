@@ -13,12 +13,13 @@ import asyncpg
 from oms_api.domain.orders import Fulfilment, OrderStatus, follow_fulfilment
 from oms_api.errors import NotFound
 from oms_api.services.order_documents import load_order
+from oms_api.services.scoping import fence_sql
 from oms_api.webhooks.outbox import record_events
 
-LOCK_ORDER_SQL = """
+LOCK_ORDER_SQL = f"""
 SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,
        confirmed_at, now() AS now
-FROM orders WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)
+FROM orders WHERE id = $1 AND {fence_sql("channel_id", 2)}
 FOR UPDATE
 """
 

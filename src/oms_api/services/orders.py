@@ -42,6 +42,7 @@ from oms_api.services.order_state import (
 )
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import cancel_unshipped
+from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipments import cancel_open_shipments
 from oms_api.webhooks.outbox import record_events
 
@@ -68,9 +69,7 @@ async def list_orders(
 ) -> Page[dict[str, Any]]:
     """Newest first. Filters combine with AND; `q` is an order number or an email. The page
     of ids is chosen first, then their documents are read in one statement."""
-    stmt = select(Order.id)
-    if channel_id is not None:
-        stmt = stmt.where(Order.channel_id == channel_id)
+    stmt = scope_to_channel(select(Order.id), channel_id, Order.channel_id)
     if status is not None:
         stmt = stmt.where(Order.status == status)
     if channel_code is not None:
@@ -103,7 +102,7 @@ async def order_events(
 ) -> list[dict[str, Any]]:
     """The order's timeline, oldest first."""
     visible = await conn.fetchval(
-        "SELECT 1 FROM orders WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)",
+        f"SELECT 1 FROM orders WHERE id = $1 AND {fence_sql('channel_id', 2)}",
         order_id, channel_id,
     )  # fmt: skip
     if not visible:

@@ -1,6 +1,7 @@
 """Carrier pickups and pick lists: what a location hands to a carrier, and what its staff
 pick. A pickup gathers parcels of every channel, so pickups are for keys not bound to a
-channel; a channel-bound key sees none (404) and may not schedule one (403)."""
+channel: a channel-bound key sees none (404), and the routes that change one refuse it
+(403 `channel_bound_key`, `api.deps.require_unbound`)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from oms_api.domain.access import Principal
 from oms_api.domain.carriers import carrier_key
 from oms_api.domain.errors import DomainError
 from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus, next_status
-from oms_api.errors import Forbidden, NotFound
+from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import iso
 from oms_api.models import Pickup
 from oms_api.services.pagination import Page, paginate_documents
+from oms_api.services.scoping import fence_sql
 from oms_api.services.shipment_documents import load_pickups
 from oms_api.webhooks.outbox import record_events
 
@@ -45,20 +47,11 @@ WHERE id = $1
 """
 
 
-def _unbound(principal: Principal) -> None:
-    if principal.channel_id is not None:
-        raise Forbidden(
-            "A pickup gathers every channel's parcels: use a key not bound to a channel.",
-            code="channel_bound_key",
-        )
-
-
 async def schedule_pickup(
-    conn: asyncpg.Connection, *, principal: Principal, location_id: str, carrier: str,
-    ready_at: datetime, note: str | None,
+    conn: asyncpg.Connection, *, location_id: str, carrier: str, ready_at: datetime,
+    note: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Gather every shipped parcel of `carrier` at the location not yet on a pickup."""
-    _unbound(principal)
     if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
         raise NotFound(f"No location with id {location_id}.")
     pickup_id = new_id("pu")
@@ -76,10 +69,9 @@ async def schedule_pickup(
 
 
 async def change_pickup(
-    conn: asyncpg.Connection, *, principal: Principal, pickup_id: str, command: PickupCommand
+    conn: asyncpg.Connection, *, pickup_id: str, command: PickupCommand
 ) -> dict[str, Any]:
     """`collected` or `cancel` (its parcels free for the next pickup)."""
-    _unbound(principal)
     status = await conn.fetchval("SELECT status FROM pickups WHERE id = $1 FOR UPDATE", pickup_id)
     if status is None:
         raise NotFound(f"No pickup with id {pickup_id}.")
@@ -121,14 +113,14 @@ async def list_pickups(
     )
 
 
-PICK_LIST_SQL = """
+PICK_LIST_SQL = f"""
 SELECT l.sku, l.name, sl.quantity, s.id AS shipment_id, o.number AS order_number
 FROM shipments s
 JOIN shipment_lines sl ON sl.shipment_id = s.id
 JOIN order_lines l ON l.id = sl.line_id
 JOIN orders o ON o.id = s.order_id
 WHERE s.location_id = $1 AND s.status = ANY($2::text[])
-  AND ($3::text IS NULL OR s.channel_id = $3)
+  AND {fence_sql("s.channel_id", 3)}
 ORDER BY l.sku, o.number, s.id
 """
 

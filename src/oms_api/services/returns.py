@@ -43,6 +43,7 @@ from oms_api.services import placement
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
 from oms_api.services.pagination import Page, paginate_documents
+from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.stock import move_stock, stock_move
 from oms_api.webhooks.outbox import record_events
 
@@ -152,7 +153,7 @@ async def load_return(
     conn: asyncpg.Connection, return_id: str, *, channel_id: str | None
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
-        RETURN_SELECT + " WHERE r.id = $1 AND ($2::text IS NULL OR r.channel_id = $2)",
+        RETURN_SELECT + f" WHERE r.id = $1 AND {fence_sql('r.channel_id', 2)}",
         return_id, channel_id,
     )  # fmt: skip
     if row is None:
@@ -260,7 +261,7 @@ async def _locked(
     """(the order's row, the return's row), both locked, order first; 404 if the return is
     missing or another channel's."""
     order_id = await conn.fetchval(
-        "SELECT order_id FROM returns WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)",
+        f"SELECT order_id FROM returns WHERE id = $1 AND {fence_sql('channel_id', 2)}",
         return_id, channel_id,
     )  # fmt: skip
     if order_id is None:
@@ -458,9 +459,7 @@ async def list_returns(
     session: AsyncSession, *, channel_id: str | None, status: str | None, order_id: str | None,
     number: str | None, limit: int, cursor: str | None,
 ) -> Page[dict[str, Any]]:  # fmt: skip
-    stmt = select(Return.id)
-    if channel_id is not None:
-        stmt = stmt.where(Return.channel_id == channel_id)
+    stmt = scope_to_channel(select(Return.id), channel_id, Return.channel_id)
     if status is not None:
         stmt = stmt.where(Return.status == status)
     if order_id is not None:

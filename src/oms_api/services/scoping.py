@@ -1,11 +1,23 @@
-"""Channel isolation as the default: every query of channel-owned rows goes through here.
+"""The channel fence: the one way a channel-owned row is read.
 
-A key bound to a channel sees only rows of that channel; anything else is reported as
-absent (404), never as forbidden, so ids of other channels' rows leak nothing.
+Channel-owned tables: `orders`, `shipments`, `returns`, `events`, `webhook_endpoints` (and
+their deliveries, through them) and `customer_profiles`. A key bound to a channel sees only
+rows of its channel; anything else is reported as absent (404), never as forbidden, so ids
+of other channels' rows leak nothing — as paths, as filters or as cursors.
+
+The fence takes the caller's channel id: None means no fence (a key not bound to a channel,
+or the service itself re-reading a row it has already fenced). It has two forms, one rule:
+
+- ORM: `scope_to_channel(stmt, caller, Model.channel_id)`;
+- SQL (asyncpg `$n`, or SQLAlchemy `:name`): `fence_sql("o.channel_id", 2)` is the predicate,
+  and the caller's channel id is bound as that parameter.
+
+No other code writes a channel predicate (tests/test_channel_fence.py checks the sources).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -14,21 +26,45 @@ from sqlalchemy.orm import InstrumentedAttribute
 from oms_api.domain.access import Principal
 from oms_api.errors import NotFound
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
+
+_COLUMN = re.compile(r"^([a-z_][a-z0-9_]*\.)?channel_id$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def channel_of(caller: Principal | str | None) -> str | None:
+    """The channel a caller is fenced to (None: not fenced)."""
+    return caller.channel_id if isinstance(caller, Principal) else caller
 
 
 def scope_to_channel(
-    stmt: S, principal: Principal, channel_column: InstrumentedAttribute[Any]
+    stmt: S, caller: Principal | str | None, channel_column: InstrumentedAttribute[Any]
 ) -> S:
-    """`stmt` restricted to the caller's channel when the caller's key is bound to one."""
-    if principal.channel_id is None:
+    """`stmt` restricted to the caller's channel when the caller is fenced to one."""
+    channel_id = channel_of(caller)
+    if channel_id is None:
         return stmt
-    return stmt.where(channel_column == principal.channel_id)
+    return stmt.where(channel_column == channel_id)
+
+
+def fence_sql(column: str, param: int | str) -> str:
+    """The fence as a SQL predicate: `column` (a `channel_id` column, e.g. `o.channel_id`)
+    is the channel bound as parameter `param` — `$param` for asyncpg, `:param` for
+    SQLAlchemy's `text()` — or that parameter is NULL (not fenced). Bind `channel_of(caller)`.
+    """
+    if not _COLUMN.match(column):
+        raise ValueError(f"not a channel_id column: {column!r}")
+    if isinstance(param, int):
+        return f"(${param}::text IS NULL OR {column} = ${param})"
+    if not _NAME.match(param):
+        raise ValueError(f"not a parameter name: {param!r}")
+    return f"(CAST(:{param} AS text) IS NULL OR {column} = :{param})"
 
 
 def ensure_visible(
-    principal: Principal, row_channel_id: str | None, *, what: str, ident: str
+    caller: Principal | str | None, row_channel_id: str | None, *, what: str, ident: str
 ) -> None:
-    """404 when a channel-bound caller asks for a row of another channel."""
-    if principal.channel_id is not None and row_channel_id != principal.channel_id:
+    """404 when a fenced caller asks for a row of another channel."""
+    channel_id = channel_of(caller)
+    if channel_id is not None and row_channel_id != channel_id:
         raise NotFound(f"No {what} with id {ident}.")

@@ -10,6 +10,7 @@ import asyncpg
 
 from oms_api.errors import NotFound
 from oms_api.jsonutil import iso
+from oms_api.services.scoping import fence_sql
 
 SHIPMENT_TIMES = ("created_at", "updated_at", "picking_at", "packed_at", "shipped_at",
                   "delivered_at", "cancelled_at")  # fmt: skip
@@ -76,7 +77,7 @@ async def load_shipment(
 ) -> dict[str, Any]:
     """The shipment's document; 404 if missing or (for a channel-bound caller) not its own."""
     row = await conn.fetchrow(
-        SHIPMENT_SELECT + " WHERE s.id = $1 AND ($2::text IS NULL OR s.channel_id = $2)",
+        SHIPMENT_SELECT + f" WHERE s.id = $1 AND {fence_sql('s.channel_id', 2)}",
         shipment_id,
         channel_id,
     )

@@ -40,6 +40,7 @@ from oms_api.services.order_documents import load_order
 from oms_api.services.order_state import lock_order, settle_fulfilment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import change_lines, load_held, write_book
+from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipment_documents import (
     load_shipment,
     load_shipments,
@@ -68,8 +69,8 @@ INSERT INTO shipment_lines (shipment_id, line_id, quantity)
 SELECT $1, * FROM unnest($6::text[], $7::int[])
 """
 
-SHIPMENT_HEAD_SQL = """
-SELECT order_id FROM shipments WHERE id = $1 AND ($2::text IS NULL OR channel_id = $2)
+SHIPMENT_HEAD_SQL = f"""
+SELECT order_id FROM shipments WHERE id = $1 AND {fence_sql("channel_id", 2)}
 """
 
 LOCK_SHIPMENT_SQL = "SELECT * FROM shipments WHERE id = $1 FOR UPDATE"
@@ -413,9 +414,7 @@ async def list_shipments(
     location_id: str | None, order_id: str | None, limit: int, cursor: str | None,
 ) -> Page[dict[str, Any]]:  # fmt: skip
     """Newest first; filters combine."""
-    stmt = select(Shipment.id)
-    if channel_id is not None:
-        stmt = stmt.where(Shipment.channel_id == channel_id)
+    stmt = scope_to_channel(select(Shipment.id), channel_id, Shipment.channel_id)
     if status is not None:
         stmt = stmt.where(Shipment.status == status)
     if location_id is not None:
