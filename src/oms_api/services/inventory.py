@@ -19,6 +19,7 @@ from oms_api.domain.inventory import check_adjustment
 from oms_api.errors import NotFound, Unprocessable
 from oms_api.models import Channel, InventoryLevel, InventoryMovement, Location, Product
 from oms_api.services.pagination import Page, paginate
+from oms_api.services.scoping import scope_to_channel
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
@@ -44,7 +45,7 @@ async def at_visible_locations(
     if principal.channel_id is None:
         return stmt
     ids = await session.scalar(
-        select(Channel.location_ids).where(Channel.id == principal.channel_id)
+        scope_to_channel(select(Channel.location_ids), principal, Channel.id)
     )
     return stmt.where(location_column.in_(list(ids))) if ids else stmt
 

@@ -1,0 +1,421 @@
+"""The channel fence, attacked from channel B with a key holding every scope but `admin`.
+
+Generated from the app's OpenAPI document, so a route added later is checked on its own:
+
+- every operation with an id in its path, given channel A's resource, answers 404 — or,
+  for what the channels share, what the small table `SHARED` says (403 `channel_bound_key`
+  for its writes). An operation the test does not recognise fails it;
+- every list's id filters and cursors, given channel A's values, answer exactly as made-up
+  ones do (nothing of another channel is usable as input);
+- no code outside `services/scoping.py` writes a channel predicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from oms_api.domain.access import Scope
+from tests.factories import Shop, bearer, create_key, order_body, place, unique
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_BUT_ADMIN = sorted(s.value for s in Scope if s is not Scope.ADMIN)
+PAID = {"method": "card", "status": "paid"}
+SHIP_TO = {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
+           "postal_code": "SW1Y 4JH", "country": "GB"}  # fmt: skip
+
+# Path parameters naming a channel-owned resource: given channel A's, B gets 404.
+CHANNEL_OWNED = {"order_id", "shipment_id", "return_id", "customer_id", "endpoint_id",
+                 "delivery_id"}  # fmt: skip
+
+CHANNEL_BOUND = (403, "channel_bound_key")
+NOT_FOUND = (404, "not_found")
+# What the channels share, operation by operation: what B's key gets given A's. Writes are
+# refused to every channel-bound key; reads of locations and products are allowed (and show
+# B only its own channel's stock and shipments); pickups and keys are not B's to see.
+SHARED: dict[tuple[str, str], tuple[int, str | None]] = {
+    ("GET", "/v1/locations/{location_id}"): (200, None),
+    ("PATCH", "/v1/locations/{location_id}"): CHANNEL_BOUND,
+    ("GET", "/v1/locations/{location_id}/pick-list"): (200, None),
+    ("POST", "/v1/locations/{location_id}/pickups"): CHANNEL_BOUND,
+    ("GET", "/v1/products/{sku}"): (200, None),
+    ("PATCH", "/v1/products/{sku}"): CHANNEL_BOUND,
+    ("GET", "/v1/inventory/{sku}"): (200, None),
+    ("GET", "/v1/channels/{channel_id}"): NOT_FOUND,
+    ("PATCH", "/v1/channels/{channel_id}"): CHANNEL_BOUND,
+    ("GET", "/v1/api-keys/{key_id}"): (403, "missing_scope"),
+    ("DELETE", "/v1/api-keys/{key_id}"): CHANNEL_BOUND,
+    ("GET", "/v1/pickups/{pickup_id}"): NOT_FOUND,
+    ("POST", "/v1/pickups/{pickup_id}/collected"): CHANNEL_BOUND,
+    ("POST", "/v1/pickups/{pickup_id}/cancel"): CHANNEL_BOUND,
+    ("GET", "/v1/pickups/{pickup_id}/manifest"): NOT_FOUND,
+}
+# Shared writes without an id in the path: refused to B's key just the same.
+SHARED_CREATES = {
+    ("POST", "/v1/locations"),
+    ("POST", "/v1/products"),
+    ("POST", "/v1/channels"),
+    ("POST", "/v1/api-keys"),
+    ("PUT", "/v1/settings/risk"),
+    ("PUT", "/v1/settings/returns"),
+}
+
+
+@dataclass
+class World:
+    """Channel A's resources of every kind, and the keys of A and B."""
+
+    ids: dict[str, str]
+    a: dict[str, str]
+    b: dict[str, str]
+    line_id: str
+    order: dict[str, Any]
+    customer_email: str
+    rma_number: str
+    event_id: str
+    channel_code: str
+
+
+def _bodies(w: World) -> dict[tuple[str, str], Any]:
+    """A valid body for each operation that needs one, so that a 404 is the fence's answer
+    and never the body's."""
+    location, line = w.ids["location_id"], w.line_id
+    return {
+        ("POST", "/v1/orders/{order_id}/payments"): {"kind": "capture", "amount": 100},
+        ("POST", "/v1/orders/{order_id}/shipments"): {
+            "location_id": location, "lines": [{"line_id": line, "quantity": 1}]},
+        ("POST", "/v1/shipments/{shipment_id}/tracking"): {
+            "status": "in_transit", "occurred_at": "2026-11-30T18:04:00Z"},
+        ("POST", "/v1/returns/{return_id}/receive"): {
+            "location_id": location,
+            "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]},
+        ("POST", "/v1/locations/{location_id}/pickups"): {
+            "carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
+        ("PATCH", "/v1/locations/{location_id}"): {"name": "Renamed by B"},
+        ("PATCH", "/v1/products/{sku}"): {"name": "Renamed by B"},
+        ("PATCH", "/v1/channels/{channel_id}"): {"name": "Renamed by B"},
+        ("POST", "/v1/locations"): {"code": unique("loc"), "name": "B's", "kind": "warehouse"},
+        ("POST", "/v1/products"): {"sku": unique("SKU").upper(), "name": "B's",
+                                   "unit_price": 100, "currency": "EUR"},
+        ("POST", "/v1/channels"): {"code": unique("ch"), "name": "B's"},
+        ("POST", "/v1/api-keys"): {"name": "B's", "scopes": ["orders:read"]},
+        ("PUT", "/v1/settings/risk"): {},
+        ("PUT", "/v1/settings/returns"): {"window_days": 1},
+    }  # fmt: skip
+
+
+async def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return dict(response.json())
+
+
+@pytest.fixture(scope="module")
+async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
+    shop_a, shop_b = await Shop.open(admin), await Shop.open(admin)
+    a = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_a.channel["id"]))["secret"])
+    b = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_b.channel["id"]))["secret"])
+    location = shop_a.locations[0]["id"]
+    product = await shop_a.product(admin, 20)
+    product_b = await shop_b.product(admin, 5)  # B has stock of its own
+    endpoint = await _ok(
+        await client.post(
+            "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/fence", "events": ["*"]},
+            headers=a,
+        ), 201,
+    )  # fmt: skip
+    email = f"{unique('only-a')}@example.com"
+    placed = await place(
+        client,
+        order_body(None, [(product["sku"], 2)], shipping_address=SHIP_TO,
+                   payment=PAID, external_id=unique("ext"),
+                   customer={"email": email, "name": "Known to A only"}),
+        headers=a,
+    )  # fmt: skip
+    order = await _ok(placed, 201)
+    line = order["lines"][0]["id"]
+    shipment = (await _ok(await client.post(f"/v1/orders/{order['id']}/allocate", headers=a), 201))[
+        "data"
+    ][0]
+    await _ok(await client.post(f"/v1/shipments/{shipment['id']}/pick", headers=a))
+    await _ok(
+        await client.post(
+            f"/v1/shipments/{shipment['id']}/pack", headers=a,
+            json={"carrier": "UPS", "tracking_number": unique("1Z").upper(), "weight_grams": 100},
+        )
+    )  # fmt: skip
+    await _ok(await client.post(f"/v1/shipments/{shipment['id']}/ship", headers=a))
+    pickup = await _ok(
+        await admin.post(
+            f"/v1/locations/{location}/pickups",
+            json={"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
+        ), 201,
+    )  # fmt: skip
+    rma = await _ok(
+        await client.post(
+            "/v1/returns", headers=a,
+            json={"order_id": order["id"], "resolution": "refund",
+                  "lines": [{"line_id": line, "quantity": 1, "reason": "size_or_fit"}]},
+        ), 201,
+    )  # fmt: skip
+    deliveries = await _ok(
+        await admin.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]})
+    )
+    events = (await client.get(f"/v1/orders/{order['id']}/events", headers=a)).json()
+    key_a = (await create_key(admin, ["orders:read"], shop_a.channel["id"]))["id"]
+    # More of A's (every list of A's pages: its cursors are tried), and B's own business.
+    await _ok(
+        await client.post(
+            "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/fence2", "events": ["*"]},
+            headers=a,
+        ), 201,
+    )  # fmt: skip
+    await _ok(
+        await client.post(
+            "/v1/returns", headers=a,
+            json={"order_id": order["id"], "resolution": "refund",
+                  "lines": [{"line_id": line, "quantity": 1, "reason": "size_or_fit"}]},
+        ), 201,
+    )  # fmt: skip
+    second = await _ok(
+        await place(client, order_body(None, [(product["sku"], 1)], payment=PAID), headers=a), 201
+    )
+    await _ok(await client.post(f"/v1/orders/{second['id']}/allocate", headers=a), 201)
+    await _ok(await place(client, order_body(None, [(product_b["sku"], 1)]), headers=b), 201)
+    return World(
+        ids={
+            "order_id": order["id"], "shipment_id": shipment["id"], "return_id": rma["id"],
+            "customer_id": order["customer_id"], "endpoint_id": endpoint["id"],
+            "delivery_id": deliveries["data"][0]["id"], "location_id": location,
+            "sku": product["sku"], "channel_id": shop_a.channel["id"], "key_id": key_a,
+            "pickup_id": pickup["id"],
+        },
+        a=a, b=b, line_id=line, order=order, customer_email=email, rma_number=rma["number"],
+        event_id=events[0]["id"], channel_code=shop_a.channel["code"],
+    )  # fmt: skip
+
+
+def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in app.openapi()["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def _path_params(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
+
+
+def _expected(method: str, path: str) -> tuple[int, str | None] | None:
+    """What B's key gets given A's resource; None for an operation the test does not know."""
+    if (method, path) in SHARED:
+        return SHARED[(method, path)]
+    if _path_params(path)[0] in CHANNEL_OWNED:
+        return NOT_FOUND
+    return None
+
+
+async def _snapshot(admin: httpx.AsyncClient, w: World) -> list[Any]:
+    """A's resources as the admin reads them."""
+    paths = [
+        f"/v1/orders/{w.ids['order_id']}", f"/v1/orders/{w.ids['order_id']}/events",
+        f"/v1/shipments/{w.ids['shipment_id']}", f"/v1/returns/{w.ids['return_id']}",
+        f"/v1/customers/{w.ids['customer_id']}", f"/v1/webhook-endpoints/{w.ids['endpoint_id']}",
+        f"/v1/locations/{w.ids['location_id']}", f"/v1/products/{w.ids['sku']}",
+        f"/v1/inventory/{w.ids['sku']}", f"/v1/channels/{w.ids['channel_id']}",
+        f"/v1/api-keys/{w.ids['key_id']}", f"/v1/pickups/{w.ids['pickup_id']}",
+        "/v1/settings/risk", "/v1/settings/returns",
+    ]  # fmt: skip
+    return [(p, (await admin.get(p)).json()) for p in paths]
+
+
+async def test_every_operation_with_an_id_fences_another_channels_resource(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, world: World
+) -> None:
+    bodies = _bodies(world)
+    before = await _snapshot(admin, world)
+    unknown, wrong, checked = [], [], []
+    for method, path, operation in _operations(app):
+        params = _path_params(path)
+        if not params:
+            continue
+        expected = _expected(method, path)
+        if expected is None or any(p not in world.ids for p in params):
+            unknown.append(f"{method} {path}")
+            continue
+        needs_body = operation.get("requestBody", {}).get("required", False)
+        if needs_body and (method, path) not in bodies:
+            unknown.append(f"{method} {path} (no body)")
+            continue
+        url = path.format(**world.ids)
+        response = await client.request(
+            method, url, headers=world.b, json=bodies.get((method, path))
+        )
+        got = response.status_code
+        code = response.json().get("code") if got >= 400 else None
+        if (got, code) != expected:
+            wrong.append(f"{method} {path}: {got} {code}, expected {expected}")
+        checked.append((method, path, url))
+    assert not unknown, (
+        "operations this test does not recognise: fence them, then add their id to "
+        f"CHANNEL_OWNED or the operation to SHARED (and a body to _bodies): {unknown}"
+    )
+    assert not wrong, wrong
+    assert len(checked) >= 45
+    assert await _snapshot(admin, world) == before, "channel B's requests changed channel A's"
+
+    # The fixtures are right: A's own key is not told they are missing (GETs first, so that
+    # the commands it then sends find what they act on).
+    for method, path, url in sorted(checked, key=lambda c: (c[0] != "GET", c[0] == "DELETE")):
+        if (method, path) in SHARED:
+            continue
+        response = await client.request(
+            method, url, headers=world.a, json=bodies.get((method, path))
+        )
+        assert response.status_code < 500, (method, path, response.text)
+        assert response.status_code != 404, (method, path, response.text)
+        if response.status_code == 422:
+            assert response.json()["code"] != "validation_error", (method, path, response.text)
+
+
+async def test_shared_writes_refuse_channel_bound_keys_and_document_it(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    bodies = _bodies(world)
+    for method, path in SHARED_CREATES:
+        response = await client.request(method, path, headers=world.b, json=bodies[(method, path)])
+        assert (response.status_code, response.json()["code"]) == CHANNEL_BOUND, (method, path)
+    documented = {
+        (method, path): operation["responses"]["403"]["description"]
+        for method, path, operation in _operations(app)
+        if "403" in operation["responses"]
+    }
+    writes = SHARED_CREATES | {op for op, answer in SHARED.items() if answer == CHANNEL_BOUND}
+    for op in writes:
+        assert "channel_bound_key" in documented[op], op
+    others = {op for op in documented if op not in writes}
+    assert not [op for op in others if "channel_bound_key" in documented[op]]
+
+
+# Lists of what the channels share: their rows are B's to see, a cursor included.
+SHARED_LISTS = {"/v1/locations", "/v1/products"}
+
+
+def _made_up(value: str) -> str:
+    """An id of the same shape that names nothing. It sorts right after `value`, so as a
+    cursor's key it pages exactly as `value` would for anyone who cannot see `value`'s row:
+    the only row between the two is that one."""
+    return value + "0"
+
+
+def _cursor_with_made_up_key(cursor: str) -> str:
+    values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    values[-1] = _made_up(values[-1])
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _id_inputs(w: World) -> dict[str, tuple[str, str]]:
+    """Per query parameter naming something of a channel: (channel A's value, a made-up one)."""
+    return {
+        "order_id": (w.ids["order_id"], _made_up(w.ids["order_id"])),
+        "customer_id": (w.ids["customer_id"], _made_up(w.ids["customer_id"])),
+        "endpoint_id": (w.ids["endpoint_id"], _made_up(w.ids["endpoint_id"])),
+        "location_id": (w.ids["location_id"], _made_up(w.ids["location_id"])),
+        "sku": (w.ids["sku"], _made_up(w.ids["sku"])),
+        "channel": (w.channel_code, _made_up(w.channel_code)),
+        "external_id": (w.order["external_id"], _made_up(w.order["external_id"])),
+        "q": (str(w.order["number"]), "999999999999"),
+        "number": (w.rma_number, _made_up(w.rma_number)),
+        "email": (w.customer_email, "made-up-" + w.customer_email),
+        "after": (w.event_id, _made_up(w.event_id)),
+    }
+
+
+def _strip(response: httpx.Response) -> tuple[int, Any]:
+    """Status and body, less what echoes the input (the request's path and id, the detail)."""
+    body = response.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in ("instance", "request_id", "detail")}
+    return response.status_code, body
+
+
+async def test_another_channels_ids_and_cursors_answer_as_unknown_ones(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, world: World
+) -> None:
+    inputs = _id_inputs(world)
+    unknown, leaks, compared = [], [], 0
+    for method, path, operation in _operations(app):
+        if method != "GET" or _path_params(path) or not path.startswith("/v1/"):
+            continue
+        for param in operation.get("parameters", []):
+            name = param["name"]
+            if param["in"] != "query":
+                continue
+            if name == "cursor":
+                if path in SHARED_LISTS:
+                    continue
+                page = await client.get(path, params={"limit": 1}, headers=world.a)
+                cursor = page.json().get("next_cursor") if page.status_code == 200 else None
+                if cursor is None:  # A sees one or none of these: no cursor to try
+                    continue
+                pairs = [(cursor, _cursor_with_made_up_key(cursor))]
+            elif name in inputs:
+                pairs = [inputs[name]]
+            elif name.endswith("_id") or name in ("after", "id"):
+                unknown.append(f"{path}?{name}")
+                continue
+            else:
+                continue
+            for theirs, made_up in pairs:
+                real = await client.get(path, params={name: theirs}, headers=world.b)
+                fake = await client.get(path, params={name: made_up}, headers=world.b)
+                compared += 1
+                if _strip(real) != _strip(fake):
+                    leaks.append(f"{path}?{name}: {real.status_code} vs {fake.status_code}")
+    assert not unknown, f"id filters this test does not know: add them to _id_inputs: {unknown}"
+    assert not leaks, leaks
+    assert compared >= 20
+
+
+async def test_another_channels_event_id_is_no_cursor(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    theirs = await client.get("/v1/events", params={"after": world.event_id}, headers=world.b)
+    made_up = await client.get("/v1/events", params={"after": "evt_made_up"}, headers=world.b)
+    assert theirs.status_code == made_up.status_code == 422
+    assert theirs.json()["code"] == made_up.json()["code"] == "invalid_cursor"
+    assert theirs.json()["errors"] == made_up.json()["errors"]
+    assert theirs.json()["detail"] == f"No event with id {world.event_id}."
+    # A's own key pages on from it.
+    mine = await client.get("/v1/events", params={"after": world.event_id}, headers=world.a)
+    assert mine.status_code == 200, mine.text
+
+
+# A channel predicate written by hand: `channel_id = $2`, `channel_id = :channel_id`,
+# `Order.channel_id == channel_id`, `….channel_id == principal.channel_id`.
+INLINE_FENCE = re.compile(
+    r"channel_id\s*=\s*[$:%]"
+    r"|[A-Z]\w*\.channel_id\s*==\s*[a-z_]"
+    r"|==\s*[a-z_][\w.]*channel_id\b"
+    r"|filter_by\([^)]*channel_id"
+)
+
+
+def test_no_channel_predicate_is_written_outside_the_fence() -> None:
+    found = []
+    for package in ("services", "api", "webhooks"):
+        for source in sorted((ROOT / "src" / "oms_api" / package).rglob("*.py")):
+            if source.name == "scoping.py":
+                continue
+            for number, line in enumerate(source.read_text().splitlines(), 1):
+                if INLINE_FENCE.search(line):
+                    found.append(f"{source.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "use services/scoping (fence_sql, scope_to_channel): " + "\n".join(found)
