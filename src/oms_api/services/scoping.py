@@ -12,7 +12,12 @@ or the service itself re-reading a row it has already fenced). It has two forms,
 - SQL (asyncpg `$n`, or SQLAlchemy `:name`): `fence_sql("o.channel_id", 2)` is the predicate,
   and the caller's channel id is bound as that parameter.
 
-No other code writes a channel predicate (tests/test_channel_fence.py checks the sources).
+What goes through it: every entry into channel-owned rows — a row the caller names (in
+the path, a filter, a cursor or a body) and every list. Rows reached from a row the fence
+let through (an order's lines, shipments and events; the documents of a fenced page of
+ids; a locked re-read) are read by that row's id, and re-reads pass None. No other code
+writes a channel predicate (tests/test_channel_fence.py checks the sources, and calls every
+operation with an id in its path with another channel's id).
 """
 
 from __future__ import annotations
