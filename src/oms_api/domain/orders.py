@@ -170,17 +170,27 @@ _STEP_TOWARDS: dict[OrderStatus, OrderCommand] = {
 }
 
 
-def follow_fulfilment(status: OrderStatus, f: Fulfilment) -> list[tuple[OrderStatus, str]]:
-    """The machine's steps from `status` to the state `f` derives, each (state, event);
-    none when it is already there. A derived state the machine cannot reach from `status`
-    is InvalidTransition (e.g. a held order never ships)."""
-    steps: list[tuple[OrderStatus, str]] = []
+def fulfilment_commands(status: OrderStatus, f: Fulfilment) -> list[OrderCommand]:
+    """The machine's commands that take the order from `status` to the state `f` derives,
+    in order; none when it is already there. A derived state the machine cannot reach from
+    `status` is InvalidTransition (e.g. a held order never ships)."""
+    commands: list[OrderCommand] = []
     target = fulfilment_status(f)
     while target is not None and status is not target:
         if target is S.DELIVERED and status is not S.SHIPPED:
-            step = next_status(status, C.SHIP_ALL)  # every unit shipped, then delivered
+            command = C.SHIP_ALL  # every unit shipped, then delivered
         else:
-            step = next_status(status, _STEP_TOWARDS[target])
-        steps.append((step, EVENT_FOR_STATUS[step]))
-        status = step
+            command = _STEP_TOWARDS[target]
+        status = next_status(status, command)
+        commands.append(command)
+    return commands
+
+
+def follow_fulfilment(status: OrderStatus, f: Fulfilment) -> list[tuple[OrderStatus, str]]:
+    """The machine's steps from `status` to the state `f` derives, each (state, event);
+    none when it is already there (see `fulfilment_commands`)."""
+    steps: list[tuple[OrderStatus, str]] = []
+    for command in fulfilment_commands(status, f):
+        status = next_status(status, command)
+        steps.append((status, EVENT_FOR_STATUS[status]))
     return steps

@@ -1,5 +1,5 @@
-"""An order's state, changed in one place: lock it, move it (through the machine), record
-its events. Used by the order commands and by shipments, whose progress derives the
+"""An order's state: lock it, move it (through the one door, `services/transitions.py`),
+record its events. Used by the order commands and by shipments, whose progress derives the
 order's state after confirmation (`settle_fulfilment`).
 """
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import asyncpg
 
-from oms_api.domain.orders import Fulfilment, OrderStatus, follow_fulfilment
+from oms_api.domain.orders import Fulfilment, OrderStatus, fulfilment_commands
 from oms_api.errors import NotFound
 from oms_api.services.order_documents import load_order
 from oms_api.services.scoping import fence_sql
+from oms_api.services.transitions import ORDER, transition
 from oms_api.webhooks.outbox import record_events
 
 LOCK_ORDER_SQL = f"""
@@ -22,23 +23,6 @@ SELECT id, channel_id, status, total, payment_method, authorized, captured, refu
 FROM orders WHERE id = $1 AND {fence_sql("channel_id", 2)}
 FOR UPDATE
 """
-
-# The one statement that moves an order to a new state; the times record the first arrival.
-SET_STATUS_SQL = """
-UPDATE orders SET status = $2::text, updated_at = now(), version = version + 1,
-    hold_reason = CASE WHEN $2 = 'on_hold' THEN $3::text
-                       WHEN $2 = 'cancelled' THEN hold_reason END,
-    cancel_reason = CASE WHEN $4::boolean THEN $3 ELSE cancel_reason END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
-    confirmed_at = CASE WHEN $2 = 'confirmed' THEN coalesce(confirmed_at, now())
-                        ELSE confirmed_at END,
-    shipped_at = CASE WHEN $2 IN ('shipped', 'delivered') THEN coalesce(shipped_at, now())
-                      ELSE shipped_at END,
-    delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, now())
-                        ELSE delivered_at END
-WHERE id = $1
-"""
-
 
 FULFILMENT_SQL = """
 SELECT (SELECT coalesce(sum(quantity - quantity_cancelled), 0) FROM order_lines
@@ -61,13 +45,6 @@ async def lock_order(
     return row
 
 
-async def set_status(
-    conn: asyncpg.Connection, order_id: str, target: OrderStatus, *, reason: str | None = None,
-    cancelling: bool = False,
-) -> None:  # fmt: skip
-    await conn.execute(SET_STATUS_SQL, order_id, target.value, reason, cancelling)
-
-
 async def record_order_events(
     conn: asyncpg.Connection, order_id: str, types: Sequence[str]
 ) -> dict[str, Any]:
@@ -86,7 +63,9 @@ async def settle_fulfilment(
     row = await conn.fetchrow(FULFILMENT_SQL, order_id)
     if row is None:  # an aggregate always answers one row
         raise RuntimeError("the fulfilment read answered no row")
-    steps = follow_fulfilment(status, Fulfilment(**dict(row)))
-    for step, _ in steps:
-        await set_status(conn, order_id, step)
-    return [event for _, event in steps]
+    events: list[str] = []
+    for command in fulfilment_commands(status, Fulfilment(**dict(row))):
+        moved = await transition(conn, ORDER, order_id, status, command)
+        status = moved.target
+        events += moved.events
+    return events

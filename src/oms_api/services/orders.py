@@ -1,7 +1,8 @@
 """Orders after placement: reading them, and every state change through one entry point.
 
-A change locks the order row (`FOR UPDATE`), asks the pure state machine what follows,
-writes the new state, and records its events in the same transaction. Releasing
+A change locks the order row (`FOR UPDATE`), moves it through the one door
+(`services/transitions.py`: the pure machine's answer, a conditional UPDATE), and records
+its events in the same transaction. Releasing
 reservations locks the affected stock levels in (product, location) order — the same
 order placement uses — so the two never deadlock.
 """
@@ -16,13 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain import events as event_types
-from oms_api.domain.orders import (
-    OrderCommand,
-    OrderStatus,
-    cancels_the_rest,
-    next_status,
-    transition_events,
-)
+from oms_api.domain.orders import OrderCommand, OrderStatus, cancels_the_rest
 from oms_api.domain.payments import (
     PaymentKind,
     PaymentTotals,
@@ -34,16 +29,12 @@ from oms_api.errors import Conflict, NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Order
 from oms_api.services.order_documents import load_order, load_orders
-from oms_api.services.order_state import (
-    lock_order,
-    record_order_events,
-    set_status,
-    settle_fulfilment,
-)
+from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import cancel_unshipped
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipments import cancel_open_shipments
+from oms_api.services.transitions import ORDER, transition
 from oms_api.webhooks.outbox import record_events
 
 
@@ -130,11 +121,13 @@ async def change_state(
     row = await lock_order(conn, order_id, channel_id)
     current = OrderStatus(row["status"])
     ready = is_settled(_totals(row), row["total"], row["payment_method"])
-    target = next_status(current, command, ready_to_confirm=ready)
-    types = transition_events(current, command, target)
     if command is OrderCommand.EXPIRE:
         reason = reason or "expired: not paid in time"
     cancelling = cancels_the_rest(current, command)
+    moved = await transition(
+        conn, ORDER, order_id, current, command, (reason, cancelling), ready_to_confirm=ready
+    )
+    types = moved.events
     shipment_events: list[tuple[str, dict[str, Any]]] = []
     if cancelling:  # open shipments first: their units go back to the reservations released
         shipment_events = await cancel_open_shipments(conn, order_id, reason)
@@ -143,9 +136,8 @@ async def change_state(
             order_id=order_id,
             reason="order_expired" if command is OrderCommand.EXPIRE else "order_cancelled",
         )
-    await set_status(conn, order_id, target, reason=reason, cancelling=cancelling)
     if current is OrderStatus.PARTIALLY_SHIPPED:  # the rest cancelled: delivered already?
-        types += await settle_fulfilment(conn, order_id, target)
+        types += await settle_fulfilment(conn, order_id, moved.target)
     document = await load_order(conn, order_id, channel_id=None)
     await record_events(
         conn, [*shipment_events, *((t, document) for t in types)], order_id=order_id
@@ -190,9 +182,7 @@ async def record_payment(
         payment_status(totals).value,
     )  # fmt: skip
     if current is OrderStatus.PENDING and is_settled(totals, row["total"], row["payment_method"]):
-        target = next_status(current, OrderCommand.CONFIRM)
-        await set_status(conn, order_id, target)
-        types += transition_events(current, OrderCommand.CONFIRM, target)
+        types += (await transition(conn, ORDER, order_id, current, OrderCommand.CONFIRM)).events
     return await record_order_events(conn, order_id, types)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_api.domain.access import Principal
 from oms_api.domain.carriers import carrier_key
 from oms_api.domain.errors import DomainError
-from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus, next_status
+from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import iso
@@ -23,6 +23,7 @@ from oms_api.models import Pickup
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import fence_sql
 from oms_api.services.shipment_documents import load_pickups
+from oms_api.services.transitions import PICKUP, transition
 from oms_api.webhooks.outbox import record_events
 
 SCHEDULE_SQL = """
@@ -37,13 +38,6 @@ WHERE s.location_id = $2 AND s.carrier_key = $4 AND s.status = 'shipped'
 ORDER BY s.id
 ON CONFLICT (shipment_id) WHERE active DO NOTHING
 RETURNING shipment_id
-"""
-
-SET_PICKUP_SQL = """
-UPDATE pickups SET status = $2::text, updated_at = now(), version = version + 1,
-    collected_at = CASE WHEN $2 = 'collected' THEN now() ELSE collected_at END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END
-WHERE id = $1
 """
 
 
@@ -75,14 +69,13 @@ async def change_pickup(
     status = await conn.fetchval("SELECT status FROM pickups WHERE id = $1 FOR UPDATE", pickup_id)
     if status is None:
         raise NotFound(f"No pickup with id {pickup_id}.")
-    target = next_status(PickupStatus(status), command)
-    await conn.execute(SET_PICKUP_SQL, pickup_id, target.value)
-    if target is PickupStatus.CANCELLED:
+    moved = await transition(conn, PICKUP, pickup_id, PickupStatus(status), command)
+    if moved.target is PickupStatus.CANCELLED:
         await conn.execute(
             "UPDATE pickup_shipments SET active = false WHERE pickup_id = $1", pickup_id
         )
     document = (await load_pickups(conn, [pickup_id]))[0]
-    await record_events(conn, [(EVENT_FOR_STATUS[target], document)], order_id=None)
+    await record_events(conn, [(t, document) for t in moved.events], order_id=None)
     return document
 
 

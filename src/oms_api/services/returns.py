@@ -23,7 +23,6 @@ from oms_api.domain.errors import DomainError
 from oms_api.domain.payments import PaymentKind
 from oms_api.domain.placement import LineRequest, OrderRequest, PaymentRequest, plan_order
 from oms_api.domain.returns import (
-    EVENT_FOR_COMMAND,
     OPEN,
     Resolution,
     ReturnableLine,
@@ -31,7 +30,6 @@ from oms_api.domain.returns import (
     ReturnSettings,
     ReturnStatus,
     check_returnable,
-    next_status,
     order_return_status,
     refund_amount,
 )
@@ -45,6 +43,7 @@ from oms_api.services.orders import record_payment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.stock import move_stock, stock_move
+from oms_api.services.transitions import RETURN, transition
 from oms_api.webhooks.outbox import record_events
 
 RETURNABLE_SQL = """
@@ -83,18 +82,10 @@ SELECT (SELECT coalesce(sum(quantity_shipped), 0) FROM order_lines WHERE order_i
        (SELECT count(*) FROM returns WHERE order_id = $1 AND status = ANY($2::text[])) AS open
 """
 
-SET_RETURN_SQL = """
-UPDATE returns SET status = $2::text, updated_at = now(), version = version + 1,
-    approved_at = CASE WHEN $2 = 'approved' THEN coalesce(approved_at, now()) ELSE approved_at END,
-    received_at = CASE WHEN $2 = 'received' THEN now() ELSE received_at END,
-    completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
-    rejected_at = CASE WHEN $2 = 'rejected' THEN now() ELSE rejected_at END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
-    reject_reason = CASE WHEN $2 = 'rejected' THEN $3 ELSE reject_reason END,
-    cancel_reason = CASE WHEN $2 = 'cancelled' THEN $3 ELSE cancel_reason END,
-    refund_amount = coalesce($4, refund_amount),
-    refund_shipping = refund_shipping OR $5,
-    exchange_order_id = coalesce($6, exchange_order_id)
+# What a completed return settled (its state moved through the one door already).
+SETTLED_SQL = """
+UPDATE returns SET refund_amount = coalesce($2, refund_amount),
+    refund_shipping = refund_shipping OR $3, exchange_order_id = coalesce($4, exchange_order_id)
 WHERE id = $1
 """
 
@@ -181,10 +172,10 @@ async def _settle_order(conn: asyncpg.Connection, order_id: str) -> None:
 
 
 async def _record(
-    conn: asyncpg.Connection, order_id: str, return_id: str, event: str
+    conn: asyncpg.Connection, order_id: str, return_id: str, events: Sequence[str]
 ) -> dict[str, Any]:
     document = (await load_returns(conn, [return_id]))[0]
-    await record_events(conn, [(event, document)], order_id=order_id)
+    await record_events(conn, [(e, document) for e in events], order_id=order_id)
     return document
 
 
@@ -231,7 +222,7 @@ async def open_return(
         [x[0] for x in lines], [x[1] for x in lines], [x[2] for x in lines], [x[3] for x in lines],
     )  # fmt: skip
     await _settle_order(conn, order_id)
-    return await _record(conn, order_id, return_id, E.RETURN_REQUESTED)
+    return await _record(conn, order_id, return_id, [E.RETURN_REQUESTED])
 
 
 async def _check_catalogue(
@@ -285,10 +276,12 @@ async def change_return(
 ) -> dict[str, Any]:  # fmt: skip
     """approve, reject or cancel."""
     order, row = await _locked(conn, return_id, principal.channel_id)
-    target = next_status(ReturnStatus(row["status"]), command, any_in=row["received_units"] > 0)
-    await conn.execute(SET_RETURN_SQL, return_id, target.value, reason, None, False, None)
+    moved = await transition(
+        conn, RETURN, return_id, ReturnStatus(row["status"]), command, (reason,),
+        any_in=row["received_units"] > 0,
+    )  # fmt: skip
     await _settle_order(conn, order["id"])
-    return await _record(conn, order["id"], return_id, EVENT_FOR_COMMAND[command])
+    return await _record(conn, order["id"], return_id, moved.events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +328,10 @@ async def receive(
             + ", ".join(str(o["line_id"]) for o in over) + ".", lines=over,
         )  # fmt: skip
     all_in = row["received_units"] + sum(arriving.values()) == row["units"]
-    target = next_status(ReturnStatus(row["status"]), ReturnCommand.RECEIVE, all_in=all_in)
+    moved = await transition(
+        conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.RECEIVE,
+        all_in=all_in,
+    )  # fmt: skip
     if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
         raise DomainError(
             "unknown_location", f"No location with id {location_id}.", kind="invalid",
@@ -366,9 +362,8 @@ async def receive(
         """,
         return_id, ids, [r.quantity for r in receipts], [r.resellable for r in receipts],
     )  # fmt: skip
-    await conn.execute(SET_RETURN_SQL, return_id, target.value, None, None, False, None)
     await _settle_order(conn, order["id"])
-    return await _record(conn, order["id"], return_id, E.RETURN_RECEIVED)
+    return await _record(conn, order["id"], return_id, moved.events)
 
 
 async def complete(
@@ -379,7 +374,9 @@ async def complete(
     Either fails whole (409 `refund_exceeds_captured`, `insufficient_stock`), leaving the
     return `received`."""
     order, row = await _locked(conn, return_id, principal.channel_id)
-    next_status(ReturnStatus(row["status"]), ReturnCommand.COMPLETE)
+    moved = await transition(
+        conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.COMPLETE
+    )
     document = (await load_returns(conn, [return_id]))[0]
     refunded: int | None = None
     with_shipping = False
@@ -402,12 +399,9 @@ async def complete(
             )  # fmt: skip
     else:
         exchange_order_id = await _place_exchange(conn, order, document, pending_ttl_seconds)
-    await conn.execute(
-        SET_RETURN_SQL, return_id, ReturnStatus.COMPLETED.value, None, refunded, with_shipping,
-        exchange_order_id,
-    )  # fmt: skip
+    await conn.execute(SETTLED_SQL, return_id, refunded, with_shipping, exchange_order_id)
     await _settle_order(conn, order["id"])
-    return await _record(conn, order["id"], return_id, E.RETURN_COMPLETED)
+    return await _record(conn, order["id"], return_id, moved.events)
 
 
 async def _place_exchange(

@@ -21,7 +21,6 @@ from oms_api.domain.carriers import carrier_key, tracking_url
 from oms_api.domain.errors import DomainError
 from oms_api.domain.orders import FULFILLABLE, OrderStatus
 from oms_api.domain.shipments import (
-    EVENT_FOR_STATUS,
     OPEN,
     LineInfo,
     ReservationBook,
@@ -29,7 +28,6 @@ from oms_api.domain.shipments import (
     ShipmentPlan,
     ShipmentStatus,
     TrackingStatus,
-    next_status,
     plan_allocation,
     plan_shipment,
 )
@@ -47,6 +45,7 @@ from oms_api.services.shipment_documents import (
     tracking_document,
 )
 from oms_api.services.stock import lock_levels, move_stock, stock_move
+from oms_api.services.transitions import SHIPMENT, Moved, transition
 from oms_api.webhooks.outbox import record_events
 
 LOCATION_SQL = """
@@ -79,22 +78,6 @@ SHIPMENT_LINES_SQL = """
 SELECT sl.line_id, sl.quantity, l.sku, l.product_id
 FROM shipment_lines sl JOIN order_lines l ON l.id = sl.line_id
 WHERE sl.shipment_id = $1 ORDER BY l.position
-"""
-
-# The one statement that moves a shipment to a new state; each time is its first arrival.
-SET_SHIPMENT_SQL = """
-UPDATE shipments SET status = $2::text, updated_at = now(), version = version + 1,
-    picking_at = CASE WHEN $2 = 'picking' THEN now() ELSE picking_at END,
-    packed_at = CASE WHEN $2 = 'packed' THEN now() ELSE packed_at END,
-    shipped_at = CASE WHEN $2 = 'shipped' THEN now() ELSE shipped_at END,
-    delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
-    cancel_reason = CASE WHEN $2 = 'cancelled' THEN $3 ELSE cancel_reason END,
-    carrier = coalesce($4, carrier), carrier_key = coalesce($5, carrier_key),
-    service = coalesce($6, service), tracking_number = coalesce($7, tracking_number),
-    tracking_url = CASE WHEN $4 IS NULL AND $7 IS NULL THEN tracking_url ELSE $8 END,
-    weight_grams = coalesce($9, weight_grams)
-WHERE id = $1
 """
 
 OPEN_SHIPMENTS_SQL = """
@@ -239,8 +222,8 @@ async def change_shipment(
 ) -> dict[str, Any]:  # fmt: skip
     """The single entry point for pick, pack, ship, deliver and cancel."""
     order, shipment = await _locked_shipment(conn, shipment_id, channel_id)
-    target = next_status(ShipmentStatus(shipment["status"]), command)
     parcel = parcel or Parcel()
+    moved = await _move(conn, shipment, command, parcel, reason)
     if command is ShipmentCommand.SHIP:
         if OrderStatus(order["status"]) not in FULFILLABLE:
             raise _not_fulfillable(order["status"])
@@ -255,31 +238,34 @@ async def change_shipment(
         await _send_off(conn, order["id"], shipment)
     elif command is ShipmentCommand.CANCEL:
         await _unhold(conn, order["id"], [shipment])
-    await _set_shipment(conn, shipment, target, parcel, reason)
-    return await _record_progress(conn, order, shipment_id, target)
+    return await _record_progress(conn, order, shipment_id, moved)
 
 
-async def _set_shipment(
-    conn: asyncpg.Connection, shipment: asyncpg.Record, target: ShipmentStatus, parcel: Parcel,
-    reason: str | None,
-) -> None:  # fmt: skip
+async def _move(
+    conn: asyncpg.Connection, shipment: asyncpg.Record, command: ShipmentCommand,
+    parcel: Parcel, reason: str | None,
+) -> Moved[ShipmentStatus]:  # fmt: skip
+    """The shipment (locked, as read) moved by `command` through the one door, with what
+    is told about its parcel."""
     carrier = parcel.carrier or shipment["carrier"]
     number = parcel.tracking_number or shipment["tracking_number"]
-    await conn.execute(
-        SET_SHIPMENT_SQL, shipment["id"], target.value, reason, parcel.carrier,
-        carrier_key(parcel.carrier) if parcel.carrier else None, parcel.service,
-        parcel.tracking_number, tracking_url(carrier, number), parcel.weight_grams,
+    return await transition(
+        conn, SHIPMENT, shipment["id"], ShipmentStatus(shipment["status"]), command,
+        (reason, parcel.carrier, carrier_key(parcel.carrier) if parcel.carrier else None,
+         parcel.service, parcel.tracking_number, tracking_url(carrier, number),
+         parcel.weight_grams),
     )  # fmt: skip
 
 
 async def _record_progress(
-    conn: asyncpg.Connection, order: asyncpg.Record, shipment_id: str, target: ShipmentStatus
-) -> dict[str, Any]:
-    """Record the shipment's event and, when it shipped or was delivered, move the order to
-    the state its fulfilment derives, with its events; the shipment's document."""
+    conn: asyncpg.Connection, order: asyncpg.Record, shipment_id: str,
+    moved: Moved[ShipmentStatus],
+) -> dict[str, Any]:  # fmt: skip
+    """Record the shipment's events and, when it shipped or was delivered, move the order
+    to the state its fulfilment derives, with its events; the shipment's document."""
     document = await load_shipment(conn, shipment_id, channel_id=None)
-    events: list[tuple[str, dict[str, Any]]] = [(EVENT_FOR_STATUS[target], document)]
-    if target in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED):
+    events: list[tuple[str, dict[str, Any]]] = [(t, document) for t in moved.events]
+    if moved.target in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED):
         steps = await settle_fulfilment(conn, order["id"], OrderStatus(order["status"]))
         if steps:
             order_document = await load_order(conn, order["id"], channel_id=None)
@@ -330,10 +316,13 @@ async def cancel_open_shipments(
     if not shipments:
         return []
     await _unhold(conn, order_id, [s for s in shipments if s is not None])
-    for shipment in shipments:
-        if shipment is not None:
-            await _set_shipment(conn, shipment, ShipmentStatus.CANCELLED, Parcel(), reason)
-    return [(E.SHIPMENT_CANCELLED, d) for d in await load_shipments(conn, ids)]
+    types = [
+        (await _move(conn, shipment, ShipmentCommand.CANCEL, Parcel(), reason)).events
+        for shipment in shipments
+        if shipment is not None
+    ]
+    documents = await load_shipments(conn, ids)
+    return [(t, d) for ts, d in zip(types, documents, strict=True) for t in ts]
 
 
 # --- tracking ------------------------------------------------------------------------------
@@ -372,8 +361,6 @@ async def add_tracking(
     if current is ShipmentStatus.CANCELLED:
         raise DomainError("shipment_cancelled", "The shipment was cancelled: it is not tracked.")
     delivers = status is TrackingStatus.DELIVERED and current is not ShipmentStatus.DELIVERED
-    if delivers:
-        next_status(current, ShipmentCommand.DELIVER)  # 409 unless it has shipped
     inserted = await conn.fetchval(
         INSERT_TRACKING_SQL, new_id("trk"), shipment_id, status.value, description, location,
         occurred_at,
@@ -381,9 +368,9 @@ async def add_tracking(
     if inserted is not None:
         document = await load_shipment(conn, shipment_id, channel_id=None)
         await record_events(conn, [(E.SHIPMENT_TRACKING_UPDATED, document)], order_id=order["id"])
-        if delivers:
-            await _set_shipment(conn, shipment, ShipmentStatus.DELIVERED, Parcel(), None)
-            await _record_progress(conn, order, shipment_id, ShipmentStatus.DELIVERED)
+        if delivers:  # the machine's answer (409 unless it has shipped; all rolled back)
+            moved = await _move(conn, shipment, ShipmentCommand.DELIVER, Parcel(), None)
+            await _record_progress(conn, order, shipment_id, moved)
     document = await load_shipment(conn, shipment_id, channel_id=None)
     return (await with_tracking(conn, [document]))[0]
 
