@@ -10,7 +10,14 @@ import pytest
 
 from oms_api.domain.errors import DomainError, InvalidTransition
 from oms_api.domain.inventory import StockAt
-from oms_api.domain.orders import Fulfilment, follow_fulfilment, fulfilment_status, placed
+from oms_api.domain.orders import (
+    Fulfilment,
+    follow_fulfilment,
+    fulfilment_commands,
+    fulfilment_status,
+    placed,
+)
+from oms_api.domain.orders import OrderCommand as C
 from oms_api.domain.orders import OrderStatus as S
 from oms_api.domain.placement import (
     LineRequest,
@@ -209,3 +216,9 @@ def test_every_state_follows_its_fulfilment_or_refuses(status: S, name: str) -> 
     steps = follow_fulfilment(status, fulfilment)
     assert [state for state, _ in steps] == expected
     assert [event for _, event in steps] == [f"order.{state.value}" for state in expected]
+    # The commands the one door replays: each leads to the next expected state.
+    commands = fulfilment_commands(status, fulfilment)
+    assert [COMMAND_TO[state] for state in expected] == commands
+
+
+COMMAND_TO = {S.PARTIALLY_SHIPPED: C.SHIP_PART, S.SHIPPED: C.SHIP_ALL, S.DELIVERED: C.DELIVER}

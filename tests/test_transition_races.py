@@ -1,0 +1,117 @@
+"""Conflicting commands sent at once to one shipment, order or return: exactly one wins,
+every other is answered 409 as the machine refuses it, and the state and stock are what
+the winner left."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+
+from tests.checks import assert_stock_consistent
+from tests.factories import inventory
+from tests.test_fulfilment import Warehouse, _through
+from tests.test_returns import ReturnsDesk, _lines
+
+TRACKING = {"carrier": "UPS", "tracking_number": "1ZRACE"}
+
+
+async def test_ship_and_cancel_of_one_shipment_at_once_one_wins(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 10)
+    for _ in range(3):
+        order = await wh.order(client, [(product["sku"], 1)])
+        shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+        await _through(client, wh, shipment["id"], "pick", "pack")
+        ship, cancel = await asyncio.gather(
+            wh.post(client, f"/v1/shipments/{shipment['id']}/ship", TRACKING),
+            wh.post(client, f"/v1/shipments/{shipment['id']}/cancel"),
+        )
+        assert sorted((ship.status_code, cancel.status_code)) == [200, 409]
+        loser = cancel if ship.status_code == 200 else ship
+        assert loser.json()["code"] == "invalid_transition"
+        now = (await wh.get(client, f"/v1/shipments/{shipment['id']}")).json()
+        assert now["status"] == ("shipped" if ship.status_code == 200 else "cancelled")
+    await assert_stock_consistent(app)
+
+
+async def test_an_order_cancelled_while_its_shipment_ships_one_wins(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 10)
+    order = await wh.order(client, [(product["sku"], 2)])
+    shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+    await _through(client, wh, shipment["id"], "pick", "pack")
+    ship, cancel = await asyncio.gather(
+        wh.post(client, f"/v1/shipments/{shipment['id']}/ship", TRACKING),
+        client.post(f"/v1/orders/{order['id']}/cancel", json={}, headers=wh.shop.headers),
+    )
+    assert sorted((ship.status_code, cancel.status_code)) == [200, 409]
+    loser = cancel if ship.status_code == 200 else ship
+    assert loser.json()["code"] == "invalid_transition"
+    state = (await client.get(f"/v1/orders/{order['id']}", headers=wh.shop.headers)).json()
+    shipped = ship.status_code == 200
+    assert state["status"] == ("shipped" if shipped else "cancelled")
+    level = await inventory(admin, product["sku"])
+    assert (level["on_hand"], level["reserved"]) == ((8, 0) if shipped else (10, 0))
+    await assert_stock_consistent(app)
+
+
+async def test_reject_and_cancel_of_one_return_at_once_one_wins(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin, app=app)
+    product = await desk.shop.product(admin, 10)
+    order = await desk.shipped(client, [(product["sku"], 3)])
+    for opened_so_far in (1, 2, 3):
+        opened = await desk.open_return(
+            client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+        )
+        assert opened.status_code == 201, opened.text
+        rma = opened.json()["id"]
+        reject, cancel = await asyncio.gather(
+            desk.post(client, f"/v1/returns/{rma}/reject", {"reason": "not ours"}),
+            desk.post(client, f"/v1/returns/{rma}/cancel"),
+        )
+        assert sorted((reject.status_code, cancel.status_code)) == [200, 409]
+        loser = cancel if reject.status_code == 200 else reject
+        assert loser.json()["code"] == "invalid_transition"
+        now = (await desk.get(client, f"/v1/returns/{rma}")).json()
+        assert now["status"] == ("rejected" if reject.status_code == 200 else "cancelled")
+        events = (
+            await client.get(f"/v1/orders/{order['id']}/events", headers=desk.shop.headers)
+        ).json()
+        decided = [e for e in events if e["type"] in ("return.rejected", "return.cancelled")]
+        assert len(decided) == opened_so_far  # the loser recorded nothing
+
+
+async def test_two_completes_of_one_return_refund_once(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    desk = await ReturnsDesk.open(admin, app=app)
+    product = await desk.shop.product(admin, 10, unit_price=1000)
+    order = await desk.shipped(client, [(product["sku"], 2)])
+    rma = (
+        await desk.open_return(
+            client, {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 2)}
+        )
+    ).json()["id"]
+    await desk.post(client, f"/v1/returns/{rma}/approve")
+    line = order["lines"][0]["id"]
+    received = await desk.post(client, f"/v1/returns/{rma}/receive", {
+        "location_id": desk.shop.locations[0]["id"],
+        "lines": [{"line_id": line, "quantity": 2, "condition": "resellable"}],
+    })  # fmt: skip
+    assert received.json()["status"] == "received", received.text
+    answers = await asyncio.gather(
+        *(desk.post(client, f"/v1/returns/{rma}/complete") for _ in range(4))
+    )
+    assert sorted(r.status_code for r in answers) == [200, 409, 409, 409]
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"invalid_transition"}
+    state = (await client.get(f"/v1/orders/{order['id']}", headers=desk.shop.headers)).json()
+    assert state["payment_amounts"]["refunded"] == 2000
+    await assert_stock_consistent(app)
