@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from oms_api.domain.errors import DomainError, InvalidTransition
+from oms_api.domain.shipments import ShipmentCommand as SC
+from oms_api.domain.shipments import ShipmentStatus as SS
+from oms_api.services.transitions import SHIPMENT, transition
 from tests.checks import assert_stock_consistent
 from tests.factories import inventory
 from tests.test_fulfilment import Warehouse, _through
@@ -115,3 +121,43 @@ async def test_two_completes_of_one_return_refund_once(
     state = (await client.get(f"/v1/orders/{order['id']}", headers=desk.shop.headers)).json()
     assert state["payment_amounts"]["refunded"] == 2000
     await assert_stock_consistent(app)
+
+
+async def test_the_door_refuses_a_row_that_moved_since_it_was_read(
+    database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Without the lock the services take first: a stale state is never written over."""
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 10)
+    order = await wh.order(client, [(product["sku"], 1)])
+    shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+    await _through(client, wh, shipment["id"], "pick")  # it is picking now
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            # Read as pending; cancel is allowed from picking too: refused, not overwritten.
+            with pytest.raises(DomainError) as caught:
+                await transition(conn, SHIPMENT, shipment["id"], SS.PENDING, SC.CANCEL)
+            assert (caught.value.code, caught.value.extra["current_state"]) == (
+                "invalid_transition",
+                "picking",
+            )
+            # Read as pending, pick again: the machine refuses it from where the row is.
+            with pytest.raises(InvalidTransition) as refused:
+                await transition(conn, SHIPMENT, shipment["id"], SS.PENDING, SC.PICK)
+            assert refused.value.extra["current_state"] == "picking"
+            moved = await transition(
+                conn, SHIPMENT, shipment["id"], SS.PICKING, SC.CANCEL, ("changed our mind",)
+            )
+            assert (moved.target, moved.events) == (SS.CANCELLED, ["shipment.cancelled"])
+            raise Rollback
+    except Rollback:
+        pass
+    finally:
+        await conn.close()
+    now = (await wh.get(client, f"/v1/shipments/{shipment['id']}")).json()
+    assert now["status"] == "picking"  # rolled back: the stock paths were not taken here
+
+
+class Rollback(Exception):
+    pass
