@@ -51,8 +51,16 @@ class PaymentTotals:
 
 
 def apply_payment(
-    totals: PaymentTotals, kind: PaymentKind, amount: int, order_total: int
-) -> PaymentTotals:
+    totals: PaymentTotals, kind: PaymentKind, amount: int, order_total: int, *,
+    cancelled: bool = False,
+) -> PaymentTotals:  # fmt: skip
+    """The totals with this transaction, or its refusal. A `cancelled` order takes refunds
+    and voids only (409 `order_cancelled`)."""
+    if cancelled and kind in (PaymentKind.AUTHORIZATION, PaymentKind.CAPTURE):
+        raise DomainError(
+            "order_cancelled",
+            f"Cannot record a {kind.value} on a cancelled order; refunds and voids only.",
+        )
     if amount <= 0:
         raise DomainError("invalid_amount", "A payment amount must be positive.", kind="invalid")
     if kind is PaymentKind.AUTHORIZATION:

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from oms_api.domain.errors import DomainError
 from oms_api.domain.inventory import Pick, StockAt, StockMove, allocate
+from oms_api.domain.limits import refuse_over
 from oms_api.domain.orders import OrderStatus, placed
 from oms_api.domain.payments import (
     PaymentKind,
@@ -169,18 +170,15 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         demand[products[line.sku].id] += line.quantity
     allocation = allocate(dict(demand), at.stock)
     by_id = {p.id: p for p in products.values()}
-    short = [
-        {"sku": by_id[pid].sku, "requested": demand[pid], "available": demand[pid] - units}
-        for pid, units in allocation.short.items()
-        if not by_id[pid].allow_backorder
-    ]
+    short = {by_id[pid].sku: units for pid, units in allocation.short.items()
+             if not by_id[pid].allow_backorder}  # fmt: skip
     if short:
-        short.sort(key=lambda s: str(s["sku"]))
-        raise DomainError(
-            "insufficient_stock",
-            "Not enough stock for: " + ", ".join(str(s["sku"]) for s in short) + ".",
-            lines=short,
-        )
+        refuse_over(
+            "insufficient_stock", "Not enough stock for",
+            {sku: demand[products[sku].id] for sku in sorted(short)},
+            {sku: demand[products[sku].id] - units for sku, units in short.items()},
+            key="sku", limit_as="available",
+        )  # fmt: skip
 
     lines, reservations = _lines(request, at, allocation.picks, allocation.short)
     subtotal = sum(line["quantity"] * line["unit_price"] for line in lines)

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from oms_api.domain import events as E
 from oms_api.domain.errors import DomainError
+from oms_api.domain.limits import refuse_over
 from oms_api.domain.machine import step
 
 
@@ -138,18 +139,11 @@ def check_returnable(
     totals: dict[str, int] = {}
     for line_id, quantity in asked:
         totals[line_id] = totals.get(line_id, 0) + quantity
-    over = [
-        {"line_id": line_id, "requested": q, "returnable": max(lines[line_id].returnable, 0)}
-        for line_id, q in totals.items()
-        if q > lines[line_id].returnable
-    ]
-    if over:
-        raise DomainError(
-            "exceeds_returnable",
-            "More than was shipped and not yet returned or asked for: "
-            + ", ".join(str(o["line_id"]) for o in over) + ".",
-            lines=over,
-        )  # fmt: skip
+    refuse_over(
+        "exceeds_returnable", "More than was shipped and not yet returned or asked for",
+        totals, {line_id: lines[line_id].returnable for line_id in totals},
+        limit_as="returnable",
+    )  # fmt: skip
     closed = [
         line_id for line_id in totals
         if (since := lines[line_id].returnable_since) is not None
@@ -162,6 +156,44 @@ def check_returnable(
             window_days=window_days,
             lines=closed,
         )
+
+
+def check_resolution(resolution: Resolution, exchange_lines: Sequence[tuple[str, int]]) -> None:
+    """An exchange names what to send instead (422 `exchange_lines_required`); a refund
+    names nothing (422 `exchange_lines_not_allowed`)."""
+    if resolution is Resolution.EXCHANGE and not exchange_lines:
+        raise DomainError(
+            "exchange_lines_required", "An exchange names what to send instead.",
+            kind="invalid", loc=["body", "exchange_lines"],
+        )  # fmt: skip
+    if resolution is Resolution.REFUND and exchange_lines:
+        raise DomainError(
+            "exchange_lines_not_allowed", "A refund return takes no exchange_lines.",
+            kind="invalid", loc=["body", "exchange_lines"],
+        )  # fmt: skip
+
+
+def check_receipt(
+    arriving: Sequence[tuple[str, int]], outstanding: Mapping[str, int], *, received: int,
+    units: int,
+) -> bool:  # fmt: skip
+    """Units arriving for a return, (line_id, quantity); `outstanding`: per line of the
+    return, units it still expects; `received` of its `units` are in already. Refuse a
+    line not in the return (422 `unknown_line`) or more than a line still expects (409
+    `exceeds_outstanding`); whether every unit is in with these."""
+    totals: dict[str, int] = {}
+    for line_id, quantity in arriving:
+        if line_id not in outstanding:
+            raise DomainError(
+                "unknown_line", f"Not a line of this return: {line_id}.", kind="invalid",
+                loc=["body", "lines"],
+            )  # fmt: skip
+        totals[line_id] = totals.get(line_id, 0) + quantity
+    refuse_over(
+        "exceeds_outstanding", "More than the return still expects for", totals, outstanding,
+        asked_as="receiving", limit_as="outstanding",
+    )  # fmt: skip
+    return received + sum(totals.values()) == units
 
 
 def order_return_status(shipped: int, returned: int, open_returns: int) -> OrderReturnStatus:
@@ -187,6 +219,12 @@ def refund_amount(
         return explicit, False
     include = refund_shipping and not shipping_refunded_already and shipping > 0
     return sum(q * price for q, price in lines) + (shipping if include else 0), include
+
+
+def exchange_credit(returned: Sequence[tuple[int, int]], exchange_total: int) -> int:
+    """What an exchange's order is paid with: what the returned units cost, (quantity,
+    unit price) each, up to the exchange order's total."""
+    return min(sum(q * price for q, price in returned), exchange_total)
 
 
 DEFAULT_WINDOW_DAYS = 30

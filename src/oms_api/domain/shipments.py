@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from oms_api.domain import events as E
 from oms_api.domain.errors import DomainError
+from oms_api.domain.limits import refuse_over
 from oms_api.domain.machine import step
 
 
@@ -158,19 +159,11 @@ def plan_shipment(
     by_line: dict[str, list[Held]] = defaultdict(list)
     for h in held:
         by_line[h.line_id].append(h)
-    over = [
-        {"line_id": line_id, "requested": quantity,
-         "unfulfilled": sum(h.free for h in by_line[line_id])}
-        for line_id, quantity in wanted
-        if quantity > sum(h.free for h in by_line[line_id])
-    ]  # fmt: skip
-    if over:
-        raise DomainError(
-            "exceeds_unfulfilled",
-            "More than is reserved and not yet in a shipment for: "
-            + ", ".join(str(o["line_id"]) for o in over) + ".",
-            lines=over,
-        )  # fmt: skip
+    refuse_over(
+        "exceeds_unfulfilled", "More than is reserved and not yet in a shipment for",
+        dict(wanted), {line_id: sum(h.free for h in by_line[line_id]) for line_id, _ in wanted},
+        limit_as="unfulfilled",
+    )  # fmt: skip
     plan = ShipmentPlan(location_id, wanted)
     moved_in: dict[str, int] = defaultdict(int)
     for line_id, quantity in wanted:
@@ -192,19 +185,13 @@ def plan_shipment(
             )
             moved_in[line.product_id] += take
             missing -= take
-    short = [
-        {"sku": next(m.sku for m in plan.moves if m.product_id == product_id),
-         "requested": units, "available": available_here.get(product_id, 0)}
-        for product_id, units in sorted(moved_in.items())
-        if units > available_here.get(product_id, 0)
-    ]  # fmt: skip
-    if short:
-        raise DomainError(
-            "insufficient_stock",
-            "Not enough stock at this location to move the reservation of: "
-            + ", ".join(str(s["sku"]) for s in short) + ".",
-            lines=short,
-        )  # fmt: skip
+    sku = {m.product_id: m.sku for m in plan.moves}
+    refuse_over(
+        "insufficient_stock", "Not enough stock at this location to move the reservation of",
+        {sku[product_id]: units for product_id, units in sorted(moved_in.items())},
+        {sku[product_id]: available_here.get(product_id, 0) for product_id in moved_in},
+        key="sku", limit_as="available",
+    )  # fmt: skip
     return plan
 
 

@@ -25,7 +25,7 @@ from oms_api.domain.payments import (
     is_settled,
     payment_status,
 )
-from oms_api.errors import Conflict, NotFound
+from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Order
 from oms_api.services.order_documents import load_order, load_orders
@@ -158,15 +158,9 @@ async def record_payment(
     confirmed in the same transaction."""
     row = await lock_order(conn, order_id, channel_id)
     current = OrderStatus(row["status"])
-    if current is OrderStatus.CANCELLED and kind in (
-        PaymentKind.AUTHORIZATION,
-        PaymentKind.CAPTURE,
-    ):
-        raise Conflict(
-            f"Cannot record a {kind.value} on a cancelled order; refunds and voids only.",
-            code="order_cancelled",
-        )
-    totals = apply_payment(_totals(row), kind, amount, row["total"])
+    totals = apply_payment(
+        _totals(row), kind, amount, row["total"], cancelled=current is OrderStatus.CANCELLED
+    )
     types = [event_types.PAYMENT_RECORDED]
     await conn.execute(
         "INSERT INTO payments (id, order_id, kind, amount, reference, created_at) VALUES ($1, $2, $3, $4, $5, now())",

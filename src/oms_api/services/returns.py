@@ -29,7 +29,10 @@ from oms_api.domain.returns import (
     ReturnCommand,
     ReturnSettings,
     ReturnStatus,
+    check_receipt,
+    check_resolution,
     check_returnable,
+    exchange_credit,
     order_return_status,
     refund_amount,
 )
@@ -187,16 +190,7 @@ async def open_return(
     """A return of shipped units of the order: `lines` are (line_id, quantity, reason,
     note). Sent back to `location_id`, by default where the units shipped from."""
     order = await lock_order(conn, order_id, principal.channel_id)
-    if resolution is Resolution.EXCHANGE and not exchange_lines:
-        raise DomainError(
-            "exchange_lines_required", "An exchange names what to send instead.",
-            kind="invalid", loc=["body", "exchange_lines"],
-        )  # fmt: skip
-    if resolution is Resolution.REFUND and exchange_lines:
-        raise DomainError(
-            "exchange_lines_not_allowed", "A refund return takes no exchange_lines.",
-            kind="invalid", loc=["body", "exchange_lines"],
-        )  # fmt: skip
+    check_resolution(resolution, exchange_lines)
     returnable = {
         r["line_id"]: ReturnableLine(r["line_id"], r["shipped"], r["returned"], r["pending"], r["since"])
         for r in await conn.fetch(RETURNABLE_SQL, order_id, [s.value for s in OPEN])
@@ -307,27 +301,12 @@ async def receive(
             return_id,
         )
     }
-    arriving: dict[str, int] = {}
-    for receipt in receipts:
-        if receipt.line_id not in expected:
-            raise DomainError(
-                "unknown_line", f"Not a line of this return: {receipt.line_id}.", kind="invalid",
-                loc=["body", "lines"],
-            )  # fmt: skip
-        arriving[receipt.line_id] = arriving.get(receipt.line_id, 0) + receipt.quantity
-    over = [
-        {"line_id": line_id, "receiving": q,
-         "outstanding": expected[line_id]["quantity"] - expected[line_id]["quantity_restocked"]
-         - expected[line_id]["quantity_damaged"]}
-        for line_id, q in arriving.items()
-    ]  # fmt: skip
-    over = [o for o in over if o["receiving"] > o["outstanding"]]
-    if over:
-        raise DomainError(
-            "exceeds_outstanding", "More than the return still expects for: "
-            + ", ".join(str(o["line_id"]) for o in over) + ".", lines=over,
-        )  # fmt: skip
-    all_in = row["received_units"] + sum(arriving.values()) == row["units"]
+    all_in = check_receipt(
+        [(r.line_id, r.quantity) for r in receipts],
+        {line_id: x["quantity"] - x["quantity_restocked"] - x["quantity_damaged"]
+         for line_id, x in expected.items()},
+        received=row["received_units"], units=row["units"],
+    )  # fmt: skip
     moved = await transition(
         conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.RECEIVE,
         all_in=all_in,
@@ -423,7 +402,7 @@ async def _place_exchange(
     )  # fmt: skip
     prices = {p["sku"]: p["unit_price"] for p in row["products"] or ()}
     total = sum(prices.get(sku, 0) * q for sku, q in wanted)
-    credit = min(sum(x["quantity"] * x["unit_price"] for x in document["lines"]), total)
+    credit = exchange_credit([(x["quantity"], x["unit_price"]) for x in document["lines"]], total)
     request = OrderRequest(
         lines=[LineRequest(sku, q) for sku, q in wanted],
         currency=original["currency"],
