@@ -89,6 +89,47 @@ class Placement:
     new_id: Callable[[str], str]
 
 
+class OrderRow(TypedDict):
+    """The orders row: every column, each given (the writer inserts the row whole)."""
+
+    id: str
+    number: int
+    channel_id: str
+    external_id: str | None
+    customer_id: str
+    email_normalized: str
+    status: str
+    payment_status: str
+    payment_method: str | None
+    return_status: str
+    currency: str
+    subtotal: int
+    shipping: int
+    total: int
+    authorized: int
+    captured: int
+    refunded: int
+    voided: int
+    shipping_address: Mapping[str, Any] | None
+    billing_address: Mapping[str, Any] | None
+    note: str | None
+    metadata: Mapping[str, Any]
+    risk_score: int
+    risk_reasons: list[str]
+    hold_reason: str | None
+    cancel_reason: str | None
+    exchange_for_return_id: str | None
+    event_sequence: int
+    version: int
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    cancelled_at: datetime | None
+
+
 class LineRow(TypedDict):
     id: str
     order_id: str
@@ -126,7 +167,7 @@ class PaymentRow(TypedDict):
 
 @dataclass(slots=True)
 class OrderPlan:
-    order: dict[str, Any]  # the orders row
+    order: OrderRow
     lines: list[LineRow]
     reservations: list[ReservationRow]
     stock_moves: list[StockMove]
@@ -204,7 +245,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
     if payments:
         events.insert(1, "payment.recorded")
 
-    order = {
+    order: OrderRow = {
         "id": at.order_id, "number": at.number, "channel_id": at.channel_id,
         "external_id": request.external_id, "customer_id": at.customer_id,
         "email_normalized": at.email_normalized, "status": status.value,

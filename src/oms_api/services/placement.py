@@ -10,7 +10,7 @@ Within the request's transaction:
 3. `domain.placement.plan_order`: every decision — prices, demand per product,
    allocation, each line's reservations and backorders, risk, payment, the initial state
    and the events — as rows;
-4. one write: the plan as one JSON record to `oms_place_order` (migration 0008), which
+4. one write: the plan as one JSON record to `oms_place_order` (migration 0011), which
    inserts the rows, moves the stock through the one stock path (`oms_move_stock`) and
    records the events through the one event path (`oms_record_events`).
 Stock is never oversold: the levels are locked, and a CHECK constraint refuses
@@ -26,20 +26,25 @@ from typing import Any
 import asyncpg
 
 from oms_api.domain.access import Principal
-from oms_api.domain.inventory import StockAt
+from oms_api.domain.inventory import StockAt, StockMove
 from oms_api.domain.placement import (
     LineRequest,
+    LineRow,
     OrderPlan,
     OrderRequest,
+    OrderRow,
     PaymentRequest,
+    PaymentRow,
     Placement,
     Product,
+    ReservationRow,
     plan_order,
 )
 from oms_api.domain.risk import RiskSettings
 from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id, random_id
 from oms_api.jsonutil import dumps
+from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReservation, Payment
 from oms_api.schemas.orders import CustomerInline, OrderCreate
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
@@ -109,6 +114,59 @@ RETURNING id, email, email_normalized
 WRITE_SQL = "SELECT outcome, order_id FROM oms_place_order($1::jsonb, $2)"
 
 
+def writer_columns(
+    row: type, model: type[Base], *, filled_by_writer: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """The columns the writer fills from the plan's `row`s: `model`'s, less those it fills
+    itself. Refused unless `row` has exactly those keys."""
+    keys: frozenset[str] = row.__required_keys__ | row.__optional_keys__  # type: ignore[attr-defined]
+    columns = frozenset(c.name for c in model.__table__.columns) - filled_by_writer
+    if keys != columns:
+        raise RuntimeError(
+            f"The plan's {row.__name__} does not match the writer's {model.__tablename__}: "
+            f"keys it does not know {sorted(keys - columns)}, columns the plan lacks "
+            f"{sorted(columns - keys)}."
+        )
+    return columns
+
+
+# `oms_place_order` (migration 0011) inserts each of the plan's rows whole, as its table's
+# row type, and `oms_move_stock` reads the moves by the ledger's columns: a key a table
+# lacks would vanish, a column the plan lacks would be NULL. Checked once, as this module
+# loads (never per order): the plan's row types name exactly the models' columns.
+WRITER_COLUMNS: dict[str, frozenset[str]] = {
+    "order": writer_columns(OrderRow, Order),
+    "lines": writer_columns(LineRow, OrderLine),
+    "reservations": writer_columns(ReservationRow, OrderReservation),
+    "payments": writer_columns(PaymentRow, Payment),
+    "stock_moves": writer_columns(
+        StockMove, InventoryMovement, filled_by_writer=frozenset({"created_at"})
+    ),
+}
+
+
+# The row kinds no record has shown yet (a record may have no payment, say).
+_unchecked = set(WRITER_COLUMNS)
+
+
+def check_record(record: dict[str, Any], kinds: set[str] = _unchecked) -> None:
+    """The rows of a record as built (what the types cannot promise): every key one the
+    writer knows, every column given. Run until each kind of row has been seen once in a
+    process — a flag test per order, no more."""
+    for name in list(kinds):
+        columns = WRITER_COLUMNS[name]
+        rows = [record[name]] if name == "order" else record[name]
+        for row in rows:
+            if row.keys() != columns:
+                raise RuntimeError(
+                    f"The plan's {name} row does not match the writer's columns: keys it "
+                    f"does not know {sorted(row.keys() - columns)}, columns the plan lacks "
+                    f"{sorted(columns - row.keys())}."
+                )
+        if rows:
+            kinds.discard(name)
+
+
 async def read_placement(
     conn: asyncpg.Connection, *, channel_id: str | None, channel_code: str | None,
     skus: list[str], customer_id: str | None, email: str | None,
@@ -152,6 +210,8 @@ async def write_plan(
     )
     payload = dumps(document)
     record = placement_record(plan, customer, inline, idempotency, now)
+    if _unchecked:
+        check_record(record)
     result = await conn.fetchrow(WRITE_SQL, dumps(record).decode(), payload.decode())
     if result is None:
         raise RuntimeError("oms_place_order answered no row")
