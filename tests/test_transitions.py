@@ -1,6 +1,8 @@
-"""Conflicting commands sent at once to one shipment, order or return: exactly one wins,
+"""State changes through the one door (services/transitions.py): the machine's answer
+for a shipment cancelled with its order and one delivered by a carrier's tracking;
+conflicting commands sent at once to one shipment, order or return — exactly one wins,
 every other is answered 409 as the machine refuses it, and the state and stock are what
-the winner left."""
+the winner left; and a row that moved since it was read is never written over."""
 
 from __future__ import annotations
 
@@ -21,6 +23,61 @@ from tests.test_fulfilment import Warehouse, _through
 from tests.test_returns import ReturnsDesk, _lines
 
 TRACKING = {"carrier": "UPS", "tracking_number": "1ZRACE"}
+
+
+async def test_delivered_tracking_of_a_shipment_not_shipped_is_refused_whole(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 10)
+    order = await wh.order(client, [(product["sku"], 1)])
+    shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+    await _through(client, wh, shipment["id"], "pick", "pack")
+    track = f"/v1/shipments/{shipment['id']}/tracking"
+    early = await wh.post(
+        client, track, {"status": "delivered", "occurred_at": "2026-12-01T09:30:00Z"}
+    )
+    assert (early.status_code, early.json()["code"]) == (409, "invalid_transition")
+    assert early.json()["current_state"] == "packed"
+    now = (await wh.get(client, f"/v1/shipments/{shipment['id']}")).json()
+    assert (now["status"], now["latest_tracking"]) == ("packed", None)  # nothing recorded
+    await wh.post(client, f"/v1/shipments/{shipment['id']}/ship", TRACKING)
+    delivered = await wh.post(
+        client, track, {"status": "delivered", "occurred_at": "2026-12-01T09:30:00Z"}
+    )
+    assert (delivered.status_code, delivered.json()["status"]) == (201, "delivered")
+
+
+async def test_cancelling_an_order_cancels_its_open_shipments_through_their_machine(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin, locations=2)
+    one = await wh.shop.product(admin, 5)
+    two = await wh.shop.product(admin, 5, at=1)
+    order = await wh.order(client, [(one["sku"], 1), (two["sku"], 1)])
+    shipments = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"]
+    assert len(shipments) == 2
+    await _through(client, wh, shipments[0]["id"], "pick")
+    cancelled = await client.post(
+        f"/v1/orders/{order['id']}/cancel", json={"reason": "changed mind"},
+        headers=wh.shop.headers,
+    )  # fmt: skip
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    for shipment in shipments:
+        now = (await wh.get(client, f"/v1/shipments/{shipment['id']}")).json()
+        assert (now["status"], now["cancel_reason"]) == ("cancelled", "changed mind")
+        assert now["cancelled_at"] is not None
+    timeline = (
+        await client.get(f"/v1/orders/{order['id']}/events", headers=wh.shop.headers)
+    ).json()
+    assert [e["type"] for e in timeline][-3:] == [
+        "shipment.cancelled", "shipment.cancelled", "order.cancelled",
+    ]  # fmt: skip
+    assert {e["data"]["id"] for e in timeline[-3:-1]} == {s["id"] for s in shipments}
+    for product in (one, two):
+        level = await inventory(admin, product["sku"])
+        assert (level["on_hand"], level["reserved"]) == (5, 0)
+    await assert_stock_consistent(app)
 
 
 async def test_ship_and_cancel_of_one_shipment_at_once_one_wins(
