@@ -312,16 +312,16 @@ async def cancel_open_shipments(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Cancel the order's open shipments (its row is locked); their events."""
     ids = [r["id"] for r in await conn.fetch(OPEN_SHIPMENTS_SQL, order_id, [s.value for s in OPEN])]
-    shipments = [await conn.fetchrow(LOCK_SHIPMENT_SQL, i) for i in ids]
+    locked = [await conn.fetchrow(LOCK_SHIPMENT_SQL, i) for i in ids]
+    shipments = [s for s in locked if s is not None]  # shipments are never deleted
     if not shipments:
         return []
-    await _unhold(conn, order_id, [s for s in shipments if s is not None])
+    await _unhold(conn, order_id, shipments)
     types = [
         (await _move(conn, shipment, ShipmentCommand.CANCEL, Parcel(), reason)).events
         for shipment in shipments
-        if shipment is not None
     ]
-    documents = await load_shipments(conn, ids)
+    documents = await load_shipments(conn, [s["id"] for s in shipments])
     return [(t, d) for ts, d in zip(types, documents, strict=True) for t in ts]
 
 
