@@ -1,4 +1,4 @@
--- oms_place_order: the head definition (installed by migration 0010).
+-- oms_place_order: the head definition (installed by migration 0011).
 -- Writes a planned order (one jsonb record) through the stock and event paths.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
@@ -21,16 +21,10 @@ BEGIN
         SET name = coalesce(excluded.name, cp.name), phone = coalesce(excluded.phone, cp.phone),
             updated_at = excluded.updated_at, version = cp.version + 1;
     END IF;
-    INSERT INTO orders (exchange_for_return_id, id, number, channel_id, external_id, customer_id, email_normalized, status,
-    payment_status, payment_method, currency, subtotal, shipping, total, authorized, captured,
-    refunded, voided, shipping_address, billing_address, note, metadata, risk_score,
-    risk_reasons, hold_reason, cancel_reason, event_sequence, version, expires_at, created_at,
-    updated_at, confirmed_at, shipped_at, delivered_at, cancelled_at)
-    SELECT exchange_for_return_id, id, number, channel_id, external_id, customer_id, email_normalized, status,
-    payment_status, payment_method, currency, subtotal, shipping, total, authorized, captured,
-    refunded, voided, shipping_address, billing_address, note, metadata, risk_score,
-    risk_reasons, hold_reason, cancel_reason, event_sequence, version, expires_at, created_at,
-    updated_at, confirmed_at, shipped_at, delivered_at, cancelled_at FROM jsonb_populate_record(NULL::orders, o)
+    -- Every column of each row from the plan: the table's row type is the column list,
+    -- and the service checks once that the plan's rows have exactly those keys.
+    INSERT INTO orders
+    SELECT * FROM jsonb_populate_record(NULL::orders, o)
     ON CONFLICT (channel_id, external_id) DO NOTHING
     RETURNING id INTO placed;
     IF placed IS NULL THEN
@@ -38,21 +32,15 @@ BEGIN
             WHERE x.channel_id = o->>'channel_id' AND x.external_id = o->>'external_id';
         RETURN;
     END IF;
-    INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity, unit_price,
-    quantity_reserved, quantity_backordered, quantity_shipped, quantity_cancelled,
-    quantity_returned)
-    SELECT id, order_id, position, product_id, sku, name, quantity, unit_price,
-    quantity_reserved, quantity_backordered, quantity_shipped, quantity_cancelled,
-    quantity_returned FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
-    INSERT INTO order_reservations (line_id, location_id, product_id, quantity, quantity_in_shipments)
-    SELECT line_id, location_id, product_id, quantity, quantity_in_shipments
-    FROM jsonb_populate_recordset(NULL::order_reservations, p->'reservations');
+    INSERT INTO order_lines
+    SELECT * FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
+    INSERT INTO order_reservations
+    SELECT * FROM jsonb_populate_recordset(NULL::order_reservations, p->'reservations');
     IF jsonb_array_length(p->'stock_moves') > 0 THEN
         PERFORM oms_move_stock(p->'stock_moves');
     END IF;
-    INSERT INTO payments (id, order_id, kind, amount, reference, created_at)
-    SELECT id, order_id, kind, amount, reference, created_at
-    FROM jsonb_populate_recordset(NULL::payments, p->'payments');
+    INSERT INTO payments
+    SELECT * FROM jsonb_populate_recordset(NULL::payments, p->'payments');
     PERFORM oms_record_events(placed, p->'events', p_document::jsonb);
     IF jsonb_typeof(p->'idempotency') = 'object' THEN
         INSERT INTO idempotency_records AS r (principal, key, request_hash, response_status,
@@ -74,4 +62,4 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 'placed'::text, placed;
 END
-$$;
+$$
