@@ -28,9 +28,9 @@ import pytest
 from fastapi import FastAPI
 
 from oms_api import migrations_runner
+from oms_api.api.problems import UNEXPECTED_ERRORS
 from oms_api.db import libpq_url
 from oms_api.embedded import EmbeddedPostgres
-from oms_api.errors import UNEXPECTED_ERRORS
 from oms_api.main import create_app
 from oms_api.settings import Settings
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy.exc
 from fastapi import FastAPI
 
-from oms_api.errors import database_unavailable
+from oms_api.api.problems import database_unavailable
 from tests.conftest import ADMIN_KEY, make_settings
 from tests.factories import unique
 

@@ -30,9 +30,9 @@ from oms_api.api import (
 from oms_api.api import events as events_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
+from oms_api.api.problems import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.db import Database, create_engine
 from oms_api.domain.rate_limit import TokenBuckets
-from oms_api.errors import PROBLEM_CONTENT_TYPE, install_error_handlers
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
 from oms_api.services import idempotency

@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oms_api.errors import problem_response
+from oms_api.api.problems import problem_response
 from oms_api.jsonutil import dumps
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -17,9 +17,9 @@ from oms_api.api.deps import (
     require_unbound,
     shared_write_responses,
 )
+from oms_api.api.problems import problem_responses
 from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
-from oms_api.errors import problem_responses
 from oms_api.schemas.catalog import (
     LocationCreate,
     LocationPublic,

@@ -15,9 +15,9 @@ from oms_api.api.deps import (
     parse_if_match,
     shared_write_responses,
 )
+from oms_api.api.problems import problem_responses
 from oms_api.db import SessionDep
 from oms_api.domain.access import Scope
-from oms_api.errors import problem_responses
 from oms_api.schemas.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from oms_api.schemas.common import ListResponse
 from oms_api.services import channels as service

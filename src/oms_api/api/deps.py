@@ -13,10 +13,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from oms_api.api.problems import ProblemDetail, problem_responses
 from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
-from oms_api.errors import Forbidden, ProblemDetail, TooManyRequests, problem_responses
+from oms_api.errors import Forbidden, TooManyRequests
 from oms_api.services import access, idempotency
 from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from oms_api.api.deps import require
+from oms_api.api.problems import problem_responses
 from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.events import ALL as EVENT_TYPES
-from oms_api.errors import Unprocessable, problem_responses
+from oms_api.errors import Unprocessable
 from oms_api.jsonutil import dumps, iso
 from oms_api.schemas.webhooks import EventFeed
 from oms_api.services.event_feed import read_feed

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import Response
 
-from oms_api.errors import problem_response, problem_responses
+from oms_api.api.problems import problem_response, problem_responses
 from oms_api.observability import WEBHOOK_OLDEST_PENDING, WEBHOOK_QUEUE_DEPTH, metrics_payload
 from oms_api.services.webhooks import queue_stats
 

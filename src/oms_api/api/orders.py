@@ -16,11 +16,11 @@ from oms_api.api.deps import (
     idempotent_create,
     require,
 )
+from oms_api.api.problems import problem_responses
 from oms_api.db import HOT_PATH_BEGIN, SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
-from oms_api.errors import problem_responses
 from oms_api.jsonutil import dumps
 from oms_api.schemas.common import ListResponse, Rfc3339
 from oms_api.schemas.orders import (

@@ -15,11 +15,11 @@ from oms_api.api.deps import (
     shared_write_responses,
 )
 from oms_api.api.orders import document_response
+from oms_api.api.problems import problem_responses
 from oms_api.api.shipments import PDF, pdf_response
 from oms_api.db import SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.pickups import PickupCommand, PickupStatus
-from oms_api.errors import problem_responses
 from oms_api.jsonutil import dumps
 from oms_api.schemas.common import ListResponse
 from oms_api.schemas.shipments import PickupCreate, PickupPublic
