@@ -12,10 +12,10 @@ import asyncpg
 
 from oms_api.domain.orders import Fulfilment, OrderStatus, fulfilment_commands
 from oms_api.errors import NotFound
+from oms_api.outbox import record_events
 from oms_api.services.order_documents import load_order
 from oms_api.services.scoping import fence_sql
 from oms_api.services.transitions import ORDER, transition
-from oms_api.webhooks.outbox import record_events
 
 LOCK_ORDER_SQL = f"""
 SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,

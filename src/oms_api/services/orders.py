@@ -28,6 +28,7 @@ from oms_api.domain.payments import (
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Order
+from oms_api.outbox import record_events
 from oms_api.services.order_documents import load_order, load_orders
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
 from oms_api.services.pagination import Page, paginate_documents
@@ -35,7 +36,6 @@ from oms_api.services.reservations import cancel_unshipped
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipments import cancel_open_shipments
 from oms_api.services.transitions import ORDER, transition
-from oms_api.webhooks.outbox import record_events
 
 
 async def get_order(

@@ -20,11 +20,11 @@ from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import iso
 from oms_api.models import Pickup
+from oms_api.outbox import record_events
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import fence_sql
 from oms_api.services.shipment_documents import load_pickups
 from oms_api.services.transitions import PICKUP, transition
-from oms_api.webhooks.outbox import record_events
 
 SCHEDULE_SQL = """
 WITH p AS (

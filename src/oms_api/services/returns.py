@@ -40,6 +40,7 @@ from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
 from oms_api.models import Return
+from oms_api.outbox import record_events
 from oms_api.services import placement
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
@@ -47,7 +48,6 @@ from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.stock import move_stock, stock_move
 from oms_api.services.transitions import RETURN, transition
-from oms_api.webhooks.outbox import record_events
 
 RETURNABLE_SQL = """
 SELECT l.id AS line_id, l.quantity_shipped AS shipped, l.quantity_returned AS returned,

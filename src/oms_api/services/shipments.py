@@ -34,6 +34,7 @@ from oms_api.domain.shipments import (
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.models import Shipment
+from oms_api.outbox import record_events
 from oms_api.services.order_documents import load_order
 from oms_api.services.order_state import lock_order, settle_fulfilment
 from oms_api.services.pagination import Page, paginate_documents
@@ -46,7 +47,6 @@ from oms_api.services.shipment_documents import (
 )
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 from oms_api.services.transitions import SHIPMENT, Moved, transition
-from oms_api.webhooks.outbox import record_events
 
 LOCATION_SQL = """
 SELECT l.id, cardinality(c.location_ids) = 0 OR l.id = ANY(c.location_ids) AS allowed

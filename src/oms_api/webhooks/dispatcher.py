@@ -33,8 +33,8 @@ from oms_api.db import Database, libpq_url
 from oms_api.domain.events import WEBHOOK_ENDPOINT_DISABLED
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
+from oms_api.outbox import record_events
 from oms_api.settings import Settings
-from oms_api.webhooks.outbox import record_events
 from oms_api.webhooks.signing import signature_header
 from oms_api.webhooks.targets import UnsafeTarget, pin
 

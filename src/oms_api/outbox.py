@@ -4,6 +4,10 @@ Every event — an order's state change, a payment, a shipment, an endpoint disa
 written by `oms_record_events` (migration 0008) in the transaction of the change it
 announces: an order's events take the next numbers of its `sequence` and its channel.
 The webhook fan-out trigger and the event feed read what it writes.
+
+It belongs to neither `services/` nor `webhooks/`: services record their events here,
+and so does the webhook dispatcher (`webhook_endpoint.disabled`), which imports no
+service.
 """
 
 from __future__ import annotations
