@@ -21,6 +21,7 @@ from oms_api.db import HOT_PATH_BEGIN, SessionDep, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
+from oms_api.domain.placement import LineRequest, OrderRequest, PaymentRequest
 from oms_api.jsonutil import dumps
 from oms_api.schemas.common import ListResponse, Rfc3339
 from oms_api.schemas.orders import (
@@ -83,11 +84,36 @@ async def create_order(
         payload = await placement.place_order(
             conn,
             principal=principal,
-            body=body,
+            request=placement_request(body),
             pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
             idempotency=claim,
         )
     return Response(payload, 201, media_type="application/json")
+
+
+def placement_request(body: OrderCreate) -> placement.PlaceOrder:
+    """The validated body as placement takes it: plain values, read off the model once."""
+    payment, inline = body.payment, body.customer
+    return placement.PlaceOrder(
+        order=OrderRequest(
+            lines=[LineRequest(line.sku, line.quantity, line.unit_price) for line in body.lines],
+            currency=body.currency,
+            shipping_price=body.shipping_price,
+            payment=None if payment is None else PaymentRequest(
+                payment.method, payment.status, payment.amount, payment.reference
+            ),
+            shipping_address=None if body.shipping_address is None else body.shipping_address.model_dump(),
+            billing_address=None if body.billing_address is None else body.billing_address.model_dump(),
+            external_id=body.external_id,
+            note=body.note,
+            metadata=body.metadata,
+        ),
+        channel=body.channel,
+        customer_id=body.customer_id,
+        customer=None if inline is None else placement.CustomerContact(
+            inline.email, inline.name, inline.phone
+        ),
+    )  # fmt: skip
 
 
 @router.get(

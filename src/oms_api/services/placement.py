@@ -20,6 +20,7 @@ Stock is never oversold: the levels are locked, and a CHECK constraint refuses
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +29,10 @@ import asyncpg
 from oms_api.domain.access import Principal
 from oms_api.domain.inventory import StockAt, StockMove
 from oms_api.domain.placement import (
-    LineRequest,
     LineRow,
     OrderPlan,
     OrderRequest,
     OrderRow,
-    PaymentRequest,
     PaymentRow,
     Placement,
     Product,
@@ -45,9 +44,30 @@ from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id, random_id
 from oms_api.jsonutil import dumps
 from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReservation, Payment
-from oms_api.schemas.orders import CustomerInline, OrderCreate
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContact:
+    """A customer given inline: found or created by email; the name and phone are the
+    channel's profile of them."""
+
+    email: str
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """An order to place, as the router hands it over: the order as the plan takes it, the
+    channel named (its code; None: the key's own), and the customer by id or inline."""
+
+    order: OrderRequest
+    channel: str | None = None
+    customer_id: str | None = None
+    customer: CustomerContact | None = None
+
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
 # prepared once per connection, it is then never planned again. The risk rule only asks
@@ -202,7 +222,7 @@ def placement_at(
 
 async def write_plan(
     conn: asyncpg.Connection, plan: OrderPlan, *, channel_code: str, customer: dict[str, Any],
-    inline: CustomerInline | None, idempotency: Claim | None, now: datetime,
+    inline: CustomerContact | None, idempotency: Claim | None, now: datetime,
 ) -> bytes:  # fmt: skip
     """Step 4: the plan, written by `oms_place_order`; the order's document as JSON."""
     document = order_document(
@@ -234,26 +254,26 @@ async def place_order(
     conn: asyncpg.Connection,
     *,
     principal: Principal,
-    body: OrderCreate,
+    request: PlaceOrder,
     pending_ttl_seconds: int,
     idempotency: Claim | None,
 ) -> bytes:
     """Place the order; returns the response body (the order document as JSON)."""
-    inline = body.customer
+    inline = request.customer
     row = await read_placement(
-        conn, channel_id=principal.channel_id, channel_code=body.channel,
-        skus=sorted({line.sku for line in body.lines}), customer_id=body.customer_id,
-        email=inline.email if inline else None,
+        conn, channel_id=principal.channel_id, channel_code=request.channel,
+        skus=sorted({line.sku for line in request.order.lines}),
+        customer_id=request.customer_id, email=inline.email if inline else None,
     )  # fmt: skip
-    channel = _check_channel(row["channel"], principal, body)
+    channel = _check_channel(row["channel"], principal, request.channel)
     customer = row["customer"]  # None: a new email, or an id the key's channel cannot see
     if customer is None and inline is None:
         raise NotFound(
-            f"No customer with id {body.customer_id}.",
+            f"No customer with id {request.customer_id}.",
             errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
         )
     plan = plan_order(
-        _request(body),
+        request.order,
         placement_at(
             row,
             channel_id=channel["id"],
@@ -278,25 +298,8 @@ async def place_order(
     )  # fmt: skip
 
 
-def _request(body: OrderCreate) -> OrderRequest:
-    payment = body.payment
-    return OrderRequest(
-        lines=[LineRequest(line.sku, line.quantity, line.unit_price) for line in body.lines],
-        currency=body.currency,
-        shipping_price=body.shipping_price,
-        payment=None if payment is None else PaymentRequest(
-            payment.method, payment.status, payment.amount, payment.reference
-        ),
-        shipping_address=None if body.shipping_address is None else body.shipping_address.model_dump(),
-        billing_address=None if body.billing_address is None else body.billing_address.model_dump(),
-        external_id=body.external_id,
-        note=body.note,
-        metadata=body.metadata,
-    )  # fmt: skip
-
-
 def placement_record(
-    plan: OrderPlan, customer: dict[str, Any], inline: CustomerInline | None,
+    plan: OrderPlan, customer: dict[str, Any], inline: CustomerContact | None,
     idempotency: Claim | None, now: datetime, *, new_id: Callable[[str], str] = new_id,
 ) -> dict[str, Any]:  # fmt: skip
     """The plan as the one JSON record `oms_place_order` takes: the rows to insert, the
@@ -324,21 +327,19 @@ def placement_record(
 
 
 def _check_channel(
-    channel: dict[str, Any] | None, principal: Principal, body: OrderCreate
+    channel: dict[str, Any] | None, principal: Principal, named: str | None
 ) -> dict[str, Any]:
-    if principal.channel_id is None and body.channel is None:
+    if principal.channel_id is None and named is None:
         raise _invalid(
             "Name the channel (its code): this API key is not bound to one.",
             "channel_required",
             ["body", "channel"],
         )
     if channel is None:
+        raise _invalid(f"No channel with code {named}.", "unknown_channel", ["body", "channel"])
+    if named is not None and named != channel["code"]:
         raise _invalid(
-            f"No channel with code {body.channel}.", "unknown_channel", ["body", "channel"]
-        )
-    if body.channel is not None and body.channel != channel["code"]:
-        raise _invalid(
-            f"This API key belongs to channel {channel['code']!r}; it cannot place orders in {body.channel!r}.",
+            f"This API key belongs to channel {channel['code']!r}; it cannot place orders in {named!r}.",
             "channel_mismatch",
             ["body", "channel"],
         )
