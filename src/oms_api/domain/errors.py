@@ -1,5 +1,5 @@
 """Errors raised by domain rules. The API maps `kind` to an HTTP status in one place
-(errors.py)."""
+(api/problems.py)."""
 
 from __future__ import annotations
 
