@@ -84,35 +84,31 @@ async def create_order(
         payload = await placement.place_order(
             conn,
             principal=principal,
-            request=placement_request(body),
+            order=order_request(body),
+            channel_code=body.channel,
+            customer_id=body.customer_id,
+            inline=body.customer,
             pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
             idempotency=claim,
         )
     return Response(payload, 201, media_type="application/json")
 
 
-def placement_request(body: OrderCreate) -> placement.PlaceOrder:
-    """The validated body as placement takes it: plain values, read off the model once."""
-    payment, inline = body.payment, body.customer
-    return placement.PlaceOrder(
-        order=OrderRequest(
-            lines=[LineRequest(line.sku, line.quantity, line.unit_price) for line in body.lines],
-            currency=body.currency,
-            shipping_price=body.shipping_price,
-            payment=None if payment is None else PaymentRequest(
-                payment.method, payment.status, payment.amount, payment.reference
-            ),
-            shipping_address=None if body.shipping_address is None else body.shipping_address.model_dump(),
-            billing_address=None if body.billing_address is None else body.billing_address.model_dump(),
-            external_id=body.external_id,
-            note=body.note,
-            metadata=body.metadata,
+def order_request(body: OrderCreate) -> OrderRequest:
+    """The validated body as the plan takes it (the service never sees a request model)."""
+    payment = body.payment
+    return OrderRequest(
+        lines=[LineRequest(line.sku, line.quantity, line.unit_price) for line in body.lines],
+        currency=body.currency,
+        shipping_price=body.shipping_price,
+        payment=None if payment is None else PaymentRequest(
+            payment.method, payment.status, payment.amount, payment.reference
         ),
-        channel=body.channel,
-        customer_id=body.customer_id,
-        customer=None if inline is None else placement.CustomerContact(
-            inline.email, inline.name, inline.phone
-        ),
+        shipping_address=None if body.shipping_address is None else body.shipping_address.model_dump(),
+        billing_address=None if body.billing_address is None else body.billing_address.model_dump(),
+        external_id=body.external_id,
+        note=body.note,
+        metadata=body.metadata,
     )  # fmt: skip
 
 

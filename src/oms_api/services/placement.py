@@ -20,9 +20,8 @@ Stock is never oversold: the levels are locked, and a CHECK constraint refuses
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -48,25 +47,16 @@ from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerContact:
+class Contact(Protocol):
     """A customer given inline: found or created by email; the name and phone are the
-    channel's profile of them."""
+    channel's profile of them. The request model fits as it is: nothing is copied."""
 
-    email: str
-    name: str | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PlaceOrder:
-    """An order to place, as the router hands it over: the order as the plan takes it, the
-    channel named (its code; None: the key's own), and the customer by id or inline."""
-
-    order: OrderRequest
-    channel: str | None = None
-    customer_id: str | None = None
-    customer: CustomerContact | None = None
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
 
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
@@ -222,7 +212,7 @@ def placement_at(
 
 async def write_plan(
     conn: asyncpg.Connection, plan: OrderPlan, *, channel_code: str, customer: dict[str, Any],
-    inline: CustomerContact | None, idempotency: Claim | None, now: datetime,
+    inline: Contact | None, idempotency: Claim | None, now: datetime,
 ) -> bytes:  # fmt: skip
     """Step 4: the plan, written by `oms_place_order`; the order's document as JSON."""
     document = order_document(
@@ -254,26 +244,30 @@ async def place_order(
     conn: asyncpg.Connection,
     *,
     principal: Principal,
-    request: PlaceOrder,
+    order: OrderRequest,
+    channel_code: str | None,
+    customer_id: str | None,
+    inline: Contact | None,
     pending_ttl_seconds: int,
     idempotency: Claim | None,
 ) -> bytes:
-    """Place the order; returns the response body (the order document as JSON)."""
-    inline = request.customer
+    """Place `order` in the channel named by its code (None: the key's own) for the
+    customer with `customer_id`, or the one given `inline`; returns the response body
+    (the order document as JSON)."""
     row = await read_placement(
-        conn, channel_id=principal.channel_id, channel_code=request.channel,
-        skus=sorted({line.sku for line in request.order.lines}),
-        customer_id=request.customer_id, email=inline.email if inline else None,
+        conn, channel_id=principal.channel_id, channel_code=channel_code,
+        skus=sorted({line.sku for line in order.lines}), customer_id=customer_id,
+        email=inline.email if inline else None,
     )  # fmt: skip
-    channel = _check_channel(row["channel"], principal, request.channel)
+    channel = _check_channel(row["channel"], principal, channel_code)
     customer = row["customer"]  # None: a new email, or an id the key's channel cannot see
     if customer is None and inline is None:
         raise NotFound(
-            f"No customer with id {request.customer_id}.",
+            f"No customer with id {customer_id}.",
             errors=[{"loc": ["body", "customer_id"], "msg": "no such customer"}],
         )
     plan = plan_order(
-        request.order,
+        order,
         placement_at(
             row,
             channel_id=channel["id"],
@@ -299,7 +293,7 @@ async def place_order(
 
 
 def placement_record(
-    plan: OrderPlan, customer: dict[str, Any], inline: CustomerContact | None,
+    plan: OrderPlan, customer: dict[str, Any], inline: Contact | None,
     idempotency: Claim | None, now: datetime, *, new_id: Callable[[str], str] = new_id,
 ) -> dict[str, Any]:  # fmt: skip
     """The plan as the one JSON record `oms_place_order` takes: the rows to insert, the
