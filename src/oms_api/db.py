@@ -43,7 +43,9 @@ def libpq_url(url: str) -> str:
 
 
 def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine:
-    server_settings = {"application_name": "oms-api"}
+    # TimeZone UTC: times PostgreSQL renders as text (its JSON functions) come in UTC, so a
+    # time near year 9999 is not written as year 10000 of some zone east of it.
+    server_settings = {"application_name": "oms-api", "TimeZone": "UTC"}
     if settings.statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
     options: dict[str, Any] = {

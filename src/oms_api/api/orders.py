@@ -23,7 +23,7 @@ from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
 from oms_api.domain.placement import LineRequest, OrderRequest, PaymentRequest
 from oms_api.jsonutil import dumps
-from oms_api.schemas.common import ListResponse, Rfc3339
+from oms_api.schemas.common import ListResponse, TimestampFilter
 from oms_api.schemas.orders import (
     OrderCreate,
     OrderEventPublic,
@@ -124,8 +124,8 @@ async def list_orders(
     channel: Annotated[str | None, Query(max_length=64, description="Channel code.")] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     external_id: Annotated[str | None, Query(max_length=128)] = None,
-    created_after: Rfc3339 | None = None,
-    created_before: Rfc3339 | None = None,
+    created_after: TimestampFilter | None = None,
+    created_before: TimestampFilter | None = None,
     q: Annotated[str | None, Query(max_length=254, description="Order number or email.")] = None,
 ) -> Response:
     """Newest first; filters combine. A channel-bound key sees only its channel's orders."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -11,8 +11,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
+
+from oms_api.domain import times
 
 T = TypeVar("T")
 
@@ -83,8 +86,9 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _rfc3339_text(value: Any) -> Any:
@@ -93,13 +97,37 @@ def _rfc3339_text(value: Any) -> Any:
     return value
 
 
-# A date-time given as RFC 3339 text only (not a number of seconds). Naive means UTC.
+# The one type of every time the API takes, in bodies and query parameters alike: RFC 3339
+# text (not a number of seconds) with an offset, within years 1-9999 once in UTC (see
+# domain/times.py); handed on in UTC. Anything else is a 422 naming the field.
 # (Not strict: request bodies are strict, and strict would refuse the text itself.)
-Rfc3339 = Annotated[
+Timestamp = Annotated[
     datetime,
     BeforeValidator(_rfc3339_text),
     Field(strict=False),
-    AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC)),
+    AfterValidator(times.as_utc),
+]
+
+
+def _day_start(value: Any) -> Any:
+    if isinstance(value, str) and _DATE.match(value):
+        return value + "T00:00:00Z"
+    return value
+
+
+# A query filter's time: a Timestamp, or a bare date meaning that day's start in UTC.
+TimestampFilter = Annotated[
+    Timestamp,
+    BeforeValidator(_day_start),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ],
+            "description": "RFC 3339 date-time with an offset, or a date (its start in UTC).",
+        }
+    ),
 ]
 
 Sku = Annotated[

@@ -7,7 +7,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from oms_api.domain.pickups import PickupStatus
 from oms_api.domain.shipments import ShipmentStatus, TrackingStatus
-from oms_api.schemas.common import Id, PublicModel, RequestModel, Rfc3339, ShortText
+from oms_api.schemas.common import Id, PublicModel, RequestModel, ShortText, Timestamp
 
 Carrier = Annotated[
     str,
@@ -79,7 +79,7 @@ class TrackingCreate(RequestModel):
     status: TrackingStatusName
     description: ShortText | None = None
     location: ShortText | None = None
-    occurred_at: Rfc3339
+    occurred_at: Timestamp
 
 
 class TrackingPublic(PublicModel):
@@ -164,7 +164,7 @@ class PickupCreate(RequestModel):
     )
 
     carrier: Carrier
-    ready_at: Rfc3339 = Field(description="When the parcels are ready for the driver.")
+    ready_at: Timestamp = Field(description="When the parcels are ready for the driver.")
     note: ShortText | None = None
 
 

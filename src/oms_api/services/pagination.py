@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from oms_api.db import driver_connection
+from oms_api.domain.times import as_utc
 from oms_api.errors import Unprocessable
 
 T = TypeVar("T")
@@ -59,7 +60,8 @@ def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> li
         for key, value in zip(keys, values, strict=True):
             if not isinstance(value, str):
                 raise ValueError
-            typed.append(datetime.fromisoformat(value) if _is_time(key) else value)
+            # a time the driver can send: with an offset, years 1-9999 in UTC (else 422)
+            typed.append(as_utc(datetime.fromisoformat(value)) if _is_time(key) else value)
     except (binascii.Error, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise _invalid_cursor() from None
     return typed
