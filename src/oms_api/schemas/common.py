@@ -4,6 +4,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -144,10 +145,22 @@ Currency = Annotated[
     Field(description="ISO 4217 code.", examples=["EUR"]),
 ]
 Money = Annotated[int, Field(ge=0, le=100_000_000_000, description="Minor units (cents).")]
+# The officially assigned ISO 3166-1 alpha-2 codes, as the maintained `pycountry` knows them.
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def _country_code(value: str) -> str:
+    code = value.upper()
+    if code not in COUNTRY_CODES:
+        raise ValueError(f"{value!r} is not an assigned ISO 3166-1 alpha-2 country code")
+    return code
+
+
 CountryCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
-    Field(description="ISO 3166-1 alpha-2.", examples=["DE"]),
+    StringConstraints(pattern=r"^[A-Za-z]{2}$"),
+    AfterValidator(_country_code),
+    Field(description="ISO 3166-1 alpha-2, any case; stored upper-case.", examples=["DE"]),
 ]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 Email = Annotated[
