@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -194,7 +195,7 @@ async def test_order_filters_take_a_time_with_offset_or_a_bare_date(
     wh = await Warehouse.open(admin)
     product = await wh.shop.product(admin, 5)
     order = await wh.order(client, [(product["sku"], 1)])
-    created = as_utc(__import__("datetime").datetime.fromisoformat(order["created_at"]))
+    created = as_utc(datetime.fromisoformat(order["created_at"]))
     day = created.date().isoformat()
     plus_14 = created.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+14:00"  # 14 h before it in UTC
 
