@@ -1,7 +1,7 @@
 """The outbox writer: the one way an event is recorded.
 
 Every event — an order's state change, a payment, a shipment, an endpoint disabled — is
-written by `oms_record_events` (migration 0008) in the transaction of the change it
+written by `oms_record_events` (`sql/functions/`) in the transaction of the change it
 announces: an order's events take the next numbers of its `sequence` and its channel.
 The webhook fan-out trigger and the event feed read what it writes.
 

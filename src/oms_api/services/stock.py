@@ -1,6 +1,6 @@
 """The one path for stock: every change of `on_hand` or `reserved` is a list of moves
-applied by `oms_move_stock` (migration 0008), which changes the levels and writes one
-ledger row per move in one statement — so the ledger always sums to the levels.
+applied by `oms_move_stock` (`sql/functions/oms_move_stock.sql`), which changes the levels
+and writes one ledger row per move in one statement — so the ledger always sums to the levels.
 
 Callers that decide from the levels (is it available? is it there?) lock them first with
 `lock_levels`, in (product, location) order: the order every path locks in, so
