@@ -163,6 +163,40 @@ CountryCode = Annotated[
     Field(description="ISO 3166-1 alpha-2, any case; stored upper-case.", examples=["DE"]),
 ]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
+
+# What a client's free-form JSON may hold so that it can be stored and sent back as it came:
+# PostgreSQL's jsonb and our JSON encoder take integers of 64 bits and a bounded nesting.
+METADATA_MAX_DEPTH = 16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _storable(value: Any, depth: int = 1) -> None:
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"nested more than {METADATA_MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for item in value.values():
+            _storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+    elif isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("an integer beyond 64 bits (send it as a string)")
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value)
+    return value
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    Field(
+        max_length=50,
+        description=f"Your own keys and JSON values, stored and returned as given: integers "
+        f"of at most 64 bits, nested at most {METADATA_MAX_DEPTH} levels.",
+    ),
+    AfterValidator(_metadata),
+]
 Email = Annotated[
     str,
     StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254),

@@ -13,6 +13,7 @@ from oms_api.schemas.common import (
     Currency,
     Email,
     Id,
+    Metadata,
     Money,
     PublicModel,
     RequestModel,
@@ -84,7 +85,7 @@ class OrderCreate(RequestModel):
     shipping_price: Money = 0
     payment: PaymentAtPlacement | None = None
     note: ShortText | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    metadata: Metadata = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_customer(self) -> OrderCreate:

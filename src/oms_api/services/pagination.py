@@ -58,7 +58,7 @@ def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> li
             raise ValueError
         typed = []
         for key, value in zip(keys, values, strict=True):
-            if not isinstance(value, str):
+            if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text holds no NUL
                 raise ValueError
             # a time the driver can send: with an offset, years 1-9999 in UTC (else 422)
             typed.append(as_utc(datetime.fromisoformat(value)) if _is_time(key) else value)

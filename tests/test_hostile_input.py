@@ -1,0 +1,101 @@
+"""Input that once reached the database or the JSON encoder and came back as a 500: a NUL
+inside a forged cursor, integers beyond 64 bits and deep nesting in an order's metadata.
+Each is a clear 422 now."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from oms_api.schemas.common import METADATA_MAX_DEPTH
+from tests.factories import Shop, order_body, place
+
+
+def _cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _lists_with_a_cursor(app: FastAPI) -> list[str]:
+    return sorted(
+        path
+        for path, item in app.openapi()["paths"].items()
+        if "{" not in path
+        and any(p["name"] == "cursor" for p in item.get("get", {}).get("parameters", []))
+    )
+
+
+async def test_a_cursor_holding_a_nul_is_refused_by_every_list(
+    app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    lists = _lists_with_a_cursor(app)
+    assert "/v1/orders" in lists, lists
+    assert "/v1/inventory/movements" in lists, lists
+    for path in lists:
+        # Every key length a list might page by (1 to 3 columns): one of them is the list's.
+        for width in (1, 2, 3):
+            cursor = _cursor(["x\u0000y"] * width)
+            response = await admin.get(path, params={"cursor": cursor})
+            assert response.status_code == 422, (path, width, response.text)
+            assert response.json()["code"] == "invalid_cursor", (path, response.text)
+
+
+@pytest.fixture
+async def shop(admin: httpx.AsyncClient) -> tuple[Shop, str]:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 50)
+    return shop, product["sku"]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"n": 2**64},
+        {"n": 2**63},
+        {"n": -(2**63) - 1},
+        {"deep": _nested(METADATA_MAX_DEPTH)},  # the dict itself is the first level
+        {"list": [1, {"n": 10**30}]},
+    ],
+    ids=["2**64", "2**63", "below int64", "too deep", "nested huge int"],
+)
+async def test_metadata_that_cannot_be_stored_is_a_422(
+    client: httpx.AsyncClient, shop: tuple[Shop, str], metadata: dict[str, Any]
+) -> None:
+    owner, sku = shop
+    body = order_body(None, [(sku, 1)], metadata=metadata)
+    response = await place(client, body, headers=owner.headers)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert problem["errors"][0]["loc"][:2] == ["body", "metadata"], problem
+
+
+async def test_metadata_at_the_limits_is_stored_and_returned_as_sent(
+    client: httpx.AsyncClient, shop: tuple[Shop, str]
+) -> None:
+    owner, sku = shop
+    metadata = {
+        "max": 2**63 - 1,
+        "min": -(2**63),
+        "deep": _nested(METADATA_MAX_DEPTH - 1),
+        "flag": True,
+        "text": "Ζωή",
+    }
+    response = await place(
+        client, order_body(None, [(sku, 1)], metadata=metadata), headers=owner.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"] == metadata
+    again = await client.get(f"/v1/orders/{response.json()['id']}", headers=owner.headers)
+    assert again.json()["metadata"] == metadata
