@@ -1,6 +1,7 @@
 """Carrier pickups and pick lists: what a location hands to a carrier, and what its staff
 pick. A pickup gathers parcels of every channel, so pickups are for keys not bound to a
-channel: a channel-bound key sees none (404), and the routes that change one refuse it
+channel: a channel-bound key sees none (404; `scoping.hidden_from_channels` and
+`ensure_unfenced`), and the routes that change one refuse it
 (403 `channel_bound_key`, `api.deps.require_unbound`)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import false, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.access import Principal
@@ -22,7 +23,7 @@ from oms_api.jsonutil import iso
 from oms_api.models import Pickup
 from oms_api.outbox import record_events
 from oms_api.services.pagination import Page, paginate_documents
-from oms_api.services.scoping import fence_sql
+from oms_api.services.scoping import ensure_unfenced, fence_sql, hidden_from_channels
 from oms_api.services.shipment_documents import load_pickups
 from oms_api.services.transitions import PICKUP, transition
 
@@ -82,7 +83,8 @@ async def change_pickup(
 async def get_pickup(
     conn: asyncpg.Connection, *, principal: Principal, pickup_id: str
 ) -> dict[str, Any]:
-    found = [] if principal.channel_id is not None else await load_pickups(conn, [pickup_id])
+    ensure_unfenced(principal, what="pickup", ident=pickup_id)
+    found = await load_pickups(conn, [pickup_id])
     if not found:
         raise NotFound(f"No pickup with id {pickup_id}.")
     return found[0]
@@ -92,9 +94,7 @@ async def list_pickups(
     session: AsyncSession, *, principal: Principal, location_id: str | None, carrier: str | None,
     status: str | None, limit: int, cursor: str | None,
 ) -> Page[dict[str, Any]]:  # fmt: skip
-    stmt = select(Pickup.id)
-    if principal.channel_id is not None:
-        stmt = stmt.where(false())  # none for a channel-bound key
+    stmt = hidden_from_channels(select(Pickup.id), principal)
     if location_id is not None:
         stmt = stmt.where(Pickup.location_id == location_id)
     if carrier is not None:

@@ -45,6 +45,7 @@ from oms_api.jsonutil import dumps
 from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReservation, Payment
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
+from oms_api.services.scoping import fence_found_sql, fence_to_resolved_sql
 
 
 class Contact(Protocol):
@@ -85,12 +86,12 @@ WITH ch AS (
     SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL AS known,
            p.name, p.phone
     FROM customers c
-    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND p.channel_id = (SELECT id FROM ch)
-    WHERE c.id = $4::text AND ($1::text IS NULL OR p.customer_id IS NOT NULL)
+    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND {fence_to_resolved_sql("p.channel_id", "ch")}
+    WHERE c.id = $4::text AND {fence_found_sql("p.customer_id", 1)}
     UNION ALL
     SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL, p.name, p.phone
     FROM customers c
-    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND p.channel_id = (SELECT id FROM ch)
+    LEFT JOIN customer_profiles p ON p.customer_id = c.id AND {fence_to_resolved_sql("p.channel_id", "ch")}
     WHERE $4::text IS NULL AND c.email_normalized = lower($5)
 ), rs AS (
     SELECT value FROM app_settings WHERE key = 'risk'

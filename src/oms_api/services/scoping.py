@@ -10,7 +10,13 @@ or the service itself re-reading a row it has already fenced). It has two forms,
 
 - ORM: `scope_to_channel(stmt, caller, Model.channel_id)`;
 - SQL (asyncpg `$n`, or SQLAlchemy `:name`): `fence_sql("o.channel_id", 2)` is the predicate,
-  and the caller's channel id is bound as that parameter.
+  and the caller's channel id is bound as that parameter;
+- SQL fenced to a channel the query resolves itself (placement's read finds the channel by
+  the caller's id or by a code): `fence_to_resolved_sql` joins a channel-owned row to it,
+  and `fence_found_sql` keeps, for a fenced caller, only rows that join found.
+
+What belongs to no channel because it gathers every channel's rows (carrier pickups) is
+hidden from every channel-bound key: `hidden_from_channels` (ORM) and `ensure_unfenced`.
 
 What goes through it: every entry into channel-owned rows — a row the caller names (in
 the path, a filter, a cursor or a body) and every list. Rows reached from a row the fence
@@ -25,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, false
 from sqlalchemy.orm import InstrumentedAttribute
 
 from oms_api.domain.access import Principal
@@ -35,6 +41,7 @@ S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 _COLUMN = re.compile(r"^([a-z_][a-z0-9_]*\.)?channel_id$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_COLUMN_ANY = re.compile(r"^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$")
 
 
 def channel_of(caller: Principal | str | None) -> str | None:
@@ -64,6 +71,39 @@ def fence_sql(column: str, param: int | str) -> str:
     if not _NAME.match(param):
         raise ValueError(f"not a parameter name: {param!r}")
     return f"(CAST(:{param} AS text) IS NULL OR {column} = :{param})"
+
+
+def fence_to_resolved_sql(column: str, channel_cte: str) -> str:
+    """The fence to a channel the query resolves itself: `column` (a `channel_id` column) is
+    the `id` of the one-row CTE `channel_cte` (e.g. `ch`), which the query filled from the
+    caller's channel — or, for a caller not fenced, from the channel it named. Meant for an
+    outer join's condition; pair it with `fence_found_sql` for a fenced caller."""
+    if not _COLUMN.match(column):
+        raise ValueError(f"not a channel_id column: {column!r}")
+    if not _NAME.match(channel_cte):
+        raise ValueError(f"not a CTE name: {channel_cte!r}")
+    return f"{column} = (SELECT id FROM {channel_cte})"
+
+
+def fence_found_sql(joined: str, param: int) -> str:
+    """For a fenced caller (its channel bound as `$param`), only rows whose outer join
+    through `fence_to_resolved_sql` found a row (`joined`, a column of the joined table,
+    is not NULL); every row for a caller not fenced (`$param` NULL)."""
+    if not _COLUMN_ANY.match(joined):
+        raise ValueError(f"not a column: {joined!r}")
+    return f"(${param}::text IS NULL OR {joined} IS NOT NULL)"
+
+
+def hidden_from_channels(stmt: S, caller: Principal | str | None) -> S:
+    """`stmt` answering no row to a caller fenced to a channel: for what belongs to no
+    channel because it gathers the rows of every channel (carrier pickups)."""
+    return stmt if channel_of(caller) is None else stmt.where(false())
+
+
+def ensure_unfenced(caller: Principal | str | None, *, what: str, ident: str) -> None:
+    """404 to a caller fenced to a channel, for what `hidden_from_channels` hides."""
+    if channel_of(caller) is not None:
+        raise NotFound(f"No {what} with id {ident}.")
 
 
 def ensure_visible(
