@@ -140,3 +140,83 @@ async def test_a_channel_key_adjusts_stock_only_where_its_channel_sells_from(
     # An unbound key is told the location is unknown, as before.
     unknown = await admin.post("/v1/inventory/adjustments", json=adjustment("loc_made_up"))
     assert _problem(unknown) == (422, "unknown_location")
+
+
+async def test_a_shared_locations_ledger_shows_another_channels_causes_and_notes_to_no_one(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Two channels sell from one location: B's key lists its movements and receives not
+    one byte naming A's order, shipment or return, nor A's adjustment note."""
+    location = (await admin.post(
+        "/v1/locations", json={"code": unique("loc"), "name": "Shared", "kind": "warehouse"}
+    )).json()  # fmt: skip
+    shared = {"location_ids": [location["id"]]}
+    a = bearer((await create_key(admin, ALL_BUT_ADMIN, (await create_channel(admin, **shared))["id"]))["secret"])  # fmt: skip
+    b_channel = await create_channel(admin, **shared)
+    b = bearer((await create_key(admin, ALL_BUT_ADMIN, b_channel["id"]))["secret"])
+    product = (await admin.post("/v1/products", json={
+        "sku": unique("SKU").upper(), "name": "Shared", "unit_price": 1000, "currency": "EUR",
+    })).json()  # fmt: skip
+    sku = product["sku"]
+    note = unique("a-secret-note")
+    adjusted = await client.post("/v1/inventory/adjustments", headers=a, json={
+        "sku": sku, "location_id": location["id"], "delta": 10, "reason": "received",
+        "note": note,
+    })  # fmt: skip
+    assert adjusted.status_code == 201, adjusted.text
+    ship_to = {"name": "Ada", "line1": "1 Sq", "city": "London", "postal_code": "SW1Y 4JH",
+               "country": "GB"}  # fmt: skip
+    order = (await client.post("/v1/orders", headers=a, json={
+        "lines": [{"sku": sku, "quantity": 2}], "shipping_address": ship_to,
+        "payment": {"method": "card", "status": "paid"}, "customer": {"email": f"{unique('a')}@example.com"},
+    })).json()  # fmt: skip
+    line = order["lines"][0]["id"]
+    allocated = await client.post(f"/v1/orders/{order['id']}/allocate", headers=a)
+    shipment = allocated.json()["data"][0]
+    await client.post(f"/v1/shipments/{shipment['id']}/pick", headers=a)
+    await client.post(f"/v1/shipments/{shipment['id']}/pack", headers=a, json={
+        "carrier": "UPS", "tracking_number": unique("1Z").upper(), "weight_grams": 100})  # fmt: skip
+    assert (await client.post(f"/v1/shipments/{shipment['id']}/ship", headers=a)).status_code == 200
+    rma = (await client.post("/v1/returns", headers=a, json={
+        "order_id": order["id"], "resolution": "refund",
+        "lines": [{"line_id": line, "quantity": 1, "reason": "size_or_fit"}]})).json()  # fmt: skip
+    assert (await client.post(f"/v1/returns/{rma['id']}/approve", headers=a)).status_code == 200
+    received = await client.post(f"/v1/returns/{rma['id']}/receive", headers=a, json={
+        "location_id": location["id"],
+        "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]})  # fmt: skip
+    assert received.status_code == 200, received.text
+    placed = await client.post("/v1/orders", headers=b, json={
+        "lines": [{"sku": sku, "quantity": 1}], "customer": {"email": f"{unique('b')}@example.com"}})  # fmt: skip
+    assert placed.status_code == 201, placed.text
+    mine = placed.json()
+    secrets = [order["id"], shipment["id"], rma["id"], note]
+
+    # A's key and the admin see A's causes: the fixture really left them in the ledger.
+    by_admin = (await admin.get("/v1/inventory/movements", params={"sku": sku})).json()["data"]
+    causes = {(m["cause_type"], m["cause_id"]) for m in by_admin}
+    assert {("order", order["id"]), ("shipment", shipment["id"]), ("return", rma["id"]),
+            ("order", mine["id"])} <= causes  # fmt: skip
+    assert note in {m["note"] for m in by_admin}
+    # B's key: every movement, none of A's ids or notes — filtered, unfiltered, paged.
+    for params in ({"sku": sku}, {"location_id": location["id"]}, {"sku": sku, "limit": 1}):
+        seen = await client.get("/v1/inventory/movements", params=params, headers=b)
+        assert seen.status_code == 200, seen.text
+        assert not [s for s in secrets if s in seen.text], params
+        if "limit" in params:
+            pages, cursor = [seen.json()], seen.json()["next_cursor"]
+            while cursor:
+                page = await client.get("/v1/inventory/movements", headers=b,
+                                        params={**params, "cursor": cursor})  # fmt: skip
+                assert not [s for s in secrets if s in page.text]
+                pages.append(page.json())
+                cursor = page.json()["next_cursor"]
+            assert sum(len(p["data"]) for p in pages) == len(by_admin)
+    by_b = (await client.get("/v1/inventory/movements", params={"sku": sku}, headers=b)).json()
+    assert [m["id"] for m in by_b["data"]] == [m["id"] for m in by_admin]
+    for theirs, seen_by_b in zip(by_admin, by_b["data"], strict=True):
+        own = theirs["cause_id"] == mine["id"]
+        adjustment = theirs["cause_type"] == "adjustment"
+        assert seen_by_b == theirs | {
+            "cause_id": theirs["cause_id"] if own or adjustment else None,
+            "note": theirs["note"] if own else None,
+        }

@@ -10,19 +10,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
 from oms_api.domain.access import Principal
 from oms_api.domain.inventory import check_adjustment
 from oms_api.errors import NotFound, Unprocessable
-from oms_api.models import Channel, InventoryLevel, InventoryMovement, Location, Product
+from oms_api.models import (
+    Channel,
+    InventoryLevel,
+    InventoryMovement,
+    Location,
+    Order,
+    Product,
+    Return,
+    Shipment,
+)
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import scope_to_channel
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
+
+# What a movement's cause can be that belongs to a channel: its `cause_type`, its table.
+_CHANNEL_CAUSES: tuple[tuple[str, Any], ...] = (
+    ("order", Order), ("shipment", Shipment), ("return", Return),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +184,27 @@ async def list_movements(
     location_id: str | None,
     limit: int,
     cursor: str | None,
-) -> Page[InventoryMovement]:
-    stmt = select(InventoryMovement)
+) -> Page[Any]:
+    """Newest first. A channel-bound key sees every movement at the locations its channel
+    sells from (the stock is shared), but a movement's `cause_id` and `note` only when its
+    cause is an order, shipment or return of its own channel (an adjustment keeps its
+    `cause_id`, the movement's own id, and loses its note: the ledger does not record which
+    key made it). Of another channel's, nothing but the quantities and the reason."""
+    stmt: Any = select(InventoryMovement)
+    if principal.channel_id is not None:
+        m = InventoryMovement
+        own = or_(*(
+            and_(m.cause_type == cause_type, scope_to_channel(
+                select(model.id).where(model.id == m.cause_id), principal, model.channel_id
+            ).exists())
+            for cause_type, model in _CHANNEL_CAUSES
+        ))  # fmt: skip
+        stmt = select(
+            m.id, m.sku, m.product_id, m.location_id, m.on_hand_delta, m.reserved_delta,
+            m.reason, m.cause_type,
+            case((or_(own, m.cause_id == m.id), m.cause_id)).label("cause_id"),
+            case((own, m.note)).label("note"), m.created_at,
+        )  # fmt: skip
     if sku is not None:
         stmt = stmt.where(InventoryMovement.sku == sku)
     if location_id is not None:
