@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from oms_api.domain.access import Scope
 from tests.factories import Shop, bearer, create_key, order_body, place, unique
@@ -131,6 +132,7 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     location = shop_a.locations[0]["id"]
     product = await shop_a.product(admin, 20)
     product_b = await shop_b.product(admin, 5)  # B has stock of its own
+    await shop_a.product(admin, 3)  # a second level at A's location
     endpoint = await _ok(
         await client.post(
             "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/fence", "events": ["*"]},
@@ -158,12 +160,17 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
         )
     )  # fmt: skip
     await _ok(await client.post(f"/v1/shipments/{shipment['id']}/ship", headers=a))
-    pickup = await _ok(
-        await admin.post(
-            f"/v1/locations/{location}/pickups",
-            json={"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
-        ), 201,
-    )  # fmt: skip
+    pickups: list[dict[str, Any]] = []
+    for _ in range(2):  # two (the first cancelled, its parcel gathered again): a cursor's worth
+        if pickups:
+            await _ok(await admin.post(f"/v1/pickups/{pickups[-1]['id']}/cancel"))
+        pickups.append(await _ok(
+            await admin.post(
+                f"/v1/locations/{location}/pickups",
+                json={"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
+            ), 201,
+        ))  # fmt: skip
+    pickup = pickups[-1]
     rma = await _ok(
         await client.post(
             "/v1/returns", headers=a,
@@ -177,12 +184,13 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     events = (await client.get(f"/v1/orders/{order['id']}/events", headers=a)).json()
     key_a = (await create_key(admin, ["orders:read"], shop_a.channel["id"]))["id"]
     # More of A's (every list of A's pages: its cursors are tried), and B's own business.
-    await _ok(
-        await client.post(
-            "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/fence2", "events": ["*"]},
-            headers=a,
-        ), 201,
-    )  # fmt: skip
+    # Two more endpoints: A's own key deletes the first when it checks the fixtures.
+    for url in ("http://127.0.0.1:9/fence2", "http://127.0.0.1:9/fence3"):
+        await _ok(
+            await client.post(
+                "/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=a
+            ), 201,
+        )  # fmt: skip
     await _ok(
         await client.post(
             "/v1/returns", headers=a,
@@ -208,12 +216,54 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     )  # fmt: skip
 
 
+# Routes the OpenAPI document leaves out by design: FastAPI's own pages about it.
+UNDOCUMENTED = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs-assets"}
+
+
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        (method.upper(), path, operation)
-        for path, item in app.openapi()["paths"].items()
-        for method, operation in item.items()
-    ]
+    """Every operation the app routes (not only those its OpenAPI document shows), with
+    its operation from the document: a route hidden from it (`include_in_schema=False`)
+    fails here, so no route escapes the tests generated from this."""
+    paths = app.openapi()["paths"]
+    found, hidden = [], []
+    for context in iter_route_contexts(app.routes):
+        path = str(context.path)
+        if not isinstance(context.original_route, APIRoute):
+            if path not in UNDOCUMENTED:
+                hidden.append(f"{type(context.original_route).__name__} {path}")
+            continue
+        for method in sorted(context.methods or ()):
+            operation = paths.get(path, {}).get(method.lower())
+            if operation is None:
+                if path not in UNDOCUMENTED:
+                    hidden.append(f"{method} {path}")
+                continue
+            found.append((method, path, operation))
+    assert not hidden, f"routes the OpenAPI document does not show: {hidden}"
+    documented = {(m.upper(), p) for p, item in paths.items() for m in item}
+    assert {(m, p) for m, p, _ in found} == documented
+    return found
+
+
+def test_a_route_the_document_does_not_show_fails_the_generated_tests() -> None:
+    hidden = FastAPI()
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/orders/{order_id}/secret", include_in_schema=False)
+    async def secret(order_id: str) -> dict[str, str]:
+        return {}
+
+    @router.get("/orders/{order_id}")
+    async def shown(order_id: str) -> dict[str, str]:
+        return {}
+
+    hidden.include_router(router)
+    with pytest.raises(AssertionError, match=re.escape("GET /v1/orders/{order_id}/secret")):
+        _operations(hidden)
+    hidden_docs = FastAPI()
+    hidden_docs.include_router(router, include_in_schema=False)
+    with pytest.raises(AssertionError, match=re.escape("GET /v1/orders/{order_id}")):
+        _operations(hidden_docs)
 
 
 def _path_params(path: str) -> list[str]:
@@ -311,8 +361,25 @@ async def test_shared_writes_refuse_channel_bound_keys_and_document_it(
     assert not [op for op in others if "channel_bound_key" in documented[op]]
 
 
-# Lists of what the channels share: their rows are B's to see, a cursor included.
+# Lists of what the channels share: their rows are B's to see, a cursor included (no cursor
+# of theirs is "another channel's").
 SHARED_LISTS = {"/v1/locations", "/v1/products"}
+# Every other list's cursor is tried: one standing on a row of A's, against the same cursor
+# on a made-up key. From A's own first page (`limit=1`; the world gives A two rows or more
+# of each), or — for a list A's key cannot page — built on A's row as the API builds it.
+CURSOR_LISTS = {
+    "/v1/orders", "/v1/shipments", "/v1/returns", "/v1/customers", "/v1/inventory",
+    "/v1/inventory/movements", "/v1/webhook-endpoints", "/v1/webhook-deliveries",
+    "/v1/channels", "/v1/pickups", "/v1/api-keys",
+}  # fmt: skip
+# Lists A's key cannot page, keyed by the row's id alone: A's key sees only its own channel;
+# pickups are hidden from every channel-bound key; listing keys takes `admin`.
+CURSOR_ON_A_ROW = {
+    "/v1/channels": "channel_id", "/v1/pickups": "pickup_id", "/v1/api-keys": "key_id",
+}  # fmt: skip
+# Query parameters that name nothing of a channel (states, times, kinds, page size): every
+# other one is an id input, and must be in `_id_inputs`.
+NOT_IDS = {"status", "created_after", "created_before", "type", "carrier", "active", "limit"}
 
 
 def _made_up(value: str) -> str:
@@ -354,42 +421,70 @@ def _strip(response: httpx.Response, given: str) -> tuple[int, Any]:
     return response.status_code, body
 
 
+async def _cursor_of_a(client: httpx.AsyncClient, admin: httpx.AsyncClient, w: World,
+                       path: str) -> str:  # fmt: skip
+    """A cursor standing on a row of A's in the list at `path`."""
+    if path in CURSOR_ON_A_ROW:
+        row = w.ids[CURSOR_ON_A_ROW[path]]
+        # The list pages by id alone: the cursor the admin is given is its last row's id.
+        page = await _ok(await admin.get(path, params={"limit": 1}))
+        assert orjson.loads(_b64(page["next_cursor"])) == [page["data"][0]["id"]], path
+        return base64.urlsafe_b64encode(orjson.dumps([row])).decode().rstrip("=")
+    page = await _ok(await client.get(path, params={"limit": 1}, headers=w.a))
+    assert page["next_cursor"] is not None, f"{path}: A's key pages one row or none"
+    return str(page["next_cursor"])
+
+
+def _b64(cursor: str) -> bytes:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+
+
 async def test_another_channels_ids_and_cursors_answer_as_unknown_ones(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, world: World
 ) -> None:
     inputs = _id_inputs(world)
-    unknown, leaks, compared = [], [], 0
+    unknown, leaks, cursors, filters = [], [], set(), set()
+    listed = set()
     for method, path, operation in _operations(app):
         if method != "GET" or _path_params(path) or not path.startswith("/v1/"):
             continue
         for param in operation.get("parameters", []):
             name = param["name"]
-            if param["in"] != "query":
+            if param["in"] != "query" or name in NOT_IDS:
                 continue
             if name == "cursor":
+                listed.add(path)
                 if path in SHARED_LISTS:
                     continue
-                page = await client.get(path, params={"limit": 1}, headers=world.a)
-                cursor = page.json().get("next_cursor") if page.status_code == 200 else None
-                if cursor is None:  # A sees one or none of these: no cursor to try
-                    continue
+                cursor = await _cursor_of_a(client, admin, world, path)
                 pairs = [(cursor, _cursor_with_made_up_key(cursor))]
+                cursors.add(path)
             elif name in inputs:
                 pairs = [inputs[name]]
-            elif name.endswith("_id") or name in ("after", "id"):
-                unknown.append(f"{path}?{name}")
-                continue
+                filters.add((path, name))
             else:
+                unknown.append(f"{path}?{name}")
                 continue
             for theirs, made_up in pairs:
                 real = await client.get(path, params={name: theirs}, headers=world.b)
                 fake = await client.get(path, params={name: made_up}, headers=world.b)
-                compared += 1
                 if _strip(real, theirs) != _strip(fake, made_up):
                     leaks.append(f"{path}?{name}: {real.status_code} vs {fake.status_code}")
-    assert not unknown, f"id filters this test does not know: add them to _id_inputs: {unknown}"
+    assert not unknown, (
+        f"query parameters this test does not know: add them to _id_inputs, or to NOT_IDS "
+        f"if they name nothing: {unknown}"
+    )
     assert not leaks, leaks
-    assert compared >= 20
+    assert listed == CURSOR_LISTS | SHARED_LISTS, "a list this test does not know"
+    assert cursors == CURSOR_LISTS
+    assert filters == {
+        ("/v1/orders", "channel"), ("/v1/orders", "customer_id"), ("/v1/orders", "external_id"),
+        ("/v1/orders", "q"), ("/v1/shipments", "location_id"), ("/v1/shipments", "order_id"),
+        ("/v1/pickups", "location_id"), ("/v1/returns", "order_id"), ("/v1/returns", "number"),
+        ("/v1/customers", "email"), ("/v1/inventory", "sku"), ("/v1/inventory", "location_id"),
+        ("/v1/inventory/movements", "sku"), ("/v1/inventory/movements", "location_id"),
+        ("/v1/webhook-deliveries", "endpoint_id"), ("/v1/events", "after"),
+    }  # fmt: skip
 
 
 async def test_another_channels_event_id_is_no_cursor(
