@@ -76,7 +76,10 @@ async def list_inventory_movements(
     session: SessionDep, principal: InventoryReader, page: PageDep,
     sku: SkuFilter = None, location_id: LocationFilter = None,
 ) -> ListResponse[MovementPublic]:  # fmt: skip
-    """Every change of `on_hand` or `reserved`, newest first, with its cause."""
+    """Every change of `on_hand` or `reserved`, newest first, with its cause. A key bound
+    to a channel sees the movements at the locations its channel sells from, but `cause_id`
+    and `note` only of its own channel's orders, shipments and returns (`null` otherwise;
+    an adjustment keeps its `cause_id` and shows its `note` to unbound keys only)."""
     result = await service.list_movements(
         session, principal=principal, sku=sku, location_id=location_id,
         limit=page.limit, cursor=page.cursor,
