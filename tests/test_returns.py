@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI
 
 from tests.checks import assert_stock_consistent
@@ -404,3 +405,47 @@ async def test_another_channels_returns_are_404(
     assert [r["id"] for r in listed] == [rma["id"]]
     no_scope = await client.post(f"/v1/returns/{rma['id']}/approve", headers=theirs.shop.headers)
     assert (no_scope.status_code, no_scope.json()["code"]) == (403, "missing_scope")
+
+
+async def test_a_channel_key_returns_stock_only_where_its_channel_sells_from(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """A channel-bound key moves stock nowhere its channel does not sell from: a return sent
+    to, or received at, another channel's location answers as a made-up location does."""
+    desk = await ReturnsDesk.open(admin, app=app)
+    elsewhere = await ReturnsDesk.open(admin)
+    theirs = elsewhere.shop.locations[0]["id"]
+    product = await desk.shop.product(admin, 5)
+    await stock(admin, product["sku"], theirs, 3)
+    order = await desk.shipped(client, [(product["sku"], 1)])
+    body = {"order_id": order["id"], "resolution": "refund", "lines": _lines(order, 1)}
+
+    def answer(response: httpx.Response, location_id: str) -> tuple[int, str, str]:
+        problem = response.json()
+        shown = orjson.dumps([problem["detail"], problem["errors"]]).decode()
+        return response.status_code, problem["code"], shown.replace(location_id, "<id>")
+
+    to_theirs = await desk.open_return(client, body | {"location_id": theirs})
+    made_up = await desk.open_return(client, body | {"location_id": "loc_made_up"})
+    assert answer(to_theirs, theirs) == answer(made_up, "loc_made_up"), made_up.text
+    assert to_theirs.status_code == 422, to_theirs.text
+    assert to_theirs.json()["code"] == "unknown_location"
+
+    rma = (await desk.open_return(client, body)).json()  # to where it shipped from
+    assert rma["location_id"] == desk.shop.locations[0]["id"]
+    await desk.post(client, f"/v1/returns/{rma['id']}/approve")
+    receipt = {"lines": [{"line_id": rma["lines"][0]["line_id"], "quantity": 1,
+                          "condition": "resellable"}]}  # fmt: skip
+    at_theirs = await desk.post(client, f"/v1/returns/{rma['id']}/receive",
+                                receipt | {"location_id": theirs})  # fmt: skip
+    at_made_up = await desk.post(client, f"/v1/returns/{rma['id']}/receive",
+                                 receipt | {"location_id": "loc_made_up"})  # fmt: skip
+    assert answer(at_theirs, theirs) == answer(at_made_up, "loc_made_up"), at_made_up.text
+    assert at_theirs.status_code == 422
+    assert at_theirs.json()["code"] == "unknown_location"
+    levels = {lv["location_id"]: lv for lv in (await inventory(admin, product["sku"]))["levels"]}
+    assert levels[theirs]["on_hand"] == 3  # untouched
+
+    received = await desk.post(client, f"/v1/returns/{rma['id']}/receive",
+                               receipt | {"location_id": rma["location_id"]})  # fmt: skip
+    assert received.json()["status"] == "received", received.text

@@ -45,9 +45,13 @@ from oms_api.services import placement
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
 from oms_api.services.pagination import Page, paginate_documents
-from oms_api.services.scoping import fence_sql, scope_to_channel
+from oms_api.services.scoping import channel_of, fence_location_sql, fence_sql, scope_to_channel
 from oms_api.services.stock import move_stock, stock_move
 from oms_api.services.transitions import RETURN, transition
+
+VISIBLE_LOCATION_SQL = f"""
+SELECT 1 FROM locations l WHERE l.id = $1 AND {fence_location_sql("l.id", 2)}
+"""
 
 RETURNABLE_SQL = """
 SELECT l.id AS line_id, l.quantity_shipped AS shipped, l.quantity_returned AS returned,
@@ -182,6 +186,16 @@ async def _record(
     return document
 
 
+async def _check_location(conn: asyncpg.Connection, location_id: str, principal: Principal) -> None:
+    """422 `unknown_location` unless the location exists and, for a channel-bound key, its
+    channel sells from it: such a key moves stock nowhere else (SPEC §3)."""
+    if await conn.fetchval(VISIBLE_LOCATION_SQL, location_id, channel_of(principal)) is None:
+        raise DomainError(
+            "unknown_location", f"No location with id {location_id}.", kind="invalid",
+            loc=["body", "location_id"],
+        )  # fmt: skip
+
+
 async def open_return(
     conn: asyncpg.Connection, *, principal: Principal, order_id: str,
     lines: Sequence[tuple[str, int, str, str | None]], resolution: Resolution,
@@ -204,11 +218,8 @@ async def open_return(
             "location_required", "Name the location the return is sent back to.",
             kind="invalid", loc=["body", "location_id"],
         )  # fmt: skip
-    elif await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
-        raise DomainError(
-            "unknown_location", f"No location with id {location_id}.", kind="invalid",
-            loc=["body", "location_id"],
-        )  # fmt: skip
+    else:
+        await _check_location(conn, location_id, principal)
     return_id = new_id("ret")
     await conn.fetchval(
         INSERT_RETURN_SQL, return_id, order_id, order["channel_id"], resolution.value,
@@ -311,11 +322,7 @@ async def receive(
         conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.RECEIVE,
         all_in=all_in,
     )  # fmt: skip
-    if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
-        raise DomainError(
-            "unknown_location", f"No location with id {location_id}.", kind="invalid",
-            loc=["body", "location_id"],
-        )  # fmt: skip
+    await _check_location(conn, location_id, principal)
     await move_stock(conn, [
         stock_move(product_id=expected[r.line_id]["product_id"], location_id=location_id,
                    sku=expected[r.line_id]["sku"], on_hand=r.quantity, reason="returned",

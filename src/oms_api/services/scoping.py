@@ -73,6 +73,19 @@ def fence_sql(column: str, param: int | str) -> str:
     return f"(CAST(:{param} AS text) IS NULL OR {column} = :{param})"
 
 
+def fence_location_sql(location: str, param: int) -> str:
+    """SQL: `location` (a location id column) is one a fenced caller's channel sells from —
+    its channel bound as `$param`, NULL for a caller not fenced, who may use every location.
+    A channel with no location list sells from all. To a fenced caller, any other location
+    is absent, exactly as one that does not exist (SPEC §3)."""
+    if not _COLUMN_ANY.match(location):
+        raise ValueError(f"not a column: {location!r}")
+    return (
+        f"(${param}::text IS NULL OR EXISTS (SELECT 1 FROM channels fc WHERE fc.id = ${param} "
+        f"AND (cardinality(fc.location_ids) = 0 OR {location} = ANY(fc.location_ids))))"
+    )
+
+
 def fence_to_resolved_sql(column: str, channel_cte: str) -> str:
     """The fence to a channel the query resolves itself: `column` (a `channel_id` column) is
     the `id` of the one-row CTE `channel_cte` (e.g. `ch`), which the query filled from the
