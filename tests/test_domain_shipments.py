@@ -8,6 +8,7 @@ import pytest
 
 from oms_api.domain.carriers import carrier_key, same_carrier, tracking_url
 from oms_api.domain.errors import DomainError, InvalidTransition
+from oms_api.domain.orders import OrderStatus
 from oms_api.domain.pickups import PickupCommand, PickupStatus
 from oms_api.domain.pickups import next_status as next_pickup_status
 from oms_api.domain.shipments import (
@@ -15,8 +16,12 @@ from oms_api.domain.shipments import (
     LineInfo,
     ReservationBook,
     ReservationMove,
+    TrackingStatus,
+    check_label_ready,
+    decide,
     plan_allocation,
     plan_shipment,
+    tracking_command,
 )
 from oms_api.domain.shipments import ShipmentCommand as C
 from oms_api.domain.shipments import ShipmentStatus as S
@@ -169,3 +174,58 @@ def test_other_carriers_have_none() -> None:
     assert same_carrier("dhl express", "DHL-Express")
     assert not same_carrier("DHL Express", "DHL Paket")
     assert carrier_key("Bob's Couriers") == carrier_key("bobs couriers")
+
+
+@pytest.mark.parametrize("order", list(OrderStatus))
+def test_shipping_needs_a_fulfillable_order_then_a_carrier_and_a_number(
+    order: OrderStatus,
+) -> None:
+    if order in (OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_SHIPPED):
+        assert decide(S.PACKED, C.SHIP, order_status=order, carrier="UPS",
+                      tracking_number="1Z") is S.SHIPPED  # fmt: skip
+        for carrier, number in (("UPS", None), (None, "1Z"), ("", "1Z")):
+            with pytest.raises(DomainError) as missing:
+                decide(S.PACKED, C.SHIP, order_status=order, carrier=carrier,
+                       tracking_number=number)  # fmt: skip
+            assert (missing.value.code, missing.value.kind) == ("tracking_required", "invalid")
+        return
+    with pytest.raises(DomainError) as refused:
+        decide(S.PACKED, C.SHIP, order_status=order, carrier="UPS", tracking_number="1Z")
+    assert (refused.value.code, refused.value.kind) == ("order_not_fulfillable", "conflict")
+    assert refused.value.extra["current_state"] == order.value
+
+
+def test_the_table_answers_before_the_facts() -> None:
+    with pytest.raises(InvalidTransition):  # not packed: refused as such, whatever the order
+        decide(S.PICKING, C.SHIP, order_status=OrderStatus.ON_HOLD)
+    assert decide(S.PENDING, C.CANCEL) is S.CANCELLED  # only shipping asks for facts
+    assert decide(S.SHIPPED, C.DELIVER) is S.DELIVERED
+    with pytest.raises(ValueError, match="order's status"):
+        decide(S.PACKED, C.SHIP, carrier="UPS", tracking_number="1Z")
+
+
+@pytest.mark.parametrize(("status", "update"), list(itertools.product(S, TrackingStatus)))
+def test_what_a_carriers_update_asks_of_the_machine(status: S, update: TrackingStatus) -> None:
+    if status is S.CANCELLED:
+        with pytest.raises(DomainError) as refused:
+            tracking_command(status, update)
+        assert (refused.value.code, refused.value.kind) == ("shipment_cancelled", "conflict")
+        return
+    delivers = update is TrackingStatus.DELIVERED and status is not S.DELIVERED
+    assert tracking_command(status, update) is (C.DELIVER if delivers else None)
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_a_label_once_packed_with_a_carrier_and_a_number(status: S) -> None:
+    if status in (S.PACKED, S.SHIPPED, S.DELIVERED):
+        check_label_ready(status, "UPS", "1Z")
+        for carrier, number in (("UPS", None), (None, "1Z")):
+            with pytest.raises(DomainError, match="carrier and the tracking number") as early:
+                check_label_ready(status, carrier, number)
+            assert early.value.code == "label_not_ready"
+        return
+    with pytest.raises(DomainError, match="once it is packed") as early:
+        check_label_ready(status, "UPS", "1Z")
+    assert (early.value.code, early.value.extra["current_state"]) == (
+        "label_not_ready", status.value,
+    )  # fmt: skip

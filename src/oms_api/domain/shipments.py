@@ -21,6 +21,7 @@ from oms_api.domain import events as E
 from oms_api.domain.errors import DomainError
 from oms_api.domain.limits import refuse_over
 from oms_api.domain.machine import step
+from oms_api.domain.orders import FULFILLABLE, OrderStatus
 
 
 class ShipmentStatus(StrEnum):
@@ -83,6 +84,72 @@ def next_status(status: ShipmentStatus, command: ShipmentCommand) -> ShipmentSta
         TRANSITIONS, resource="shipment", status=status, command=command,
         allowed=allowed_commands(status),
     )  # fmt: skip
+
+
+def decide(
+    status: ShipmentStatus, command: ShipmentCommand, *, order_status: OrderStatus | None = None,
+    carrier: str | None = None, tracking_number: str | None = None,
+) -> ShipmentStatus:  # fmt: skip
+    """The machine's answer with the facts it depends on (the door's `decide`): the table
+    first, then shipping needs the order fulfillable (409 `order_not_fulfillable`) and a
+    carrier and a tracking number, given now or earlier (422 `tracking_required`)."""
+    target = next_status(status, command)
+    if command is C.SHIP:
+        if order_status is None:
+            raise ValueError("shipping is decided with the order's status")
+        check_fulfillable(order_status)
+        if not carrier or not tracking_number:
+            raise DomainError(
+                "tracking_required",
+                "Shipping needs a carrier and a tracking number (given now, or at /pack).",
+                kind="invalid",
+            )
+    return target
+
+
+def check_fulfillable(order_status: OrderStatus) -> None:
+    """Only a confirmed or partially shipped order's units go into shipments and ship (409
+    `order_not_fulfillable`, e.g. pending or on hold)."""
+    if order_status not in FULFILLABLE:
+        raise DomainError(
+            "order_not_fulfillable",
+            f"The order is {order_status}: only confirmed and partially shipped orders ship.",
+            current_state=order_status.value,
+        )
+
+
+def tracking_command(status: ShipmentStatus, update: TrackingStatus) -> ShipmentCommand | None:
+    """What a carrier's update asks of the shipment's machine: a cancelled shipment is not
+    tracked (409 `shipment_cancelled`); `delivered` delivers a shipment not delivered yet
+    (the machine refuses unless it has shipped); anything else, nothing."""
+    if status is S.CANCELLED:
+        raise DomainError("shipment_cancelled", "The shipment was cancelled: it is not tracked.")
+    if update is TrackingStatus.DELIVERED and status is not S.DELIVERED:
+        return C.DELIVER
+    return None
+
+
+# Shipments whose label can be printed (with a carrier and a tracking number).
+LABELLED = frozenset({S.PACKED, S.SHIPPED, S.DELIVERED})
+
+
+def check_label_ready(
+    status: ShipmentStatus, carrier: str | None, tracking_number: str | None
+) -> None:
+    """A label is printed once the shipment is packed, with a carrier and a tracking number
+    (409 `label_not_ready` before)."""
+    if status not in LABELLED:
+        raise DomainError(
+            "label_not_ready",
+            f"The shipment is {status.value}: its label is printed once it is packed.",
+            current_state=status.value,
+        )
+    if not carrier or not tracking_number:
+        raise DomainError(
+            "label_not_ready",
+            "The label needs the carrier and the tracking number: give them with /pack.",
+            current_state=status.value,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,12 @@ import asyncpg
 
 from oms_api import paper
 from oms_api.domain.access import Principal
-from oms_api.domain.errors import DomainError
-from oms_api.domain.shipments import ShipmentStatus
+from oms_api.domain.shipments import ShipmentStatus, check_label_ready
 from oms_api.services.order_documents import load_order
 from oms_api.services.pickups import get_pickup
 from oms_api.services.shipment_documents import load_shipment
 
 LOCATION_SQL = "SELECT id, code, name, address FROM locations WHERE id = $1"
-
-LABELLED = frozenset({ShipmentStatus.PACKED, ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED})
 
 
 async def location_of(conn: asyncpg.Connection, location_id: str) -> dict[str, Any]:
@@ -33,18 +30,9 @@ async def shipping_label(
     """The 4 by 6 in label; once packed, with a carrier and a tracking number (409
     `label_not_ready` before)."""
     shipment = await load_shipment(conn, shipment_id, channel_id=channel_id)
-    if ShipmentStatus(shipment["status"]) not in LABELLED:
-        raise DomainError(
-            "label_not_ready",
-            f"The shipment is {shipment['status']}: its label is printed once it is packed.",
-            current_state=shipment["status"],
-        )
-    if not shipment["carrier"] or not shipment["tracking_number"]:
-        raise DomainError(
-            "label_not_ready",
-            "The label needs the carrier and the tracking number: give them with /pack.",
-            current_state=shipment["status"],
-        )
+    check_label_ready(
+        ShipmentStatus(shipment["status"]), shipment["carrier"], shipment["tracking_number"]
+    )
     order = await load_order(conn, shipment["order_id"], channel_id=None)
     location = await location_of(conn, shipment["location_id"])
     return paper.shipping_label(shipment, order["shipping_address"], location, location["address"])

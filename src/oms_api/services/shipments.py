@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_api.domain import events as E
 from oms_api.domain.carriers import carrier_key, tracking_url
 from oms_api.domain.errors import DomainError
-from oms_api.domain.orders import FULFILLABLE, OrderStatus
+from oms_api.domain.orders import OrderStatus
 from oms_api.domain.shipments import (
     OPEN,
     LineInfo,
@@ -28,8 +28,10 @@ from oms_api.domain.shipments import (
     ShipmentPlan,
     ShipmentStatus,
     TrackingStatus,
+    check_fulfillable,
     plan_allocation,
     plan_shipment,
+    tracking_command,
 )
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
@@ -95,20 +97,11 @@ class Parcel:
     weight_grams: int | None = None
 
 
-def _not_fulfillable(status: str) -> DomainError:
-    return DomainError(
-        "order_not_fulfillable",
-        f"The order is {status}: only confirmed and partially shipped orders ship.",
-        current_state=status,
-    )
-
-
 async def _lock_fulfillable_order(
     conn: asyncpg.Connection, order_id: str, channel_id: str | None
 ) -> asyncpg.Record:
     order = await lock_order(conn, order_id, channel_id)
-    if OrderStatus(order["status"]) not in FULFILLABLE:
-        raise _not_fulfillable(order["status"])
+    check_fulfillable(OrderStatus(order["status"]))
     return order
 
 
@@ -222,19 +215,11 @@ async def change_shipment(
 ) -> dict[str, Any]:  # fmt: skip
     """The single entry point for pick, pack, ship, deliver and cancel."""
     order, shipment = await _locked_shipment(conn, shipment_id, channel_id)
-    parcel = parcel or Parcel()
-    moved = await _move(conn, shipment, command, parcel, reason)
+    moved = await _move(
+        conn, shipment, command, parcel or Parcel(), reason,
+        order_status=OrderStatus(order["status"]),
+    )  # fmt: skip
     if command is ShipmentCommand.SHIP:
-        if OrderStatus(order["status"]) not in FULFILLABLE:
-            raise _not_fulfillable(order["status"])
-        if not (parcel.carrier or shipment["carrier"]) or not (
-            parcel.tracking_number or shipment["tracking_number"]
-        ):
-            raise DomainError(
-                "tracking_required",
-                "Shipping needs a carrier and a tracking number (given now, or at /pack).",
-                kind="invalid",
-            )
         await _send_off(conn, order["id"], shipment)
     elif command is ShipmentCommand.CANCEL:
         await _unhold(conn, order["id"], [shipment])
@@ -243,10 +228,11 @@ async def change_shipment(
 
 async def _move(
     conn: asyncpg.Connection, shipment: asyncpg.Record, command: ShipmentCommand,
-    parcel: Parcel, reason: str | None,
+    parcel: Parcel, reason: str | None, *, order_status: OrderStatus | None = None,
 ) -> Moved[ShipmentStatus]:  # fmt: skip
     """The shipment (locked, as read) moved by `command` through the one door, with what
-    is told about its parcel."""
+    is told about its parcel; the machine decides with the order's status and the parcel's
+    carrier and tracking number (shipping needs them: `domain.shipments.decide`)."""
     carrier = parcel.carrier or shipment["carrier"]
     number = parcel.tracking_number or shipment["tracking_number"]
     return await transition(
@@ -254,6 +240,7 @@ async def _move(
         (reason, parcel.carrier, carrier_key(parcel.carrier) if parcel.carrier else None,
          parcel.service, parcel.tracking_number, tracking_url(carrier, number),
          parcel.weight_grams),
+        order_status=order_status, carrier=carrier, tracking_number=number,
     )  # fmt: skip
 
 
@@ -357,10 +344,7 @@ async def add_tracking(
     """Record a carrier's update (once: the same status at the same time again changes
     nothing); `delivered` delivers a shipped shipment. The shipment with its history."""
     order, shipment = await _locked_shipment(conn, shipment_id, channel_id)
-    current = ShipmentStatus(shipment["status"])
-    if current is ShipmentStatus.CANCELLED:
-        raise DomainError("shipment_cancelled", "The shipment was cancelled: it is not tracked.")
-    delivers = status is TrackingStatus.DELIVERED and current is not ShipmentStatus.DELIVERED
+    command = tracking_command(ShipmentStatus(shipment["status"]), status)
     inserted = await conn.fetchval(
         INSERT_TRACKING_SQL, new_id("trk"), shipment_id, status.value, description, location,
         occurred_at,
@@ -368,8 +352,8 @@ async def add_tracking(
     if inserted is not None:
         document = await load_shipment(conn, shipment_id, channel_id=None)
         await record_events(conn, [(E.SHIPMENT_TRACKING_UPDATED, document)], order_id=order["id"])
-        if delivers:  # the machine's answer (409 unless it has shipped; all rolled back)
-            moved = await _move(conn, shipment, ShipmentCommand.DELIVER, Parcel(), None)
+        if command is not None:  # the machine's answer (409 unless it has shipped; all rolled back)
+            moved = await _move(conn, shipment, command, Parcel(), None)
             await _record_progress(conn, order, shipment_id, moved)
     document = await load_shipment(conn, shipment_id, channel_id=None)
     return (await with_tracking(conn, [document]))[0]

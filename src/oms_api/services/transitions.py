@@ -82,7 +82,7 @@ SHIPMENT: Machine[shipments.ShipmentStatus, shipments.ShipmentCommand] = Machine
     resource="shipment",
     table="shipments",
     status=shipments.ShipmentStatus,
-    decide=shipments.next_status,
+    decide=shipments.decide,
     events=lambda _s, _c, target: [shipments.EVENT_FOR_STATUS[target]],
     # $4 the cancel reason; the parcel: $5 carrier, $6 its key, $7 service, $8 tracking
     # number, $9 tracking url, $10 weight (each NULL: unchanged).
