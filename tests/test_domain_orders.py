@@ -15,6 +15,7 @@ from oms_api.domain.orders import (
     OrderStatus as S,
 )
 from oms_api.domain.orders import (
+    after_payment,
     allowed_commands,
     next_status,
     transition_events,
@@ -263,3 +264,9 @@ def test_token_buckets_allow_a_burst_then_the_rate() -> None:
     assert buckets.take("k", 110.0) == 0.0  # refills, never above the burst
     assert [buckets.take("k", 110.0) for _ in range(2)] == [0.0, 0.0]
     assert buckets.take("k", 110.0) > 0
+
+
+@pytest.mark.parametrize(("status", "settled"), list(itertools.product(S, (False, True))))
+def test_a_settled_payment_confirms_a_pending_order_only(status: S, settled: bool) -> None:
+    expected = C.CONFIRM if (status, settled) == (S.PENDING, True) else None
+    assert after_payment(status, settled=settled) is expected

@@ -142,6 +142,13 @@ def placed(*, hold: bool, settled: bool) -> tuple[OrderStatus, list[str]]:
     return status, events
 
 
+def after_payment(status: OrderStatus, *, settled: bool) -> OrderCommand | None:
+    """The command a recorded payment gives the machine: a pending order whose payment is
+    now settled (or needs none) is confirmed; otherwise none (a held order waits for its
+    release, which confirms it when settled)."""
+    return C.CONFIRM if status is S.PENDING and settled else None
+
+
 @dataclass(frozen=True, slots=True)
 class Fulfilment:
     """What an order's lines and shipments add up to."""

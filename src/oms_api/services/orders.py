@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain import events as event_types
-from oms_api.domain.orders import OrderCommand, OrderStatus, cancels_the_rest
+from oms_api.domain.orders import OrderCommand, OrderStatus, after_payment, cancels_the_rest
 from oms_api.domain.payments import (
     PaymentKind,
     PaymentTotals,
@@ -175,8 +175,11 @@ async def record_payment(
         order_id, totals.authorized, totals.captured, totals.refunded, totals.voided,
         payment_status(totals).value,
     )  # fmt: skip
-    if current is OrderStatus.PENDING and is_settled(totals, row["total"], row["payment_method"]):
-        types += (await transition(conn, ORDER, order_id, current, OrderCommand.CONFIRM)).events
+    command = after_payment(
+        current, settled=is_settled(totals, row["total"], row["payment_method"])
+    )
+    if command is not None:
+        types += (await transition(conn, ORDER, order_id, current, command)).events
     return await record_order_events(conn, order_id, types)
 
 
