@@ -11,6 +11,7 @@ from oms_api.domain.errors import DomainError, InvalidTransition
 from oms_api.domain.returns import (
     OrderReturnStatus,
     ReturnableLine,
+    check_exchange_skus,
     check_returnable,
     next_status,
     order_return_status,
@@ -109,3 +110,16 @@ def test_refund_amounts() -> None:
                          refund_shipping=True) == (3800, False)  # fmt: skip
     assert refund_amount(lines, explicit=100, shipping=490, shipping_refunded_already=False,
                          refund_shipping=True) == (100, False)  # fmt: skip
+
+
+def test_an_exchange_sends_only_catalogued_products_for_sale() -> None:
+    check_exchange_skus(["A", "B", "A"], {"A": True, "B": True})
+    with pytest.raises(DomainError) as unknown:
+        check_exchange_skus(["Z", "B", "Y"], {"B": False})  # unknown before inactive
+    assert (unknown.value.code, unknown.value.kind) == ("unknown_sku", "invalid")
+    assert unknown.value.detail == "Unknown sku: Y, Z."
+    assert unknown.value.extra["errors"][0]["loc"] == ["body", "exchange_lines"]
+    with pytest.raises(DomainError) as inactive:
+        check_exchange_skus(["B", "A"], {"A": True, "B": False})
+    assert (inactive.value.code, inactive.value.kind) == ("product_inactive", "invalid")
+    assert inactive.value.detail == "Not for sale (inactive): B."

@@ -173,6 +173,21 @@ def check_resolution(resolution: Resolution, exchange_lines: Sequence[tuple[str,
         )  # fmt: skip
 
 
+def check_exchange_skus(skus: Sequence[str], active: Mapping[str, bool]) -> None:
+    """What an exchange sends must be in the catalogue (422 `unknown_sku`) and for sale (422
+    `product_inactive`); `active`: each catalogued SKU asked for, whether it is active. Its
+    stock is checked when the exchange is placed."""
+    asked = sorted(set(skus))
+    unknown = [sku for sku in asked if sku not in active]
+    if unknown:
+        raise DomainError("unknown_sku", f"Unknown sku: {', '.join(unknown)}.", kind="invalid",
+                          loc=["body", "exchange_lines"])  # fmt: skip
+    inactive = [sku for sku in asked if not active[sku]]
+    if inactive:
+        raise DomainError("product_inactive", f"Not for sale (inactive): {', '.join(inactive)}.",
+                          kind="invalid", loc=["body", "exchange_lines"])  # fmt: skip
+
+
 def check_receipt(
     arriving: Sequence[tuple[str, int]], outstanding: Mapping[str, int], *, received: int,
     units: int,

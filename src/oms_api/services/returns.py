@@ -29,6 +29,7 @@ from oms_api.domain.returns import (
     ReturnCommand,
     ReturnSettings,
     ReturnStatus,
+    check_exchange_skus,
     check_receipt,
     check_resolution,
     check_returnable,
@@ -233,22 +234,14 @@ async def open_return(
 async def _check_catalogue(
     conn: asyncpg.Connection, exchange_lines: Sequence[tuple[str, int]]
 ) -> None:
-    """What an exchange sends must be in the catalogue and for sale (its stock is checked
-    when the exchange is placed)."""
+    """The catalogue's word on what an exchange sends (`check_exchange_skus`)."""
     if not exchange_lines:
         return
     skus = sorted({sku for sku, _ in exchange_lines})
-    rows = {r["sku"]: r["active"] for r in await conn.fetch(
+    active = {r["sku"]: r["active"] for r in await conn.fetch(
         "SELECT sku, active FROM products WHERE sku = ANY($1::text[])", skus
     )}  # fmt: skip
-    unknown = [sku for sku in skus if sku not in rows]
-    if unknown:
-        raise DomainError("unknown_sku", f"Unknown sku: {', '.join(unknown)}.", kind="invalid",
-                          loc=["body", "exchange_lines"])  # fmt: skip
-    inactive = [sku for sku in skus if not rows[sku]]
-    if inactive:
-        raise DomainError("product_inactive", f"Not for sale (inactive): {', '.join(inactive)}.",
-                          kind="invalid", loc=["body", "exchange_lines"])  # fmt: skip
+    check_exchange_skus(skus, active)
 
 
 async def _locked(
