@@ -1,19 +1,19 @@
 """Engine, transactions and the request's unit of work.
 
 A request gets one `AsyncSession` in one transaction: committed when the endpoint returns,
-rolled back when it raises. Services never commit.
+rolled back when it raises. Services never commit. No web framework here: the request's
+dependency on it is `api.deps.SessionDep`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
@@ -132,15 +132,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: commit on return, roll back on any exception."""
-    database: Database = request.app.state.database
-    async with database.session() as session:
-        yield session
-
-
-# scope="function": the commit runs when the endpoint returns, before the response is sent,
-# so a failed commit is answered as an error and never as a success.
-SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

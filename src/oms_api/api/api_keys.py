@@ -8,12 +8,12 @@ from oms_api.api.deps import (
     AdminPrincipal,
     IdempotentCreate,
     PageDep,
+    SessionDep,
     UnboundAdmin,
     idempotent_create,
     shared_write_responses,
 )
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep
 from oms_api.domain.access import Scope
 from oms_api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from oms_api.schemas.common import ListResponse

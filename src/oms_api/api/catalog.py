@@ -10,6 +10,7 @@ from oms_api.api.deps import (
     IdempotentCreate,
     IfMatch,
     PageDep,
+    SessionDep,
     etag,
     idempotent_create,
     parse_if_match,
@@ -18,7 +19,6 @@ from oms_api.api.deps import (
     shared_write_responses,
 )
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
 from oms_api.schemas.catalog import (
     LocationCreate,

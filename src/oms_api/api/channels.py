@@ -9,6 +9,7 @@ from oms_api.api.deps import (
     IdempotentCreate,
     IfMatch,
     PageDep,
+    SessionDep,
     UnboundAdmin,
     etag,
     idempotent_create,
@@ -16,7 +17,6 @@ from oms_api.api.deps import (
     shared_write_responses,
 )
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep
 from oms_api.domain.access import Scope
 from oms_api.schemas.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from oms_api.schemas.common import ListResponse

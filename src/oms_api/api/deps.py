@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -11,15 +11,29 @@ import asyncpg
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from oms_api.api.problems import ProblemDetail, problem_responses
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import Database, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
 from oms_api.errors import Forbidden, TooManyRequests
 from oms_api.services import access, idempotency
 from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction (`db.Database.session`): committed when the endpoint
+    returns, rolled back on any exception."""
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        yield session
+
+
+# scope="function": the commit runs when the endpoint returns, before the response is sent,
+# so a failed commit is answered as an error and never as a success.
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
 

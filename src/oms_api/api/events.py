@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from oms_api.api.deps import require
+from oms_api.api.deps import SessionDep, require
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.events import ALL as EVENT_TYPES
 from oms_api.errors import Unprocessable

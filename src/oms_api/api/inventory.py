@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep
 from oms_api.domain.access import Principal, Scope
 from oms_api.schemas.common import ListResponse
 from oms_api.schemas.inventory import (

@@ -11,13 +11,14 @@ from oms_api.api.deps import (
     IdempotencyKeyHeader,
     IdempotentCreate,
     PageDep,
+    SessionDep,
     authorize,
     authorize_creation,
     idempotent_create,
     require,
 )
 from oms_api.api.problems import problem_responses
-from oms_api.db import HOT_PATH_BEGIN, SessionDep, driver_connection
+from oms_api.db import HOT_PATH_BEGIN, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from oms_api.api.deps import (
     IdempotentCreate,
     PageDep,
+    SessionDep,
     idempotent_create,
     require,
     require_unbound,
@@ -17,7 +18,7 @@ from oms_api.api.deps import (
 from oms_api.api.orders import document_response
 from oms_api.api.problems import problem_responses
 from oms_api.api.shipments import PDF, pdf_response
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.pickups import PickupCommand, PickupStatus
 from oms_api.jsonutil import dumps

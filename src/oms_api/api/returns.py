@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
 from oms_api.api.orders import document_response
 from oms_api.api.problems import problem_responses
 from oms_api.api.shipments import PDF, pdf_response
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.returns import Resolution, ReturnCommand, ReturnStatus
 from oms_api.jsonutil import dumps

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from oms_api.api.deps import AdminPrincipal, UnboundAdmin, shared_write_responses
+from oms_api.api.deps import AdminPrincipal, SessionDep, UnboundAdmin, shared_write_responses
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep
 from oms_api.schemas.settings import (
     ReturnSettingsBody,
     ReturnSettingsPublic,

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, idempotent_create, require
+from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
 from oms_api.api.orders import OrderId, document_response
 from oms_api.api.problems import problem_responses
-from oms_api.db import SessionDep, driver_connection
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.errors import DomainError
 from oms_api.domain.shipments import ShipmentCommand, ShipmentStatus, TrackingStatus
