@@ -22,7 +22,7 @@ from oms_api.db import HOT_PATH_BEGIN, driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.orders import OrderCommand, OrderStatus
 from oms_api.domain.payments import PaymentKind
-from oms_api.domain.placement import LineRequest, OrderRequest, PaymentRequest
+from oms_api.domain.placement import Contact, LineRequest, OrderRequest, PaymentRequest
 from oms_api.jsonutil import dumps
 from oms_api.schemas.common import ListResponse, TimestampFilter
 from oms_api.schemas.orders import (
@@ -88,11 +88,17 @@ async def create_order(
             order=order_request(body),
             channel_code=body.channel,
             customer_id=body.customer_id,
-            inline=body.customer,
+            inline=contact(body),
             pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
             idempotency=claim,
         )
     return Response(payload, 201, media_type="application/json")
+
+
+def contact(body: OrderCreate) -> Contact | None:
+    """The inline customer as a plain value (None: the order names `customer_id`)."""
+    c = body.customer
+    return None if c is None else Contact(c.email, c.name, c.phone)
 
 
 def order_request(body: OrderCreate) -> OrderRequest:

@@ -58,6 +58,16 @@ class PaymentRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """A customer given inline: found or created by email; the name and phone are the
+    channel's profile of them."""
+
+    email: str
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRequest:
     lines: Sequence[LineRequest]
     currency: str | None = None

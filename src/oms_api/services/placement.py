@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
 from oms_api.domain.access import Principal
 from oms_api.domain.inventory import StockAt, StockMove
 from oms_api.domain.placement import (
+    Contact,
     LineRow,
     OrderPlan,
     OrderRequest,
@@ -46,19 +47,6 @@ from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReser
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
 from oms_api.services.scoping import fence_found_sql, fence_to_resolved_sql
-
-
-class Contact(Protocol):
-    """A customer given inline: found or created by email; the name and phone are the
-    channel's profile of them. The request model fits as it is: nothing is copied."""
-
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def phone(self) -> str | None: ...
-
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
 # prepared once per connection, it is then never planned again. The risk rule only asks
