@@ -11,7 +11,7 @@
 
 After confirmation the state follows the order's lines and shipments (`fulfilment_status`),
 never a client: `ship_part`, `ship_all` and `deliver` are the machine's names for those
-moves, and `follow_fulfilment` finds the steps from the current state to the derived one.
+moves, and `fulfilment_commands` finds the commands from the current state to the derived one.
 """
 
 from __future__ import annotations
@@ -191,13 +191,3 @@ def fulfilment_commands(status: OrderStatus, f: Fulfilment) -> list[OrderCommand
         status = next_status(status, command)
         commands.append(command)
     return commands
-
-
-def follow_fulfilment(status: OrderStatus, f: Fulfilment) -> list[tuple[OrderStatus, str]]:
-    """The machine's steps from `status` to the state `f` derives, each (state, event);
-    none when it is already there (see `fulfilment_commands`)."""
-    steps: list[tuple[OrderStatus, str]] = []
-    for command in fulfilment_commands(status, f):
-        status = next_status(status, command)
-        steps.append((status, EVENT_FOR_STATUS[status]))
-    return steps
