@@ -37,17 +37,52 @@ ALLOWED = {
 }
 MACHINE_MODELS = {"Order", "Shipment", "Return", "Pickup"}
 
-# A SET list: up to the clause that ends it. The status column, not `payment_status`.
-SET_CLAUSE = re.compile(r"\bSET\b(.*?)(?=\bWHERE\b|\bRETURNING\b|\bFROM\b|;|\Z)", re.I | re.S)
+# A SET list ends at the first WHERE, RETURNING, FROM or `;` outside parentheses (a
+# subquery's own FROM and WHERE are inside them), or at a `)` closing a group the SET is
+# in. Only its top level assigns: `status` inside a subquery is read, not written, but a
+# parenthesised column list `SET (a, status) = (…)` is assigned. Not `payment_status`.
+SET_WORD = re.compile(r"\bSET\b", re.I)
+SET_TOKEN = re.compile(r"\(|\)|\bWHERE\b|\bRETURNING\b|\bFROM\b|;", re.I)
 STATUS_WRITE = re.compile(r"(?<![\w.])status\s*=(?!=)", re.I)
+STATUS_COLUMN = re.compile(r"(?<![\w.])status\b", re.I)
+ASSIGNED = re.compile(r"\s*=(?!=)")
 WRITTEN_TABLE = re.compile(r"\b(?:UPDATE|INSERT\s+INTO)\s+(?:ONLY\s+)?(\S+)", re.I)
+
+
+def _set_clause_writes_status(sql: str, start: int) -> bool:
+    """Does the SET list starting at `start` assign `status` at its top level?"""
+    depth, top, group_start = 0, start, 0
+    top_level: list[str] = []
+    for token in SET_TOKEN.finditer(sql, start):
+        word = token.group().upper()
+        if word == "(":
+            if depth == 0:
+                top_level.append(sql[top : token.start()])
+                group_start = token.end()
+            depth += 1
+        elif word == ")":
+            if depth == 0:
+                break
+            depth -= 1
+            if depth == 0:
+                top = token.end()
+                column_list = sql[group_start : token.start()]
+                if ASSIGNED.match(sql, top) and STATUS_COLUMN.search(column_list):
+                    return True  # `(a, status) = …`: a list of columns assigned
+        elif depth == 0:
+            top_level.append(sql[top : token.start()])
+            break
+    else:
+        if depth == 0:
+            top_level.append(sql[top:])
+    return any(STATUS_WRITE.search(part) for part in top_level)
 
 
 def sql_status_writes(sql: str) -> Iterator[str]:
     """The table of every SET list in `sql` that assigns `status` (an UPDATE's, or an
     upsert's `ON CONFLICT … DO UPDATE SET`, named by its INSERT)."""
-    for clause in SET_CLAUSE.finditer(sql):
-        if STATUS_WRITE.search(clause.group(1)):
+    for clause in SET_WORD.finditer(sql):
+        if _set_clause_writes_status(sql, clause.end()):
             before = [
                 m.group(1) for m in WRITTEN_TABLE.finditer(sql, 0, clause.start())
                 if m.group(1).upper() != "SET"
@@ -72,12 +107,39 @@ def _text(node: ast.AST) -> str | None:
     return None
 
 
-def _statement_root(node: ast.AST) -> ast.Call | None:
+def _statement_builders(tree: ast.AST) -> dict[str, str]:
+    """Local name → `update`/`insert` for SQLAlchemy's statement builders as a module
+    imports them (`from sqlalchemy import update as upd`); the plain names by default."""
+    names = {"update": "update", "insert": "insert"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            for alias in node.names:
+                if alias.name in ("update", "insert"):
+                    if alias.asname:
+                        names.pop(alias.asname, None)
+                    names[alias.asname or alias.name] = alias.name
+    return names
+
+
+def _builder(node: ast.Call, builders: dict[str, str]) -> str | None:
+    """`update`/`insert` if `node` calls one (by its local name, or `sa.update(…)`)."""
+    if isinstance(node.func, ast.Name):
+        return builders.get(node.func.id)
+    if (
+        isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("update", "insert")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in ("sa", "sqlalchemy")
+    ):
+        return node.func.attr
+    return None
+
+
+def _statement_root(node: ast.AST, builders: dict[str, str]) -> ast.Call | None:
     """The `update(X)`/`insert(X)` call a chain `….where(…).values(…)` starts from."""
     while isinstance(node, ast.Call | ast.Attribute):
         if isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else None
-            if name in ("update", "insert"):
+            if _builder(node, builders):
                 return node
             node = node.func
         else:
@@ -85,9 +147,14 @@ def _statement_root(node: ast.AST) -> ast.Call | None:
     return None
 
 
+def _dict_keys(node: ast.AST) -> set[str | None]:
+    return {_text(k) for k in node.keys if k} if isinstance(node, ast.Dict) else set()
+
+
 def python_status_writes(source: str) -> Iterator[tuple[int, str]]:
     """(line, what) for every status write in a Python module."""
     tree = ast.parse(source)
+    builders = _statement_builders(tree)
     seen = {  # docstrings and other bare strings are prose
         id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and _text(n.value)
     }
@@ -125,11 +192,14 @@ def python_status_writes(source: str) -> Iterator[tuple[int, str]]:
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "values"
         ):
-            keys = {k.arg for k in node.keywords} | {
-                _text(k) for d in node.args if isinstance(d, ast.Dict) for k in d.keys if k
+            keys = {k.arg for k in node.keywords if k.arg} | {  # values(status=…), ({…})
+                key for d in node.args for key in _dict_keys(d)
             }
-            root = _statement_root(node.func.value)
-            if "status" in keys and (root is None or root.func.id == "update"):  # type: ignore[union-attr]
+            for k in node.keywords:  # values(**{"status": …})
+                if k.arg is None:
+                    keys |= _dict_keys(k.value)
+            root = _statement_root(node.func.value, builders)
+            if "status" in keys and (root is None or _builder(root, builders) == "update"):
                 model = ast.unparse(root.args[0]) if root is not None and root.args else "?"
                 yield node.lineno, model
 
@@ -184,6 +254,22 @@ def test_the_door_writes_each_machine_conditionally() -> None:
             ["Shipment"],
         ),
         ("stmt = update(Order).values({'status': 'cancelled'})", ["Order"]),
+        (
+            'SQL = "UPDATE returns SET completed_at = (SELECT max(received_at) FROM return_lines '
+            "WHERE return_id = $1), status = 'completed' WHERE id = $1\"",
+            ["returns"],
+        ),
+        (
+            'SQL = "UPDATE orders o SET (updated_at, status) = (now(), $2) WHERE o.id = $1"',
+            ["orders"],
+        ),
+        (
+            "from sqlalchemy import update as upd\n"
+            "stmt = upd(Order).where(Order.id == i).values(status='cancelled')",
+            ["Order"],
+        ),
+        ("stmt = sa.update(Return).values(status='completed')", ["Return"]),
+        ("stmt = update(Shipment).values(**{'status': 'cancelled'})", ["Shipment"]),
         ("order.status = 'cancelled'", ["order.status"]),
         ("setattr(ret, 'status', 'completed')", ["setattr(ret, 'status')"]),
         ('def f():\n    """UPDATE orders SET status = $2: prose."""', []),
@@ -192,6 +278,16 @@ def test_the_door_writes_each_machine_conditionally() -> None:
         # Not writes of a machine's status: reads, other columns, creation.
         ('SQL = "SELECT id FROM orders WHERE status = $1"', []),
         ('SQL = "UPDATE orders SET payment_status = $2, return_status = $3 WHERE status = $4"', []),
+        (
+            'SQL = "UPDATE orders SET return_status = (SELECT min(status) FROM returns r '
+            'WHERE r.order_id = $1 AND r.status = $2) WHERE id = $1"',
+            [],
+        ),
+        (
+            "from sqlalchemy.dialects.postgresql import insert as ins\n"
+            "stmt = ins(Pickup).values(status='scheduled')",
+            [],
+        ),
         ("SQL = \"INSERT INTO shipments (id, status) VALUES ($1, 'pending')\"", []),
         ("stmt = insert(Pickup).values(status='scheduled')", []),
         ("ok = Health(status='ok')", []),
