@@ -287,6 +287,10 @@ async def test_deleted_endpoints_get_nothing_and_channels_see_only_theirs(
         f"/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(key["secret"])
     )
     assert deleted.json()["status"] == "deleted"
+    again = await client.delete(
+        f"/v1/webhook-endpoints/{endpoint['id']}", headers=bearer(key["secret"])
+    )
+    assert again.status_code == 404  # deleted once: a second delete finds nothing
     product = await shop.product(admin, 5)
     await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
     await asyncio.sleep(0.6)

@@ -86,11 +86,22 @@ async def list_endpoints(
 async def delete_endpoint(
     session: AsyncSession, *, principal: Principal, endpoint_id: str
 ) -> WebhookEndpoint:
-    """Stops all delivery to it; its delivery history stays readable by id."""
+    """Stops all delivery to it; its delivery history stays readable by id.
+
+    The fence first (404 unless the principal's and not deleted), then a conditional
+    UPDATE: of two deletes at once, the second finds no row still undeleted and answers
+    404, as it would have a moment later."""
     endpoint = await get_endpoint(session, principal=principal, endpoint_id=endpoint_id)
-    endpoint.status = "deleted"
-    await session.flush()
-    return endpoint
+    deleted: WebhookEndpoint | None = await session.scalar(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.status != "deleted")
+        .values(status="deleted")
+        .returning(WebhookEndpoint)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    if deleted is None:
+        raise NotFound(f"No webhook endpoint with id {endpoint_id}.")
+    return deleted
 
 
 async def rotate_secret(
