@@ -130,9 +130,11 @@ def writer_columns(
 
 
 # `oms_place_order` (migration 0011) inserts each of the plan's rows whole, as its table's
-# row type, and `oms_move_stock` reads the moves by the ledger's columns: a key a table
-# lacks would vanish, a column the plan lacks would be NULL. Checked once, as this module
-# loads (never per order): the plan's row types name exactly the models' columns.
+# row type, and `oms_move_stock` (migration 0012) reads every move as the ledger's row type
+# and inserts it whole (filling `created_at` itself): a key a table lacks would vanish, a
+# column the plan lacks would be NULL. Checked once, as this module loads (never per
+# order): the plan's row types name exactly the models' columns — `StockMove` too, the one
+# shape of a move, whether placement or `services/stock.stock_move` builds it.
 WRITER_COLUMNS: dict[str, frozenset[str]] = {
     "order": writer_columns(OrderRow, Order),
     "lines": writer_columns(LineRow, OrderLine),

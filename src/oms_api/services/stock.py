@@ -29,11 +29,9 @@ FOR UPDATE OF il
 """
 
 
-CREATE_LEVELS_SQL = """
-INSERT INTO inventory_levels (product_id, location_id)
-SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
-ON CONFLICT DO NOTHING
-"""
+# Empty levels for pairs without one (`sql/functions/oms_open_levels.sql`): no Python
+# writes `inventory_levels`.
+OPEN_LEVELS_SQL = "SELECT oms_open_levels($1::text[], $2::text[])"
 
 
 def stock_move(
@@ -61,6 +59,6 @@ async def lock_levels(
     place that never held the product is serialised like any other."""
     ordered = sorted(set(keys))
     if create_missing:
-        await conn.execute(CREATE_LEVELS_SQL, [k[0] for k in ordered], [k[1] for k in ordered])
+        await conn.execute(OPEN_LEVELS_SQL, [k[0] for k in ordered], [k[1] for k in ordered])
     rows = await conn.fetch(LOCK_LEVELS_SQL, [k[0] for k in ordered], [k[1] for k in ordered])
     return {(r["product_id"], r["location_id"]): (r["on_hand"], r["reserved"]) for r in rows}
