@@ -5,7 +5,8 @@ exactly as its file defines it (tests/db_functions.py compares them; test_migrat
 checks a fresh database after each upgrade to head). Here: that check on the session's
 database, and proof that it fails on a function without a file, a file without a function,
 or any difference between the two; and that each file names the revision that installs
-its text.
+its text. The same for triggers against the list in tests/db_functions.py: one extra,
+missing or changed fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from oms_api import migrations_runner
 from oms_api.sql import function_sources
-from tests.db_functions import function_drift
+from tests.db_functions import TRIGGERS, function_drift, trigger_drift
 
 
 @pytest.fixture
@@ -96,6 +97,54 @@ async def test_a_source_file_must_create_the_function_it_is_named_after(
     problems = await function_drift(conn, sources)
     assert len(problems) == 1
     assert "does not install it: the file creates ['oms_fan_out_events']" in problems[0]
+
+
+async def test_the_triggers_are_exactly_the_known_ones(conn: asyncpg.Connection) -> None:
+    assert await trigger_drift(conn, TRIGGERS) == []
+    assert set(TRIGGERS) == {"events_fan_out"}
+
+
+async def test_an_extra_trigger_fails(conn: asyncpg.Connection) -> None:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.execute(
+            "CREATE TRIGGER oms_stray AFTER UPDATE ON orders "
+            "FOR EACH STATEMENT EXECUTE FUNCTION oms_fan_out_events()"
+        )
+        problems = await function_drift(conn, function_sources())
+        assert problems == ["trigger oms_stray on orders: in the database, but not in TRIGGERS"]
+    finally:
+        await transaction.rollback()
+
+
+async def test_a_missing_trigger_fails(conn: asyncpg.Connection) -> None:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await conn.execute("DROP TRIGGER events_fan_out ON events")
+        problems = await function_drift(conn, function_sources())
+        assert problems == [
+            "trigger events_fan_out: in TRIGGERS, but the migrations do not create it"
+        ]
+    finally:
+        await transaction.rollback()
+
+
+async def test_a_changed_trigger_fails(conn: asyncpg.Connection) -> None:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:  # the same name, table and function; fired per row instead of per statement
+        await conn.execute("DROP TRIGGER events_fan_out ON events")
+        await conn.execute(
+            "CREATE TRIGGER events_fan_out AFTER INSERT ON events "
+            "FOR EACH ROW EXECUTE FUNCTION oms_fan_out_events()"
+        )
+        problems = await function_drift(conn, function_sources())
+        assert len(problems) == 1
+        assert problems[0].startswith("trigger events_fan_out: the database has")
+    finally:
+        await transaction.rollback()
 
 
 # The head revision of each function is named in its file; that revision's text is the

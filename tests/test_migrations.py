@@ -19,7 +19,7 @@ from oms_api.db import async_url
 from oms_api.models import Base
 from oms_api.sql import function_sources
 from tests.conftest import create_database, drop_database
-from tests.db_functions import function_drift
+from tests.db_functions import TRIGGERS, function_drift
 
 
 async def _diff_and_tables(url: str) -> tuple[list[Any], set[str]]:
@@ -38,10 +38,12 @@ async def _diff_and_tables(url: str) -> tuple[list[Any], set[str]]:
         await engine.dispose()
 
 
-async def _function_drift(url: str, sources: dict[str, str]) -> list[str]:
+async def _function_drift(
+    url: str, sources: dict[str, str], triggers: dict[str, tuple[str, str, str]] = TRIGGERS
+) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
-        return await function_drift(conn, sources)
+        return await function_drift(conn, sources, triggers)
     finally:
         await conn.close()
 
@@ -64,7 +66,7 @@ async def test_upgrade_downgrade_upgrade_matches_models(server_url: str) -> None
         await asyncio.to_thread(migrations_runner.downgrade, url, "base")
         diff, tables = await _diff_and_tables(url)
         assert tables <= {"alembic_version"}
-        assert await _function_drift(url, {}) == []  # and no function left behind
+        assert await _function_drift(url, {}, {}) == []  # no function, no trigger left
 
         await asyncio.to_thread(migrations_runner.upgrade, url)
         diff, tables = await _diff_and_tables(url)
