@@ -18,6 +18,7 @@ OUT_OF_RANGE = (
     "a time must lie within years 1 to 9999 once converted to UTC "
     "(0001-01-01T00:00:00.000001Z to 9999-12-31T23:59:59.999998Z)"
 )
+OUT_OF_RANGE_FILTER = "a time must lie within years 1 to 9999 once converted to UTC"
 EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(microseconds=1)
 LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
 
@@ -25,12 +26,23 @@ LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
 def as_utc(value: datetime) -> datetime:
     """`value` converted to UTC; ValueError when it has no offset or lies outside
     EARLIEST..LATEST."""
-    if value.utcoffset() is None:
-        raise ValueError(OFFSET_MISSING)
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(OUT_OF_RANGE) from None
+    utc = _in_utc(value)
     if not EARLIEST <= utc <= LATEST:
         raise ValueError(OUT_OF_RANGE)
     return utc
+
+
+def bound_as_utc(value: datetime) -> datetime:
+    """A filter's bound in UTC: as `as_utc`, but the calendar's first and last microseconds
+    are allowed — compared, never stored, the driver's `-infinity` and `infinity` mean
+    exactly what they say — so every instant of years 1-9999 is a bound."""
+    return _in_utc(value)
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError(OFFSET_MISSING)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_RANGE_FILTER) from None

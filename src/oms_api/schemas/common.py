@@ -116,9 +116,14 @@ def _day_start(value: Any) -> Any:
     return value
 
 
-# A query filter's time: a Timestamp, or a bare date meaning that day's start in UTC.
+# A query filter's time: RFC 3339 with an offset like a Timestamp, or a bare date meaning
+# that day's start in UTC; every instant of years 1-9999 in UTC (a bound is compared, never
+# stored, so the calendar's very edges are fine here).
 TimestampFilter = Annotated[
-    Timestamp,
+    datetime,
+    BeforeValidator(_rfc3339_text),
+    Field(strict=False),
+    AfterValidator(times.bound_as_utc),
     BeforeValidator(_day_start),
     WithJsonSchema(
         {
