@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 
+import asyncpg
 import httpx
 
-from tests.conftest import service_env
+from oms_api import migrations_runner
+from oms_api.db import libpq_url
+from tests.conftest import create_database, drop_database, service_env
 from tests.factories import bearer, create_channel
 
 
@@ -172,3 +176,41 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert (
         len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 18
     )
+
+
+async def test_demo_after_a_hand_made_web_channel_sells_from_its_own_warehouse(
+    server_url: str,
+) -> None:
+    """The README's walkthrough makes a `web` channel selling from its own location; a demo
+    run afterwards reuses that channel, so it must also sell from the demo's warehouse (it
+    crashed on its first order, out of stock at the walkthrough's location)."""
+    url = await create_database(server_url)
+    try:
+        await asyncio.to_thread(migrations_runner.upgrade, url)
+        conn = await asyncpg.connect(libpq_url(url))
+        try:
+            await conn.execute(
+                "INSERT INTO locations (id, code, name, kind, priority) "
+                "VALUES ('loc_walk', 'berlin', 'Berlin', 'warehouse', 1)"
+            )
+            await conn.execute(
+                "INSERT INTO channels (id, code, name, location_ids) "
+                "VALUES ('ch_walk', 'web', 'Web', ARRAY['loc_walk'])"
+            )
+        finally:
+            await conn.close()
+        seeded = oms(url, "demo")
+        assert seeded.returncode == 0, seeded.stderr
+        conn = await asyncpg.connect(libpq_url(url))
+        try:
+            sells_from = await conn.fetchval("SELECT location_ids FROM channels WHERE code = 'web'")
+            demo_warehouse = await conn.fetchval(
+                "SELECT id FROM locations WHERE code = 'demo-berlin'"
+            )
+            placed = await conn.fetchval("SELECT count(*) FROM orders WHERE channel_id = 'ch_walk'")
+        finally:
+            await conn.close()
+        assert sells_from == ["loc_walk", demo_warehouse]
+        assert placed == 18
+    finally:
+        await drop_database(url)

@@ -98,7 +98,9 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
             )
             if response.status_code == 409:
                 listed = (await http.get("/v1/channels", params={"limit": 200})).json()["data"]
-                channels[code] = next(c for c in listed if c["code"] == code)
+                channels[code] = await _selling_from(
+                    http, next(c for c in listed if c["code"] == code), location_ids
+                )
             else:
                 channels[code] = response.json()
         keys = {}
@@ -128,7 +130,7 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
                  "payment": {"method": "invoice"}},
             ]  # fmt: skip
             for body in placements:
-                orders.append((await http.post("/v1/orders", json=body, headers=web)).json())
+                orders.append(_created(await http.post("/v1/orders", json=body, headers=web)))
             await http.post(
                 f"/v1/orders/{orders[1]['id']}/hold",
                 json={"reason": "demo: address check"},
@@ -274,3 +276,27 @@ Fulfilment (admin key): shipments in every state, a pick list, a label:
 
 API docs: {base_url}/docs
 """
+
+
+async def _selling_from(
+    http: httpx.AsyncClient, channel: dict[str, Any], location_ids: list[str]
+) -> dict[str, Any]:
+    """An existing channel (made before, perhaps by hand) that also sells from the demo's
+    locations, so the demo's orders find the demo's stock."""
+    current = list(channel["location_ids"])
+    if not current or all(x in current for x in location_ids):
+        return channel  # an empty list sells from everywhere
+    patched = await http.patch(
+        f"/v1/channels/{channel['id']}", json={"location_ids": current + location_ids}
+    )
+    return _created(patched)
+
+
+def _created(response: httpx.Response) -> dict[str, Any]:
+    """The resource the demo asked for, or a clear error naming what the API answered."""
+    if response.status_code not in (200, 201):
+        raise RuntimeError(
+            f"demo: {response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text}"
+        )
+    return dict(response.json())
