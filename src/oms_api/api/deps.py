@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -34,6 +34,17 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs when the endpoint returns, before the response is sent,
 # so a failed commit is answered as an error and never as a success.
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+def _null_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# In an optional command body's annotation, with `Body(default_factory=TheModel)`: no body,
+# `{}` and `null` all mean the model's defaults. The document shows the body as the model
+# alone, not `anyOf [model, null]`, so that generated clients may leave it out (a nullable
+# body makes openapi-python-client send its `Unset` marker as JSON).
+NULL_AS_EMPTY = BeforeValidator(_null_as_empty)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
 

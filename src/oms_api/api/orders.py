@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from oms_api.api.deps import (
+    NULL_AS_EMPTY,
     BearerCredentials,
     IdempotencyKeyHeader,
     IdempotentCreate,
@@ -41,6 +42,8 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 OrdersReader = Annotated[Principal, require(Scope.ORDERS_READ)]
 OrdersWriter = Annotated[Principal, require(Scope.ORDERS_WRITE)]
 OrderId = Annotated[str, Path(max_length=64, description="The order's id.")]
+# A command's optional reason: no body, `{}` or `null` give none.
+OptionalReason = Annotated[ReasonBody, NULL_AS_EMPTY, Body(default_factory=ReasonBody)]
 
 
 def document_response(document: dict[str, Any], status_code: int = 200) -> Response:
@@ -194,13 +197,11 @@ COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
     responses=COMMAND_ERRORS,
 )
 async def cancel_order(
-    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: ReasonBody | None = None
+    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: OptionalReason
 ) -> Response:
     """Releases every unshipped reservation. Allowed while `pending`, `on_hold` or
     `confirmed`; otherwise 409 `invalid_transition`."""
-    return await _command(
-        session, principal, order_id, OrderCommand.CANCEL, body.reason if body else None
-    )
+    return await _command(session, principal, order_id, OrderCommand.CANCEL, body.reason)
 
 
 @router.post(
@@ -210,12 +211,10 @@ async def cancel_order(
     responses=COMMAND_ERRORS,
 )
 async def hold_order(
-    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: ReasonBody | None = None
+    order_id: OrderId, session: SessionDep, principal: OrdersWriter, body: OptionalReason
 ) -> Response:
     """Stops fulfilment until released; reservations stay. From `pending` or `confirmed`."""
-    return await _command(
-        session, principal, order_id, OrderCommand.HOLD, body.reason if body else None
-    )
+    return await _command(session, principal, order_id, OrderCommand.HOLD, body.reason)
 
 
 @router.post(

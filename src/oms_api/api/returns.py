@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
-from oms_api.api.orders import document_response
+from oms_api.api.deps import (
+    NULL_AS_EMPTY,
+    IdempotentCreate,
+    PageDep,
+    SessionDep,
+    idempotent_create,
+    require,
+)
+from oms_api.api.orders import OptionalReason, document_response
 from oms_api.api.problems import problem_responses
 from oms_api.api.shipments import PDF, pdf_response
 from oms_api.db import driver_connection
@@ -17,7 +24,6 @@ from oms_api.domain.returns import Resolution, ReturnCommand, ReturnStatus
 from oms_api.jsonutil import dumps
 from oms_api.paper import return_slip
 from oms_api.schemas.common import ListResponse
-from oms_api.schemas.orders import ReasonBody
 from oms_api.schemas.returns import CompleteBody, ReceiveBody, ReturnCreate, ReturnPublic
 from oms_api.services import returns as service
 from oms_api.services.paperwork import location_of
@@ -114,13 +120,11 @@ async def approve_return(return_id: ReturnId, session: SessionDep, principal: Ha
     responses=COMMAND_ERRORS,
 )  # fmt: skip
 async def reject_return(
-    return_id: ReturnId, session: SessionDep, principal: Handler, body: ReasonBody | None = None
+    return_id: ReturnId, session: SessionDep, principal: Handler, body: OptionalReason
 ) -> Response:
     """From `requested` or `approved`, before any unit is received (409
     `return_partly_received` after)."""
-    return await _command(
-        session, principal, return_id, ReturnCommand.REJECT, body.reason if body else None
-    )
+    return await _command(session, principal, return_id, ReturnCommand.REJECT, body.reason)
 
 
 @router.post(
@@ -128,12 +132,10 @@ async def reject_return(
     responses=COMMAND_ERRORS,
 )  # fmt: skip
 async def cancel_return(
-    return_id: ReturnId, session: SessionDep, principal: Handler, body: ReasonBody | None = None
+    return_id: ReturnId, session: SessionDep, principal: Handler, body: OptionalReason
 ) -> Response:
     """From `requested` or `approved`, before any unit is received."""
-    return await _command(
-        session, principal, return_id, ReturnCommand.CANCEL, body.reason if body else None
-    )
+    return await _command(session, principal, return_id, ReturnCommand.CANCEL, body.reason)
 
 
 @router.post(
@@ -163,7 +165,7 @@ async def receive_return(
 )  # fmt: skip
 async def complete_return(
     request: Request, return_id: ReturnId, session: SessionDep, principal: Handler,
-    body: CompleteBody | None = None,
+    body: Annotated[CompleteBody, NULL_AS_EMPTY, Body(default_factory=CompleteBody)],
 ) -> Response:  # fmt: skip
     """`received` → `completed`. A refund return records a refund payment on the order:
     by default the returned lines' prices, plus the order's shipping once with
@@ -171,7 +173,6 @@ async def complete_return(
     (409 `refund_exceeds_captured`, the return stays `received`). An exchange places a new
     order for `exchange_lines` in the same channel, for the same customer and address,
     reserving stock like any order (409 `insufficient_stock`: the return stays `received`)."""
-    body = body or CompleteBody()
     return document_response(
         await service.complete(
             await driver_connection(session), principal=principal, return_id=return_id,

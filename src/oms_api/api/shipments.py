@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
-from oms_api.api.orders import OrderId, document_response
+from oms_api.api.deps import (
+    NULL_AS_EMPTY,
+    IdempotentCreate,
+    PageDep,
+    SessionDep,
+    idempotent_create,
+    require,
+)
+from oms_api.api.orders import OptionalReason, OrderId, document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
@@ -16,7 +23,6 @@ from oms_api.domain.shipments import ShipmentCommand, ShipmentStatus, TrackingSt
 from oms_api.jsonutil import dumps
 from oms_api.paper import pick_list as pick_list_pdf
 from oms_api.schemas.common import ListResponse, NoBody
-from oms_api.schemas.orders import ReasonBody
 from oms_api.schemas.shipments import (
     OrderTracking,
     ParcelBody,
@@ -37,6 +43,8 @@ Fulfiller = Annotated[Principal, require(Scope.FULFILLMENT_WRITE)]
 ShipmentId = Annotated[str, Path(max_length=64, description="The shipment's id.")]
 LocationId = Annotated[str, Path(max_length=64, description="The location's id.")]
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
+# What is known of the parcel at `/pack` or `/ship`: no body, `{}` or `null` tell nothing.
+OptionalParcel = Annotated[ParcelBody, NULL_AS_EMPTY, Body(default_factory=ParcelBody)]
 PDF: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
@@ -174,7 +182,7 @@ async def pick_shipment(
 )  # fmt: skip
 async def pack_shipment(
     shipment_id: ShipmentId, session: SessionDep, principal: Fulfiller,
-    body: ParcelBody | None = None,
+    body: OptionalParcel,
 ) -> Response:  # fmt: skip
     """`picking` → `packed`. Give the carrier, service, tracking number and weight here to
     print the label before the parcel is handed over."""
@@ -187,7 +195,7 @@ async def pack_shipment(
 )  # fmt: skip
 async def ship_shipment(
     shipment_id: ShipmentId, session: SessionDep, principal: Fulfiller,
-    body: ParcelBody | None = None,
+    body: OptionalParcel,
 ) -> Response:  # fmt: skip
     """`packed` → `shipped`: the units leave — `on_hand` and `reserved` drop at the
     location (ledger `cause_type=shipment`), the lines' `quantity_shipped` rise, and the
@@ -214,7 +222,7 @@ async def deliver_shipment(
 )  # fmt: skip
 async def cancel_shipment(
     shipment_id: ShipmentId, session: SessionDep, principal: Fulfiller,
-    body: ReasonBody | None = None,
+    body: OptionalReason,
 ) -> Response:  # fmt: skip
     """Before it ships: its units go back to the order's reservations at that location."""
     return await _command(
@@ -222,7 +230,7 @@ async def cancel_shipment(
         principal,
         shipment_id,
         ShipmentCommand.CANCEL,
-        reason=body.reason if body else None,
+        reason=body.reason,
     )
 
 
