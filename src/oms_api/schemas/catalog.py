@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from oms_api.schemas.common import (
     Address,
+    AddressPublic,
     Code,
     Currency,
     Money,
@@ -64,7 +65,7 @@ class LocationPublic(PublicModel):
     name: str
     kind: Literal["warehouse", "store"]
     priority: int
-    address: dict[str, Any] | None = Field(description="The ship-from address on labels.")
+    address: AddressPublic | None = Field(description="The ship-from address on labels.")
     version: int
     created_at: datetime
 

@@ -219,3 +219,18 @@ class Address(RequestModel):
     postal_code: Annotated[str, StringConstraints(max_length=32)] | None = None
     country: CountryCode
     phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class AddressPublic(PublicModel):
+    """An address as it was given (an `Address`); a field never given reads `null` or is
+    absent."""
+
+    name: str | None = None
+    company: str | None = None
+    line1: str
+    line2: str | None = None
+    city: str
+    region: str | None = None
+    postal_code: str | None = None
+    country: str = Field(description="ISO 3166-1 alpha-2, upper-case.")
+    phone: str | None = None

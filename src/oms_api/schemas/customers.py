@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from oms_api.schemas.common import Address, Email, PublicModel, RequestModel
+from oms_api.schemas.common import Address, AddressPublic, Email, PublicModel, RequestModel
 
 Phone = Annotated[str, StringConstraints(max_length=64)]
 PersonName = Annotated[str, StringConstraints(max_length=200)]
@@ -36,7 +36,7 @@ class CustomerProfilePublic(PublicModel):
     email: str = Field(description="As this channel spelt it.")
     name: str | None
     phone: str | None
-    addresses: list[dict[str, Any]] = Field(
+    addresses: list[AddressPublic] = Field(
         description="Given when the channel created the customer, then its orders' shipping and "
         "billing addresses, newest first; each once, at most 20."
     )
@@ -54,7 +54,7 @@ class CustomerPublic(PublicModel):
     email: str
     name: str | None
     phone: str | None
-    addresses: list[dict[str, Any]]
+    addresses: list[AddressPublic]
     profiles: list[CustomerProfilePublic] = Field(
         description="Every channel's profile for an admin key; only its own for a channel key."
     )

@@ -9,6 +9,7 @@ from oms_api.domain.orders import OrderStatus
 from oms_api.domain.payments import PaymentKind, PaymentStatus
 from oms_api.schemas.common import (
     Address,
+    AddressPublic,
     Code,
     Currency,
     Email,
@@ -169,8 +170,8 @@ class OrderPublic(PublicModel):
     payment_amounts: PaymentAmounts
     payments: list[PaymentPublic]
     risk: Risk
-    shipping_address: dict[str, Any] | None
-    billing_address: dict[str, Any] | None
+    shipping_address: AddressPublic | None
+    billing_address: AddressPublic | None
     note: str | None
     metadata: dict[str, Any]
     hold_reason: str | None
