@@ -45,10 +45,15 @@ LocationId = Annotated[str, Path(max_length=64, description="The location's id."
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 # What is known of the parcel at `/pack` or `/ship`: no body, `{}` or `null` tell nothing.
 OptionalParcel = Annotated[ParcelBody, NULL_AS_EMPTY, Body(default_factory=ParcelBody)]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# A PDF's 200. It is always sent as `application/pdf`; `application/octet-stream` is listed
+# too because some client generators (openapi-python-client) know no other binary type and
+# would otherwise leave the 200 out of the generated client.
 PDF: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
-        "description": "A PDF.",
+        "content": {"application/pdf": _BINARY, "application/octet-stream": _BINARY},
+        "description": "A PDF, sent as `application/pdf` (`application/octet-stream` is "
+        "listed for client generators that know no other binary type).",
     }
 }
 
