@@ -1,26 +1,40 @@
 """What a person reads: shipping labels, packing slips, pick lists, pickup manifests and
 return slips, drawn as PDF with reportlab. Pure rendering: documents in, bytes out.
 
-Text is set in Bitstream Vera (shipped inside reportlab and embedded in each PDF), which
-covers Western European scripts; barcodes are Code 128, drawn by reportlab itself.
+Text is set in DejaVu Sans, embedded in each PDF: Latin (with Latin Extended), Greek and
+Cyrillic print. The TTFs come with a package that pyproject.toml depends on (matplotlib
+ships DejaVu Sans; only the font files are read, matplotlib is never imported). A
+character outside the font prints as U+FFFD (a visible replacement mark) and is logged
+as a warning; control characters print as spaces. Right-to-left letters that the font has
+(Hebrew, Arabic) print left to right and unshaped: that is logged too.
+
+Text is laid out, never cut silently: a field wraps, then shrinks step by step to a
+readable floor (6 pt); only what still does not fit is shortened, with "…", and logged.
+
+Barcodes are Code 128 (reportlab's): the narrowest bar is a whole number of dots at
+203 dpi (what 4 by 6 in label printers print), the bars sit on that dot grid, and 10
+modules or more on either side are clear of frame lines and text (the quiet zones).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import logging
+import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import reportlab
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch, mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.pdfmetrics import registerFontFamily
+from reportlab.pdfbase.pdfmetrics import registerFontFamily, stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
@@ -32,14 +46,58 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+log = logging.getLogger(__name__)
+
 LABEL_SIZE = (4 * inch, 6 * inch)  # 288 x 432 pt, portrait
-REGULAR, BOLD = "OmsVera", "OmsVera-Bold"
-_FONTS = Path(reportlab.__file__).parent / "fonts"
-pdfmetrics.registerFont(TTFont(REGULAR, str(_FONTS / "Vera.ttf")))
-pdfmetrics.registerFont(TTFont(BOLD, str(_FONTS / "VeraBd.ttf")))
+PRINTER_DPI = 203  # thermal label printers; module widths are whole dots at this
+QUIET_MODULES = 10  # Code 128's quiet zone, each side
+FLOOR = 6.0  # pt: text shrinks no further
+REPLACEMENT = "\ufffd"
+
+
+def font_dir() -> Path:
+    """Where the installed DejaVu Sans TTFs are (inside matplotlib's package data)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("matplotlib (which ships DejaVu Sans) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
+
+
+REGULAR, BOLD = "OmsDejaVu", "OmsDejaVu-Bold"
+pdfmetrics.registerFont(TTFont(REGULAR, str(font_dir() / "DejaVuSans.ttf")))
+pdfmetrics.registerFont(TTFont(BOLD, str(font_dir() / "DejaVuSans-Bold.ttf")))
 registerFontFamily(REGULAR, normal=REGULAR, bold=BOLD, italic=REGULAR, boldItalic=BOLD)
+_COVERED = frozenset(pdfmetrics.getFont(REGULAR).face.charToGlyph) & frozenset(
+    pdfmetrics.getFont(BOLD).face.charToGlyph
+)
+
+
+def printable(text: object) -> str:
+    """`text` as the fonts can print it: a character outside them becomes U+FFFD (and is
+    logged), a control character a space."""
+    out, missing, rtl = [], [], False
+    for ch in str(text):
+        category = unicodedata.category(ch)
+        if category == "Cc" or ch in "\u2028\u2029":
+            out.append(" ")
+        elif ord(ch) not in _COVERED or category in ("Cs", "Co", "Cn"):
+            missing.append(ch)
+            out.append(REPLACEMENT)
+        else:
+            rtl = rtl or unicodedata.bidirectional(ch) in ("R", "AL")
+            out.append(ch)
+    if missing:
+        log.warning(
+            "paper: %d character(s) outside the font printed as U+FFFD: %s",
+            len(missing), " ".join(f"U+{ord(ch):04X}" for ch in dict.fromkeys(missing)),
+        )  # fmt: skip
+    if rtl:
+        log.warning("paper: right-to-left text printed left to right, unshaped: %r", text)
+    return "".join(out)
+
 
 _TEXT = ParagraphStyle("text", fontName=REGULAR, fontSize=9.5, leading=12)
+_CELL = ParagraphStyle("cell", parent=_TEXT, fontSize=9, leading=11.5)
 _SMALL = ParagraphStyle("small", parent=_TEXT, fontSize=8, leading=10, textColor=colors.grey)
 _TITLE = ParagraphStyle("title", parent=_TEXT, fontName=BOLD, fontSize=18, leading=22)
 _HEADING = ParagraphStyle("heading", parent=_TEXT, fontName=BOLD, fontSize=10.5, leading=14)
@@ -84,8 +142,13 @@ def _when(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _escape(text: object) -> str:
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _p(text: object, style: ParagraphStyle = _CELL) -> Paragraph:
+    """One table cell or line: wraps in its column (a long word, a SKU, breaks too)."""
+    return Paragraph(_escape(text), style)
 
 
 def _para(lines: Sequence[str], style: ParagraphStyle = _TEXT) -> Paragraph:
@@ -98,19 +161,149 @@ def _block(heading: str, lines: Sequence[str]) -> Paragraph:
     return Paragraph(f"<b>{_escape(heading)}</b><br/>{body}", _TEXT)
 
 
-class _Barcode(Flowable):  # type: ignore[misc]
-    """A Code 128 barcode scaled to a width, its value printed beneath."""
+# --- laying out text on the label ----------------------------------------------------------
 
-    def __init__(self, value: str, width: float, height: float = 16 * mm) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    font: str
+    size: float
+
+    @property
+    def leading(self) -> float:
+        return self.size * 1.2
+
+
+def wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """`text` in lines no wider than `width`: broken between words, and inside a word
+    only where the word alone is wider."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if stringWidth(candidate, font, size) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while stringWidth(word, font, size) > width and len(word) > 1:
+            cut = len(word) - 1
+            while cut > 1 and stringWidth(word[:cut], font, size) > width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def layout(
+    items: Sequence[tuple[str, str, float]], width: float, height: float, floor: float = FLOOR
+) -> list[Line]:
+    """Items (text, font, size) as lines filling at most `width` by `height`: wrapped at
+    their sizes, then all shrunk together in steps down to `floor`; what still does not fit
+    is shortened with "…" and logged."""
+    scale = 1.0
+    while True:
+        lines = [
+            Line(part, font, max(size * scale, floor))
+            for text, font, size in items
+            for part in wrap(printable(text), font, max(size * scale, floor), width)
+        ]
+        if sum(x.leading for x in lines) <= height:
+            return lines
+        if all(size * scale <= floor for _, _, size in items):
+            break
+        scale -= 0.05
+    kept: list[Line] = []
+    for line in lines:
+        if sum(x.leading for x in kept) + line.leading > height:
+            break
+        kept.append(line)
+    if kept:
+        last = kept[-1]
+        text = last.text
+        while text and stringWidth(text + "…", last.font, last.size) > width:
+            text = text[:-1]
+        kept[-1] = Line(text + "…", last.font, last.size)
+    log.warning("paper: text shortened to fit %.0f x %.0f pt: %r", width, height,
+                " / ".join(t for t, _, _ in items))  # fmt: skip
+    return kept
+
+
+def draw_lines(canvas: Canvas, lines: Sequence[Line], x: float, top: float) -> float:
+    """Each line below the last from `top` down; returns the bottom."""
+    y = top
+    for line in lines:
+        y -= line.leading
+        canvas.setFont(line.font, line.size)
+        canvas.drawString(x, y + line.size * 0.3, line.text)
+    return y
+
+
+# --- barcodes -------------------------------------------------------------------------------
+
+
+def dots(n: float) -> float:
+    """`n` printer dots, in points."""
+    return n * 72 / PRINTER_DPI
+
+
+def snap(pt: float) -> float:
+    """`pt` moved to the nearest printer dot."""
+    return dots(round(pt * PRINTER_DPI / 72))
+
+
+def code128_modules(value: str) -> int:
+    """The symbol's width in modules, without quiet zones."""
+    return round(float(Code128(value, barWidth=1.0, quiet=False).width))
+
+
+def module_dots(value: str, room: float, most: int = 3) -> int:
+    """The widest whole-dot module (at most `most` dots) for which the symbol and its quiet
+    zones fit in `room` pt; 1 (logged) when none does."""
+    modules = code128_modules(value) + 2 * QUIET_MODULES
+    for n in range(most, 0, -1):
+        if dots(modules * n) <= room:
+            return n
+    log.warning("paper: Code 128 of %r is wider than %.0f pt even at 1 dot", value, room)
+    return 1
+
+
+def draw_code128(canvas: Canvas, value: str, x: float, y: float, module: int,
+                 height: float) -> float:  # fmt: skip
+    """`value` as Code 128 bars with `module` dots per module, the left bar at `x`
+    (snapped to the dot grid); returns the symbol's width in pt."""
+    code = Code128(value, barHeight=height, barWidth=dots(module), quiet=False)
+    code.drawOn(canvas, snap(x), snap(y))
+    return float(code.width)
+
+
+class _Barcode(Flowable):  # type: ignore[misc]
+    """A Code 128 barcode with its quiet zones inside the flowable, its value beneath."""
+
+    def __init__(self, value: str, room: float, bar_height: float = 18 * mm) -> None:
         super().__init__()
-        self.value, self.width, self.bar_height = value, width, height
-        self.height = height + 7 * mm
+        self.value = value
+        self.module = module_dots(value, room)
+        self.quiet = dots(QUIET_MODULES * self.module)
+        self.symbol = dots(code128_modules(value) * self.module)
+        self.width = self.symbol + 2 * self.quiet
+        self.bar_height = bar_height
+        self.text = layout([(value, BOLD, 13)], max(self.width, 120), 40)
+        self.text_height = sum(x.leading for x in self.text)
+        self.height = bar_height + 4 + self.text_height
         self.hAlign = "LEFT"
 
+    def drawOn(self, canvas: Canvas, x: float, y: float, _sW: float = 0) -> None:
+        super().drawOn(canvas, snap(x), snap(y), _sW)
+
     def draw(self) -> None:
-        draw_code128(self.canv, self.value, 0, 7 * mm, self.width, self.bar_height)
-        self.canv.setFont(BOLD, 13)
-        self.canv.drawCentredString(self.width / 2, 0, self.value)
+        draw_code128(self.canv, self.value, self.quiet, self.text_height + 4, self.module,
+                     self.bar_height)  # fmt: skip
+        draw_lines(self.canv, self.text, self.quiet, self.text_height)
 
 
 class _Checkbox(Flowable):  # type: ignore[misc]
@@ -125,20 +318,10 @@ class _Checkbox(Flowable):  # type: ignore[misc]
         self.canv.rect(0, 0, self.width, self.height)
 
 
-def draw_code128(
-    canvas: Canvas, value: str, x: float, y: float, width: float, height: float
-) -> None:
-    """`value` as Code 128 bars filling `width` (narrowest bar at most 1.5 pt)."""
-    probe = Code128(value, barHeight=height, barWidth=1.0, quiet=False)
-    bar = min(width / probe.width, 1.5)
-    code = Code128(value, barHeight=height, barWidth=bar, quiet=False)
-    code.drawOn(canvas, x + (width - code.width) / 2, y)
-
-
 def _pdf(title: str, story: list[Flowable]) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(
-        out, pagesize=A4, title=title, author="oms-api", leftMargin=18 * mm,
+        out, pagesize=A4, title=printable(title), author="oms-api", leftMargin=18 * mm,
         rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=16 * mm,
     )  # fmt: skip
     doc.build(story)
@@ -154,6 +337,10 @@ def _two_columns(left: Flowable, right: Flowable, width: float) -> Table:
 
 # --- the shipping label ----------------------------------------------------------------------
 
+LABEL_MARGIN = 12.0  # pt: text starts here; the frame runs at half of it
+BAR_HEIGHT = 1.0 * inch  # tall enough to aim a hand scanner at
+BARCODE_BAND = 136.0  # pt from the bottom: the bars, the number, the caption
+
 
 def shipping_label(
     shipment: Mapping[str, Any], ship_to: Mapping[str, Any] | None,
@@ -163,62 +350,70 @@ def shipping_label(
     and the tracking number as text and as Code 128."""
     out = io.BytesIO()
     width, height = LABEL_SIZE
+    number = str(shipment["tracking_number"])
     c = Canvas(out, pagesize=LABEL_SIZE)
-    c.setTitle(f"Label {shipment['tracking_number']}")
+    c.setTitle(printable(f"Label {number}"))
     c.setAuthor("oms-api")
-    m = 12  # margin, pt
+    m = LABEL_MARGIN
+    text_width = width - 2 * m
     c.setLineWidth(1.2)
     c.rect(m / 2, m / 2, width - m, height - m)
 
-    # Carrier band.
-    y = height - m - 22
-    carrier = str(shipment["carrier"] or "")[:40]
-    room = width - 2 * m - 70  # the weight sits at the right
-    c.setFont(BOLD, min(20.0, 20 * room / max(pdfmetrics.stringWidth(carrier, BOLD, 20), 1)))
-    c.drawString(m, y, carrier)
-    c.setFont(REGULAR, 10)
-    c.drawString(m, y - 14, str(shipment["service"] or "")[:40])
+    def divider(y: float) -> None:
+        c.line(m / 2, y, width - m / 2, y)
+
+    # Carrier band: the weight at the right.
+    top = height - m
+    weight = weight_text(shipment["weight_grams"])
+    weight_width = stringWidth(weight, BOLD, 12)
     c.setFont(BOLD, 12)
-    c.drawRightString(width - m, y, weight_text(shipment["weight_grams"]))
-    y -= 24
-    c.line(m / 2, y, width - m / 2, y)
+    c.drawRightString(width - m, top - 14, weight)
+    band = layout(
+        [(str(shipment["carrier"] or ""), BOLD, 18), (str(shipment["service"] or ""), REGULAR, 10)],
+        text_width - weight_width - 10, 44,
+    )  # fmt: skip
+    draw_lines(c, band, m, top)
+    y = top - 48
+    divider(y)
 
-    # Ship from.
-    y -= 12
-    c.setFont(BOLD, 7)
-    c.drawString(m, y, "FROM")
-    c.setFont(REGULAR, 8)
-    for line in [str(ship_from.get("name", "")), *address_lines(ship_from_address)]:
-        y -= 10
-        c.drawString(m, y, line[:60])
-    y -= 8
-    c.line(m / 2, y, width - m / 2, y)
+    # Ship from: small, at most 92 pt.
+    sender = [str(ship_from.get("name", "")), *address_lines(ship_from_address)]
+    items = [("FROM", BOLD, 7.0)] + [(x, REGULAR, 8.0) for x in sender]
+    natural = sum(x.leading for x in layout(items, text_width, 10_000))
+    y = draw_lines(c, layout(items, text_width, min(natural, 92)), m, y - 4) - 4
+    divider(y)
 
-    # Ship to: what the courier reads first.
-    y -= 16
-    c.setFont(BOLD, 8)
-    c.drawString(m, y, "SHIP TO")
-    for i, line in enumerate(address_lines(ship_to) or ["(no shipping address on the order)"]):
-        y -= 17 if i == 0 else 15
-        c.setFont(BOLD if i == 0 else REGULAR, 14 if i == 0 else 12)
-        c.drawString(m + 8, y, line[:34])
-    y -= 12
-    c.line(m / 2, y, width - m / 2, y)
+    # Ship to: what the courier reads first; all the room that is left.
+    order_top = BARCODE_BAND + 38
+    recipient = address_lines(ship_to) or ["(no shipping address on the order)"]
+    items = [("SHIP TO", BOLD, 8.0), (recipient[0], BOLD, 14.0)]
+    items += [(x, REGULAR, 12.0) for x in recipient[1:]]
+    draw_lines(c, layout(items, text_width - 8, y - 6 - order_top - 4), m + 8, y - 6)
+    divider(order_top)
 
     # Order and parcel.
-    y -= 18
-    c.setFont(BOLD, 12)
-    c.drawString(m, y, f"Order #{shipment['order_number']}")
-    c.setFont(REGULAR, 7)
-    c.drawString(m, y - 11, f"Shipment {shipment['id']}")
+    order = layout(
+        [(f"Order #{shipment['order_number']}", BOLD, 12), (f"Shipment {shipment['id']}", REGULAR, 7)],
+        text_width, 34,
+    )  # fmt: skip
+    draw_lines(c, order, m, order_top - 2)
+    divider(BARCODE_BAND)
 
-    # Tracking number: bars and text.
-    number = str(shipment["tracking_number"])
-    draw_code128(c, number, m, 58, width - 2 * m, 70)
-    c.setFont(BOLD, 11)
-    c.drawCentredString(width / 2, 42, number)
+    # Tracking number: bars between quiet zones clear of the frame, the text beneath.
+    frame_inner = width - m - 1.2  # between the frame's two vertical lines
+    module = module_dots(number, frame_inner - 2)
+    symbol = dots(code128_modules(number) * module)
+    bars_bottom = BARCODE_BAND - 10 - BAR_HEIGHT
+    draw_code128(c, number, (width - symbol) / 2, bars_bottom, module, BAR_HEIGHT)
+    caption = layout([(number, BOLD, 11)], text_width, bars_bottom - 6 - 22)
+    drawn = [(line, stringWidth(line.text, line.font, line.size)) for line in caption]
+    y = bars_bottom - 6
+    for line, line_width in drawn:
+        y -= line.leading
+        c.setFont(line.font, line.size)
+        c.drawString((width - line_width) / 2, y + line.size * 0.3, line.text)
     c.setFont(REGULAR, 7)
-    c.drawCentredString(width / 2, 28, "TRACKING NUMBER")
+    c.drawCentredString(width / 2, m + 1, "TRACKING NUMBER")
     c.showPage()
     c.save()
     return out.getvalue()
@@ -232,18 +427,17 @@ def packing_slip(
     ship_from_address: Mapping[str, Any] | None,
 ) -> bytes:  # fmt: skip
     width = A4[0] - 36 * mm
-    rows = [["SKU", "Item", "Quantity"]] + [
-        [line["sku"], Paragraph(_escape(line["name"]), _TEXT), str(line["quantity"])]
-        for line in shipment["lines"]
+    rows: list[list[Any]] = [["SKU", "Item", "Quantity"]] + [
+        [_p(line["sku"]), _p(line["name"]), str(line["quantity"])] for line in shipment["lines"]
     ]
     items = Table(
-        rows, colWidths=[width * 0.25, width * 0.6, width * 0.15], repeatRows=1, hAlign="LEFT"
+        rows, colWidths=[width * 0.3, width * 0.55, width * 0.15], repeatRows=1, hAlign="LEFT"
     )
     items.setStyle(_TABLE)
     units = sum(line["quantity"] for line in shipment["lines"])
     story: list[Flowable] = [
         Paragraph("Packing slip", _TITLE),
-        Paragraph(f"Order #{order['number']}", _HEADING),
+        _p(f"Order #{order['number']}", _HEADING),
         _para([f"Shipment {shipment['id']}", f"Placed {_when(order['created_at'])}"], _SMALL),
         Spacer(1, 6 * mm),
         _two_columns(
@@ -277,16 +471,16 @@ def pick_list(listing: Mapping[str, Any]) -> bytes:
         detail = ", ".join(
             f"#{s['order_number']} {times} {s['quantity']}" for s in item["shipments"]
         )
-        rows.append([_Checkbox(), item["sku"], Paragraph(_escape(item["name"]), _TEXT),
-                     str(item["quantity"]), Paragraph(_escape(detail), _SMALL)])  # fmt: skip
+        rows.append([_Checkbox(), _p(item["sku"]), _p(item["name"]), str(item["quantity"]),
+                     _p(detail, _SMALL)])  # fmt: skip
     table = Table(
-        rows, colWidths=[width * x for x in (0.05, 0.2, 0.35, 0.08, 0.32)], repeatRows=1,
+        rows, colWidths=[width * x for x in (0.05, 0.27, 0.35, 0.07, 0.26)], repeatRows=1,
         hAlign="LEFT",
     )  # fmt: skip
     table.setStyle(_TABLE)
     units = sum(i["quantity"] for i in listing["items"])
     story: list[Flowable] = [
-        Paragraph(f"Pick list — {_escape(listing['location_name'])}", _TITLE),
+        _p(f"Pick list — {listing['location_name']}", _TITLE),
         _para(
             [
                 f"Shipments {', '.join(listing['statuses'])}; generated {_when(listing['generated_at'])}",
@@ -309,7 +503,7 @@ def pickup_manifest(
     width = A4[0] - 36 * mm
     rows: list[list[Any]] = [["#", "Order", "Tracking number", "Weight"]]
     for i, parcel in enumerate(pickup["shipments"], 1):
-        rows.append([str(i), f"#{parcel['order_number']}", parcel["tracking_number"] or "—",
+        rows.append([str(i), _p(f"#{parcel['order_number']}"), _p(parcel["tracking_number"] or "—"),
                      weight_text(parcel["weight_grams"])])  # fmt: skip
     rows.append(
         ["", "", f"{pickup['parcel_count']} parcels", weight_text(pickup["total_weight_grams"])]
@@ -331,7 +525,7 @@ def pickup_manifest(
         ("LINEBELOW", (0, 3), (1, 3), 0.6, colors.black),
     ]))  # fmt: skip
     story: list[Flowable] = [
-        Paragraph(f"Pickup manifest — {_escape(pickup['carrier'])}", _TITLE),
+        _p(f"Pickup manifest — {pickup['carrier']}", _TITLE),
         _para(
             [f"Pickup {pickup['id']} ({pickup['status']})", f"Ready {_when(pickup['ready_at'])}"],
             _SMALL,
@@ -350,7 +544,7 @@ def pickup_manifest(
         signatures,
     ]
     if pickup.get("note"):
-        story[4:4] = [Paragraph(f"Note: {_escape(pickup['note'])}", _TEXT), Spacer(1, 3 * mm)]
+        story[4:4] = [_p(f"Note: {pickup['note']}", _TEXT), Spacer(1, 3 * mm)]
     return _pdf(f"Pickup manifest {pickup['id']}", story)
 
 
@@ -365,17 +559,17 @@ def return_slip(
     width = A4[0] - 36 * mm
     rows: list[list[Any]] = [["SKU", "Item", "Quantity", "Reason"]]
     for line in rma["lines"]:
-        rows.append([line["sku"], Paragraph(_escape(line["name"]), _TEXT), str(line["quantity"]),
-                     line["reason"].replace("_", " ")])  # fmt: skip
+        rows.append([_p(line["sku"]), _p(line["name"]), str(line["quantity"]),
+                     _p(line["reason"].replace("_", " "))])  # fmt: skip
     table = Table(
-        rows, colWidths=[width * x for x in (0.22, 0.43, 0.12, 0.23)], repeatRows=1, hAlign="LEFT"
+        rows, colWidths=[width * x for x in (0.3, 0.4, 0.12, 0.18)], repeatRows=1, hAlign="LEFT"
     )
     table.setStyle(_TABLE)
     story: list[Flowable] = [
         Paragraph("Return slip", _TITLE),
-        Paragraph(f"Return {_escape(rma['number'])} for order #{rma['order_number']}", _HEADING),
+        _p(f"Return {rma['number']} for order #{rma['order_number']}", _HEADING),
         Spacer(1, 4 * mm),
-        _Barcode(str(rma["number"]), width * 0.55),
+        _Barcode(str(rma["number"]), width),
         Spacer(1, 6 * mm),
         _block(
             "Send the parcel to", [str(location.get("name", "")), *address_lines(location_address)]

@@ -1,0 +1,152 @@
+"""The paper read as a machine reads it: every barcode decodes at 203 and 300 dpi, with
+whole-dot modules and clear quiet zones; in the stress set no two words overlap, every word
+is on its page and clear of the bars, and every field is printed whole."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+
+import pdfplumber
+import pytest
+
+from oms_api import paper
+from tests import paper_samples as samples
+from tests.paper_reading import (
+    bar_areas,
+    barcodes,
+    flowed_text,
+    overlap,
+    overlapping_words,
+    squashed,
+    words,
+)
+
+
+@pytest.mark.parametrize("carrier", list(samples.CARRIER_NUMBERS))
+def test_each_carriers_label_decodes_at_203_and_300_dpi(carrier: str) -> None:
+    number = samples.CARRIER_NUMBERS[carrier]
+    label = paper.shipping_label(
+        samples.shipment(carrier=carrier, number=number), samples.STRESS_SHIP_TO,
+        *samples.location(stress=True),
+    )  # fmt: skip
+    for dpi in (203, 300):
+        assert barcodes(label, dpi) == [number], (carrier, dpi)
+
+
+@pytest.mark.parametrize("number", ["1Z999AA10123456784", "9400111899223197428490", "1234567890"])
+def test_label_bars_are_whole_dots_with_quiet_zones_clear_of_the_frame(number: str) -> None:
+    label = paper.shipping_label(samples.shipment(number=number), samples.DEMO_SHIP_TO,
+                                 *samples.location())  # fmt: skip
+    with pdfplumber.open(io.BytesIO(label)) as pdf:
+        page = pdf.pages[0]
+        bars = sorted(
+            (r for r in page.rects if r["fill"] and r["height"] > 20), key=lambda r: r["x0"]
+        )
+        [frame] = [r for r in page.rects if r["stroke"] and not r["fill"]]
+    assert bars[0]["height"] >= 72  # an inch of bars: a hand scanner finds them
+    in_dots = [(r["x0"] * 203 / 72, r["x1"] * 203 / 72) for r in bars]
+    for x0, x1 in in_dots:  # every edge on the printer's dot grid
+        assert abs(x0 - round(x0)) < 0.01, x0
+        assert abs(x1 - round(x1)) < 0.01, x1
+    widths = [round(x1 - x0) for x0, x1 in in_dots]
+    gaps = [round(b[0] - a[1]) for a, b in itertools.pairwise(in_dots)]
+    module = min(widths + gaps)
+    assert module >= 2  # 2 dots at 203 dpi is 0.25 mm (10 mil), what scanners read
+    assert all(w % module == 0 for w in widths + gaps)
+    # Quiet zones: 10 modules from the outer bars to the frame's lines (their inner edges).
+    frame_left = (frame["x0"] + frame["linewidth"] / 2) * 203 / 72
+    frame_right = (frame["x1"] - frame["linewidth"] / 2) * 203 / 72
+    assert in_dots[0][0] - frame_left >= 10 * module
+    assert frame_right - in_dots[-1][1] >= 10 * module
+    assert barcodes(label, 203) == [number]
+
+
+def test_the_return_slips_rma_decodes_at_203_and_300_dpi() -> None:
+    slip = paper.return_slip(samples.rma(), *samples.location(stress=True))
+    for dpi in (203, 300):
+        assert barcodes(slip, dpi) == ["RMA-10001"], dpi
+
+
+STRESS = samples.documents()
+
+
+def _fields(name: str) -> list[str]:
+    ship, (loc, loc_address) = samples.shipment(40, stress=True), samples.location(stress=True)
+    addresses = [*paper.address_lines(loc_address), loc["name"]]
+    if name == "label-stress":
+        return [*paper.address_lines(samples.STRESS_SHIP_TO), *addresses, ship["carrier"],
+                ship["service"], ship["tracking_number"], ship["id"], str(ship["order_number"])]  # fmt: skip
+    if name == "packing-slip-stress":
+        return [*paper.address_lines(samples.STRESS_SHIP_TO), *addresses,
+                *(x["sku"] for x in ship["lines"]), *(x["name"] for x in ship["lines"])]  # fmt: skip
+    if name == "pick-list-stress":
+        listing = samples.pick_listing()
+        return [listing["location_name"], *(x["sku"] for x in listing["items"]),
+                *(x["name"] for x in listing["items"])]  # fmt: skip
+    if name == "manifest-stress":
+        pickup = samples.pickup()
+        return [pickup["carrier"], pickup["note"], *addresses,
+                *(x["tracking_number"] for x in pickup["shipments"])]  # fmt: skip
+    rma = samples.rma()
+    return [rma["number"], *addresses, *(x["sku"] for x in rma["lines"]),
+            *(x["name"] for x in rma["lines"])]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [k for k in STRESS if k.endswith("-stress")])
+def test_stress_set_words_apart_on_the_page_clear_of_bars_and_whole(name: str) -> None:
+    content = STRESS[name]
+    found = words(content)
+    assert found
+    assert overlapping_words(found) == []
+    for _, text, box, page in found:
+        assert page[0] <= box[0] <= box[2] <= page[2], text
+        assert page[1] <= box[1] <= box[3] <= page[3], text
+    for page_index, (x0, top, x1, bottom) in bar_areas(content):
+        module = paper.dots(2)  # the narrowest a quiet zone can be measured in
+        zone = (x0 - 10 * module, top - 2, x1 + 10 * module, bottom + 2)
+        hits = [t for p, t, box, _ in found if p == page_index and overlap(box, zone, 0)]
+        assert hits == []
+    printed = squashed(flowed_text(found))
+    assert "\x00" not in printed
+    assert paper.REPLACEMENT not in printed
+    for field in _fields(name):
+        assert squashed(field) in printed, field
+    if name.endswith("list-stress") or name.startswith(("packing", "return", "manifest")):
+        assert max(p for p, _, _, _ in found) >= 1  # 40 lines run onto a second page
+
+
+def test_greek_cyrillic_and_polish_names_print_whole() -> None:
+    names = ["Ζωή Παπαδοπούλου", "Дмитрий Соколов", "Łukasz Żółć"]
+    for name in names:
+        label = paper.shipping_label(samples.shipment(), samples.DEMO_SHIP_TO | {"name": name},
+                                     *samples.location())  # fmt: skip
+        printed = " ".join(t for _, t, _, _ in words(label))
+        assert name in printed
+
+
+def test_a_character_outside_the_font_prints_a_replacement_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="oms_api.paper"):
+        label = paper.shipping_label(
+            samples.shipment(),
+            samples.DEMO_SHIP_TO | {"name": "山田 太郎 Yamada"},
+            *samples.location(),
+        )
+    printed = " ".join(t for _, t, _, _ in words(label))
+    assert "\ufffd\ufffd \ufffd\ufffd Yamada" in printed
+    assert "\x00" not in printed
+    assert "U+5C71" in caplog.text
+
+
+def test_text_that_cannot_fit_is_shortened_visibly_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="oms_api.paper"):
+        lines = paper.layout([("word " * 200, paper.REGULAR, 12)], 100, 30)
+    assert lines[-1].text.endswith("…")
+    assert sum(x.leading for x in lines) <= 30
+    assert all(x.size == paper.FLOOR for x in lines)
+    assert "shortened" in caplog.text
