@@ -14,6 +14,7 @@ from oms_api import migrations_runner
 from oms_api.db import libpq_url
 from tests.conftest import create_database, drop_database, service_env
 from tests.factories import bearer, create_channel
+from tests.paper_reading import barcodes, words
 
 
 def oms(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -163,6 +164,9 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     packed = next(s for s in shipments["data"] if s["status"] == "packed")
     label = await client.get(f"/v1/shipments/{packed['id']}/label", headers=admin_key)
     assert label.headers["content-type"] == "application/pdf"
+    assert packed["weight_grams"] == 650  # the demo's products weigh something: the hoodie
+    assert "650 g" in " ".join(text for _, text, _, _ in words(label.content))
+    assert barcodes(label.content, 203) == [packed["tracking_number"]]
     stock = (await client.get("/v1/inventory/TSHIRT-M-RED", headers=web)).json()
     assert stock["reserved"] == 2  # the web channel sees only its warehouse
     assert len(stock["levels"]) == 1

@@ -18,12 +18,13 @@ from fastapi import FastAPI
 from oms_api.domain.access import Scope
 from oms_api.services import access
 
+# (sku, name, price in cents, units in the warehouse, weight in grams: labels print it)
 PRODUCTS = [
-    ("TSHIRT-M-RED", "T-shirt, red, M", 1999, 40),
-    ("TSHIRT-L-RED", "T-shirt, red, L", 1999, 25),
-    ("HOODIE-M-GREY", "Hoodie, grey, M", 4999, 12),
-    ("MUG-LOGO", "Mug with logo", 1299, 100),
-    ("CAP-BLACK", "Cap, black", 1499, 3),
+    ("TSHIRT-M-RED", "T-shirt, red, M", 1999, 40, 180),
+    ("TSHIRT-L-RED", "T-shirt, red, L", 1999, 25, 200),
+    ("HOODIE-M-GREY", "Hoodie, grey, M", 4999, 12, 650),
+    ("MUG-LOGO", "Mug with logo", 1299, 100, 350),
+    ("CAP-BLACK", "Cap, black", 1499, 3, 90),
 ]
 
 
@@ -57,7 +58,7 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
         for location_id, address in ((warehouse_id, WAREHOUSE_ADDRESS), (store_id, STORE_ADDRESS)):
             await http.patch(f"/v1/locations/{location_id}", json={"address": address})
         fresh = False
-        for sku, name, price, units in PRODUCTS:
+        for sku, name, price, units, grams in PRODUCTS:
             created = await http.post(
                 "/v1/products",
                 json={
@@ -66,6 +67,7 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
                     "unit_price": price,
                     "currency": "EUR",
                     "reorder_point": 5,
+                    "weight_grams": grams,
                 },
             )
             if created.status_code == 201:
