@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from tests.checks import assert_stock_consistent
 from tests.factories import Shop, bearer, create_key, inventory, order_body, place, stock, unique
+from tests.paper_reading import barcodes
 
 SHIP_TO = {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
            "postal_code": "SW1Y 4JH", "country": "GB"}  # fmt: skip
@@ -126,6 +127,7 @@ async def test_the_whole_path_from_order_to_delivery(
     assert label.headers["content-type"] == "application/pdf"
     text, sizes = pdf_text(label.content)
     assert sizes == [(288, 432)]  # 4 x 6 in
+    assert barcodes(label.content, 203) == ["1Z999AA10123456784"]  # as a label printer prints it
     for expected in ("UPS", "Ground", "1Z999AA10123456784", f"Order #{order['number']}", "Ada Lovelace",
                      "12 St James Sq", "London SW1Y 4JH", "Oms Shop Lager", "Lagerstrasse 5", "750 g"):  # fmt: skip
         assert expected in text, expected

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from tests.checks import assert_stock_consistent
 from tests.factories import bearer, create_key, inventory, stock
+from tests.paper_reading import barcodes
 from tests.test_fulfilment import FROM_ADDRESS, Warehouse, _through, pdf_text
 
 
@@ -84,6 +85,7 @@ async def test_the_whole_refund_flow(
     slip = await desk.get(client, f"/v1/returns/{rma['id']}/slip")
     text, sizes = pdf_text(slip.content)
     assert sizes == [(595, 842)]
+    assert barcodes(slip.content, 203) == [rma["number"]]
     for expected in (rma["number"], f"order #{order['number']}", shirt["sku"], "T-shirt", "size or fit",
                      FROM_ADDRESS["line1"], "10115 Berlin"):  # fmt: skip
         assert expected in text, expected
