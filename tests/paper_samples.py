@@ -183,7 +183,9 @@ def main(out: Path, prefix: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, content in documents().items():
         page = pdfium.PdfDocument(content)[0]
-        page.render(scale=100 / 72).to_pil().save(out / f"{prefix}-{name}.png", optimize=True)
+        page.render(scale=100 / 72, grayscale=True).to_pil().convert("L").save(
+            out / f"{prefix}-{name}.png", optimize=True
+        )
 
 
 if __name__ == "__main__":
