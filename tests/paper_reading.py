@@ -4,6 +4,7 @@ zxing-cpp reads) and word boxes (pdfplumber)."""
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,22 @@ def words(content: bytes) -> list[tuple[int, str, Box, Box]]:
     return out
 
 
-def bar_areas(content: bytes) -> list[tuple[int, Box]]:
-    """Each barcode's bars (the filled rectangles taller than wide, side by side) as one box
-    per page."""
+def bar_areas(content: bytes) -> list[tuple[int, Box, float]]:
+    """Each page's barcode: the box around its bars (filled rectangles taller than wide,
+    side by side) and its module (the narrowest bar or space), in pt."""
     out = []
     with pdfplumber.open(io.BytesIO(content)) as pdf:
         for i, page in enumerate(pdf.pages):
-            bars = [r for r in page.rects if r["fill"] and r["height"] > 20 and r["width"] < 6]
+            bars = sorted(
+                (r for r in page.rects if r["fill"] and r["height"] > 20 and r["width"] < 6),
+                key=lambda r: r["x0"],
+            )
             if bars:
-                out.append((i, (min(r["x0"] for r in bars), min(r["top"] for r in bars),
-                                max(r["x1"] for r in bars), max(r["bottom"] for r in bars))))  # fmt: skip
+                gaps = [b["x0"] - a["x1"] for a, b in itertools.pairwise(bars)]
+                module = min([r["width"] for r in bars] + gaps)
+                box = (bars[0]["x0"], min(r["top"] for r in bars), bars[-1]["x1"],
+                       max(r["bottom"] for r in bars))  # fmt: skip
+                out.append((i, box, module))
     return out
 
 

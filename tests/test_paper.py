@@ -45,6 +45,7 @@ def test_label_bars_are_whole_dots_with_quiet_zones_clear_of_the_frame(number: s
             (r for r in page.rects if r["fill"] and r["height"] > 20), key=lambda r: r["x0"]
         )
         [frame] = [r for r in page.rects if r["stroke"] and not r["fill"]]
+    assert len(bar_areas(label)) == 1
     assert bars[0]["height"] >= 72  # an inch of bars: a hand scanner finds them
     in_dots = [(r["x0"] * 203 / 72, r["x1"] * 203 / 72) for r in bars]
     for x0, x1 in in_dots:  # every edge on the printer's dot grid
@@ -103,8 +104,10 @@ def test_stress_set_words_apart_on_the_page_clear_of_bars_and_whole(name: str) -
     for _, text, box, page in found:
         assert page[0] <= box[0] <= box[2] <= page[2], text
         assert page[1] <= box[1] <= box[3] <= page[3], text
-    for page_index, (x0, top, x1, bottom) in bar_areas(content):
-        module = paper.dots(2)  # the narrowest a quiet zone can be measured in
+    areas = bar_areas(content)
+    assert len(areas) == (1 if name in ("label-stress", "return-slip-stress") else 0)
+    for page_index, (x0, top, x1, bottom), module in areas:
+        assert module >= paper.dots(2) - 0.01
         zone = (x0 - 10 * module, top - 2, x1 + 10 * module, bottom + 2)
         hits = [t for p, t, box, _ in found if p == page_index and overlap(box, zone, 0)]
         assert hits == []
@@ -150,3 +153,9 @@ def test_text_that_cannot_fit_is_shortened_visibly_and_logged(
     assert sum(x.leading for x in lines) <= 30
     assert all(x.size == paper.FLOOR for x in lines)
     assert "shortened" in caplog.text
+
+
+def test_right_to_left_text_prints_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="oms_api.paper"):
+        assert paper.printable("שלום Shalom") == "שלום Shalom"  # the font has the letters
+    assert "right-to-left" in caplog.text
