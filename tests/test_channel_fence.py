@@ -52,6 +52,7 @@ SHARED: dict[tuple[str, str], tuple[int, str | None]] = {
     ("GET", "/v1/locations/{location_id}"): (200, None),
     ("PATCH", "/v1/locations/{location_id}"): CHANNEL_BOUND,
     ("GET", "/v1/locations/{location_id}/pick-list"): (200, None),
+    ("GET", "/v1/locations/{location_id}/pick-list.pdf"): (200, None),
     ("POST", "/v1/locations/{location_id}/pickups"): CHANNEL_BOUND,
     ("GET", "/v1/products/{sku}"): (200, None),
     ("PATCH", "/v1/products/{sku}"): CHANNEL_BOUND,

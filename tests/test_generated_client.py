@@ -141,6 +141,10 @@ def test_an_order_s_whole_life_through_the_generated_client(
     ).data
     shipment = ok(_call("shipments", "pick_shipment")(shipment.id, client=shop), m.ShipmentPublic)
     assert shipment.status == "picking"
+    picks = _call("shipments", "get_pick_list_pdf")(
+        shipment.location_id, client=shop, status="picking"
+    )
+    assert ok(picks, File).payload.read().startswith(b"%PDF")
     shipment = ok(
         _call("shipments", "pack_shipment")(shipment.id, client=shop, body=m.ParcelBody(
             carrier="UPS", service="Ground", tracking_number="1Z999AA10123456784",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.api.deps import (
     NULL_AS_EMPTY,
@@ -323,11 +324,37 @@ async def get_pick_list(
 ) -> Response:
     """Every unit to pick at the location across its open shipments, grouped by SKU and
     sorted by SKU, each with the shipments it goes into. `Accept: application/pdf` gives
-    the same as a printable PDF. A channel-bound key sees its own channel's shipments."""
+    the same as a printable PDF (a generated client: `GET …/pick-list.pdf`, which answers
+    only the PDF). A channel-bound key sees its own channel's shipments."""
+    listing = await _pick_list(session, principal, location_id, status)
+    if accept and "application/pdf" in accept:
+        return pdf_response(pick_list_pdf(listing), f"pick-list-{location_id}.pdf")
+    return document_response(listing)
+
+
+@router.get(
+    "/v1/locations/{location_id}/pick-list.pdf", summary="A location's pick list (PDF)",
+    responses={**PDF, **problem_responses(401, 403, 404, 422)}, response_class=Response,
+)  # fmt: skip
+async def get_pick_list_pdf(
+    location_id: LocationId,
+    session: SessionDep,
+    principal: Reader,
+    status: Annotated[
+        str, Query(max_length=200, description="Shipment states, comma-separated.")
+    ] = "pending,picking",
+) -> Response:
+    """The pick list as a printable A4 PDF, whatever the request's `Accept`: one operation
+    per content type, for clients generated from this document."""
+    listing = await _pick_list(session, principal, location_id, status)
+    return pdf_response(pick_list_pdf(listing), f"pick-list-{location_id}.pdf")
+
+
+async def _pick_list(
+    session: AsyncSession, principal: Principal, location_id: str, status: str
+) -> dict[str, Any]:
     listing: dict[str, Any] = await pickups.pick_list(
         await driver_connection(session), principal=principal, location_id=location_id,
         statuses=_statuses(status),
     )  # fmt: skip
-    if accept and "application/pdf" in accept:
-        return pdf_response(pick_list_pdf(listing), f"pick-list-{location_id}.pdf")
-    return document_response(listing)
+    return listing
