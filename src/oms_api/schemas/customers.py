@@ -45,6 +45,11 @@ class CustomerProfilePublic(PublicModel):
     updated_at: datetime
 
 
+class CurrencyAmount(PublicModel):
+    currency: str = Field(description="ISO 4217 code.")
+    amount: int = Field(description="In the currency's minor unit (cents), like every amount.")
+
+
 class CustomerPublic(PublicModel):
     """For a channel-bound key: the customer as its channel knows them (its own profile, and
     nothing any other channel recorded). For an admin key: the business's record — what the
@@ -58,6 +63,18 @@ class CustomerPublic(PublicModel):
     profiles: list[CustomerProfilePublic] = Field(
         description="Every channel's profile for an admin key; only its own for a channel key."
     )
+    orders_count: int = Field(
+        description="Orders not cancelled (a pending order counts until it is cancelled or "
+        "expires). For a channel-bound key: its own channel's only, as every figure below."
+    )
+    lifetime_value: list[CurrencyAmount] = Field(
+        description="Per currency, by currency code: the sum over the orders counted of "
+        "`total` minus what was refunded. No conversion between currencies; empty when none."
+    )
+    last_order_at: datetime | None = Field(
+        description="When the newest order counted was placed; null when none."
+    )
+    returns_count: int = Field(description="Returns (RMAs) not cancelled or rejected.")
     version: int
     created_at: datetime
     updated_at: datetime

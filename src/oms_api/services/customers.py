@@ -50,6 +50,56 @@ ORDER_ADDRESSES_SQL = text(
 )
 
 
+# What the customer has bought, as the caller may see it (one row per customer, in one
+# query): the orders not cancelled — their count, the newest one's time, and per currency
+# the sum of `total - refunded` — and the returns not cancelled or rejected. Fenced: a
+# channel's key counts only its own channel's orders and returns. Served by the indexes
+# `ix_orders_customer_id_id` and `ix_returns_order_id`.
+PURCHASE_STATS_SQL = text(
+    f"""
+    SELECT c.id AS customer_id,
+           coalesce(sum(v.n), 0)::bigint AS orders_count,
+           coalesce(jsonb_agg(jsonb_build_object('currency', v.currency, 'amount', v.amount)
+                              ORDER BY v.currency) FILTER (WHERE v.currency IS NOT NULL),
+                    '[]'::jsonb) AS lifetime_value,
+           max(v.last_at) AS last_order_at,
+           (SELECT count(*)
+            FROM orders ro JOIN returns r ON r.order_id = ro.id
+            WHERE ro.customer_id = c.id AND r.status NOT IN ('cancelled', 'rejected')
+              AND {fence_sql("r.channel_id", "channel_id")}) AS returns_count
+    FROM unnest(CAST(:ids AS text[])) AS c(id)
+    LEFT JOIN LATERAL (
+        SELECT o.currency, count(*) AS n, sum(o.total - o.refunded)::bigint AS amount,
+               max(o.created_at) AS last_at
+        FROM orders o
+        WHERE o.customer_id = c.id AND o.status <> 'cancelled'
+          AND {fence_sql("o.channel_id", "channel_id")}
+        GROUP BY o.currency
+    ) v ON true
+    GROUP BY c.id
+    """
+)
+
+
+async def _purchase_stats(
+    session: AsyncSession, customer_ids: Sequence[str], channel_id: str | None
+) -> dict[str, dict[str, Any]]:
+    """Per customer: `orders_count`, `lifetime_value`, `last_order_at`, `returns_count` —
+    across every channel, or only `channel_id`'s when given."""
+    rows = await session.execute(
+        PURCHASE_STATS_SQL, {"ids": list(customer_ids), "channel_id": channel_id}
+    )
+    return {
+        row.customer_id: {
+            "orders_count": row.orders_count,
+            "lifetime_value": row.lifetime_value,
+            "last_order_at": row.last_order_at,
+            "returns_count": row.returns_count,
+        }
+        for row in rows
+    }
+
+
 def _merged(*groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Addresses in the order given, each once, at most MAX_ADDRESSES."""
     out: list[dict[str, Any]] = []
@@ -126,13 +176,16 @@ async def _documents(
 ) -> list[dict[str, Any]]:
     """The customers' documents as `principal` may see them, in `customer_ids` order."""
     profiles = await _profiles(session, customer_ids, principal.channel_id)
+    stats = await _purchase_stats(session, customer_ids, principal.channel_id)
     if principal.channel_id is not None:
-        return [_as_seen_by_channel(cid, profiles[cid][0]) for cid in customer_ids]
+        return [_as_seen_by_channel(cid, profiles[cid][0]) | stats[cid] for cid in customer_ids]
     rows = {
         c.id: c
         for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
     }
-    return [_as_seen_by_admin(rows[cid], profiles.get(cid, [])) for cid in customer_ids]
+    return [
+        _as_seen_by_admin(rows[cid], profiles.get(cid, [])) | stats[cid] for cid in customer_ids
+    ]
 
 
 async def create_customer(

@@ -1,0 +1,111 @@
+"""A customer's purchase figures, as the caller may see them (SPEC §4 "Customers, after
+purchase"): `orders_count`, `lifetime_value` per currency, `last_order_at`, `returns_count`.
+
+One person buys through channel A (euros) and channel B (dollars). Worked out by hand:
+
+- A1: 2 x 15.00 EUR + 5.00 shipping = 35.00, paid, shipped; one shirt returned and
+  refunded (15.00), a second return opened and cancelled -> counts 35.00 - 15.00 = 20.00.
+- A2: 1 x 15.00 EUR, paid, then cancelled -> not counted (nor its time).
+- B1: 2 x 8.00 USD = 16.00, paid; 3.00 refunded -> 13.00.
+- B2: 1 x 8.00 USD = 8.00, paid -> 8.00.
+
+A sees 1 order, [EUR 2000], 1 return, A1's time; B sees 2 orders, [USD 2100], 0 returns,
+B2's time; the admin sees 3 orders, [EUR 2000, USD 2100], 1 return, the later of A1 and B2.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.factories import Shop, order_body, place, unique
+from tests.test_fulfilment import SHIP_TO
+from tests.test_returns import ReturnsDesk, _lines
+
+PAID = {"method": "card", "status": "paid"}
+
+
+def _figures(customer: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        customer["orders_count"],
+        customer["lifetime_value"],
+        datetime.fromisoformat(customer["last_order_at"]) if customer["last_order_at"] else None,
+        customer["returns_count"],
+    )
+
+
+def _at(order: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(order["created_at"])
+
+
+async def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return dict(response.json())
+
+
+async def test_each_caller_sees_its_own_figures(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    email = f"{unique('ada')}@example.com"
+    a = await ReturnsDesk.open(admin)
+    b = await Shop.open(admin)
+    shirt = await a.shop.product(admin, 10, unit_price=1500, currency="EUR")
+    mug = await b.product(admin, 10, unit_price=800, currency="USD")
+    customer = {"email": email}
+
+    a1 = await a.shipped(client, [(shirt["sku"], 2)], shipping_price=500, customer=customer)
+    assert (a1["currency"], a1["totals"]["total"]) == ("EUR", 3500)
+    refunded = await _ok(await a.open_return(client, {"order_id": a1["id"], "resolution": "refund",
+                                                      "lines": _lines(a1, 1)}), 201)  # fmt: skip
+    await _ok(await a.post(client, f"/v1/returns/{refunded['id']}/approve"))
+    await _ok(await a.post(client, f"/v1/returns/{refunded['id']}/receive", {
+        "location_id": a.shop.locations[0]["id"],
+        "lines": [{"line_id": a1["lines"][0]["id"], "quantity": 1, "condition": "resellable"}],
+    }))  # fmt: skip
+    done = await _ok(await a.post(client, f"/v1/returns/{refunded['id']}/complete", {}))
+    assert done["refund_amount"] == 1500
+    dropped = await _ok(await a.open_return(client, {"order_id": a1["id"], "resolution": "refund",
+                                                     "lines": _lines(a1, 1)}), 201)  # fmt: skip
+    await _ok(await a.post(client, f"/v1/returns/{dropped['id']}/cancel", {"reason": "kept it"}))
+
+    a2 = await _ok(await place(client, order_body(None, [(shirt["sku"], 1)], customer=customer,
+                                                  shipping_address=SHIP_TO, payment=PAID),
+                               headers=a.shop.headers), 201)  # fmt: skip
+    cancelled = await client.post(f"/v1/orders/{a2['id']}/cancel", json={}, headers=a.shop.headers)
+    assert (await _ok(cancelled))["status"] == "cancelled"
+
+    b1 = await _ok(await place(client, order_body(None, [(mug["sku"], 2)], customer=customer,
+                                                  shipping_address=SHIP_TO, payment=PAID),
+                               headers=b.headers), 201)  # fmt: skip
+    assert (b1["currency"], b1["totals"]["total"]) == ("USD", 1600)
+    await _ok(await admin.post(f"/v1/orders/{b1['id']}/payments",
+                               json={"kind": "refund", "amount": 300}))  # fmt: skip
+    b2 = await _ok(await place(client, order_body(None, [(mug["sku"], 1)], customer=customer,
+                                                  shipping_address=SHIP_TO, payment=PAID),
+                               headers=b.headers), 201)  # fmt: skip
+    customer_id = b2["customer_id"]
+    assert {a1["customer_id"], a2["customer_id"], b1["customer_id"]} == {customer_id}
+
+    eur, usd = {"currency": "EUR", "amount": 2000}, {"currency": "USD", "amount": 2100}
+    expected = {
+        "admin": (3, [eur, usd], max(_at(a1), _at(b2)), 1),
+        "a": (1, [eur], _at(a1), 1),
+        "b": (2, [usd], _at(b2), 0),
+    }
+    callers = {"admin": admin.headers, "a": a.shop.headers, "b": b.headers}
+    for who, headers in callers.items():
+        one = await _ok(await client.get(f"/v1/customers/{customer_id}", headers=headers))
+        assert _figures(one) == expected[who], who
+        listed = await _ok(await client.get("/v1/customers", params={"email": email},
+                                             headers=headers))  # fmt: skip
+        assert [_figures(c) for c in listed["data"]] == [expected[who]], who
+
+
+async def test_a_customer_without_orders(admin: httpx.AsyncClient) -> None:
+    created = await _ok(
+        await admin.post("/v1/customers", json={"email": f"{unique('new')}@example.com"}), 201
+    )
+    assert _figures(created) == (0, [], None, 0)
