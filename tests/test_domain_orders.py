@@ -30,6 +30,7 @@ from oms_api.domain.payments import (
     PaymentTotals,
     apply_payment,
     is_settled,
+    payment_in_force,
     payment_status,
 )
 from oms_api.domain.risk import RiskInput, RiskSettings, assess
@@ -147,6 +148,23 @@ def test_settled() -> None:
     assert is_settled(PaymentTotals(), 1000, "invoice")
     assert is_settled(PaymentTotals(), 1000, "cash_on_delivery")
     assert is_settled(PaymentTotals(), 0, None)
+
+
+@pytest.mark.parametrize(
+    ("steps", "in_force"),
+    [
+        ((), False),
+        (((K.AUTHORIZATION, 400),), True),
+        (((K.AUTHORIZATION, 400), (K.VOID, 400)), False),
+        (((K.AUTHORIZATION, 400), (K.VOID, 100)), True),
+        (((K.AUTHORIZATION, 400), (K.CAPTURE, 400)), True),
+        (((K.CAPTURE, 300),), True),
+        (((K.CAPTURE, 300), (K.REFUND, 300)), False),
+        (((K.AUTHORIZATION, 400), (K.CAPTURE, 100), (K.VOID, 300), (K.REFUND, 100)), False),
+    ],
+)
+def test_payment_in_force(steps: tuple[tuple[K, int], ...], in_force: bool) -> None:
+    assert payment_in_force(_run(*steps)) is in_force
 
 
 # --- allocation -------------------------------------------------------------------------

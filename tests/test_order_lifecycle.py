@@ -301,6 +301,45 @@ async def test_unpaid_pending_orders_expire_and_release_stock(
     assert (await inventory(admin, product["sku"]))["reserved"] == 2
 
 
+async def test_a_pending_order_whose_authorization_was_voided_expires(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5, unit_price=1000)
+    before = await inventory(admin, product["sku"])
+    voided = await _order(client, shop, product["sku"], 2)
+    held = await _order(client, shop, product["sku"], 1)
+    url = "/v1/orders/{}/payments"
+    for order in (voided, held):  # less than the total: both stay pending
+        response = await client.post(
+            url.format(order["id"]),
+            json={"kind": "authorization", "amount": 500},
+            headers=shop.headers,
+        )
+        assert response.json()["status"] == "pending", response.text
+    void = await client.post(
+        url.format(voided["id"]), json={"kind": "void", "amount": 500}, headers=shop.headers
+    )
+    assert void.json()["payment_status"] == "voided", void.text
+    async with app.state.database.transaction() as conn:
+        await conn.execute(
+            "UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = ANY($1)",
+            [voided["id"], held["id"]],
+        )
+    async with app.state.database.transaction() as conn:
+        assert await expire_pending_orders(conn) >= 1
+    got = (await client.get(f"/v1/orders/{voided['id']}", headers=shop.headers)).json()
+    assert got["status"] == "cancelled"
+    assert got["cancel_reason"].startswith("expired")
+    assert all(line["quantity_reserved"] == 0 for line in got["lines"])
+    assert (await _timeline(client, shop, voided["id"]))[-1] == "order.cancelled"
+    still = (await client.get(f"/v1/orders/{held['id']}", headers=shop.headers)).json()
+    assert still["status"] == "pending"  # its authorization is in force
+    after = await inventory(admin, product["sku"])
+    assert after["reserved"] == before["reserved"] + 1
+    assert after["available"] == before["available"] - 1
+
+
 async def test_listing_filters_and_pages(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

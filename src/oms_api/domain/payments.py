@@ -111,6 +111,17 @@ def payment_status(totals: PaymentTotals) -> PaymentStatus:
     return PaymentStatus.UNPAID
 
 
+def payment_in_force(totals: PaymentTotals) -> bool:
+    """An authorization not yet captured or voided, or a capture not yet refunded, holds.
+    A pending order with none of these is unpaid and may expire. `EXPIRABLE_SQL` is the
+    same rule over the `orders` columns."""
+    return totals.open_authorization > 0 or totals.captured > totals.refunded
+
+
+# `payment_in_force` negated, over the orders table's running sums.
+EXPIRABLE_SQL = "authorized - captured - voided <= 0 AND captured <= refunded"
+
+
 def is_settled(totals: PaymentTotals, order_total: int, method: str | None) -> bool:
     """Enough is authorized or captured to fulfil the order (or the method needs none)."""
     if method in NO_PAYMENT_NEEDED or order_total == 0:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_api.domain import events as event_types
 from oms_api.domain.orders import OrderCommand, OrderStatus, after_payment, cancels_the_rest
 from oms_api.domain.payments import (
+    EXPIRABLE_SQL,
     PaymentKind,
     PaymentTotals,
     apply_payment,
@@ -184,12 +185,14 @@ async def record_payment(
 
 
 async def expire_pending_orders(conn: asyncpg.Connection, *, limit: int = 100) -> int:
-    """Cancel unpaid pending orders past `expires_at`. Safe from many processes at once:
-    each claims its orders with SKIP LOCKED."""
+    """Cancel pending orders past `expires_at` with no payment in force (no authorization
+    or capture holds: `domain.payments.payment_in_force`), e.g. one whose authorization
+    was voided. Safe from many processes at once: each claims its orders with SKIP
+    LOCKED."""
     ids = await conn.fetch(
-        """
+        f"""
         SELECT id FROM orders
-        WHERE status = 'pending' AND payment_status = 'unpaid' AND expires_at <= now()
+        WHERE status = 'pending' AND expires_at <= now() AND {EXPIRABLE_SQL}
         ORDER BY expires_at LIMIT $1
         FOR UPDATE SKIP LOCKED
         """,
