@@ -182,7 +182,7 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     deliveries = await _ok(
         await admin.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]})
     )
-    events = (await client.get(f"/v1/orders/{order['id']}/events", headers=a)).json()
+    events = (await client.get(f"/v1/orders/{order['id']}/events", headers=a)).json()["data"]
     key_a = (await create_key(admin, ["orders:read"], shop_a.channel["id"]))["id"]
     # More of A's (every list of A's pages: its cursors are tried), and B's own business.
     # Two more endpoints: A's own key deletes the first when it checks the fixtures.

@@ -185,7 +185,7 @@ async def test_the_whole_path_from_order_to_delivery(
     assert [len(s["tracking"]) for s in tracking["shipments"]] == [3]
     timeline = (
         await client.get(f"/v1/orders/{order['id']}/events", headers=wh.shop.headers)
-    ).json()
+    ).json()["data"]
     assert [e["type"] for e in timeline] == [
         "order.created", "payment.recorded", "order.confirmed", "shipment.created",
         "shipment.picking", "shipment.packed", "shipment.shipped", "order.shipped",
@@ -371,7 +371,7 @@ async def test_cancelling_a_partially_shipped_order_cancels_the_rest(
         e["type"]
         for e in (
             await client.get(f"/v1/orders/{order['id']}/events", headers=wh.shop.headers)
-        ).json()
+        ).json()["data"]
     ]
     assert types[-2:] == ["shipment.cancelled", "order.shipped"]
     await _through(client, wh, part["id"], "deliver")

@@ -22,7 +22,9 @@ async def _order(
 
 
 async def _timeline(client: httpx.AsyncClient, shop: Shop, order_id: str) -> list[str]:
-    events = (await client.get(f"/v1/orders/{order_id}/events", headers=shop.headers)).json()
+    events = (await client.get(f"/v1/orders/{order_id}/events", headers=shop.headers)).json()[
+        "data"
+    ]
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     return [e["type"] for e in events]
 
@@ -338,6 +340,41 @@ async def test_a_pending_order_whose_authorization_was_voided_expires(
     after = await inventory(admin, product["sku"])
     assert after["reserved"] == before["reserved"] + 1
     assert after["available"] == before["available"] - 1
+
+
+async def test_an_orders_timeline_pages_oldest_first(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5, unit_price=1000)
+    order = await _order(client, shop, product["sku"], 1)
+    url = f"/v1/orders/{order['id']}/events"
+    await client.post(f"/v1/orders/{order['id']}/hold", json={"reason": "x"}, headers=shop.headers)
+    await client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+    whole = (await client.get(url, headers=shop.headers)).json()
+    assert whole["next_cursor"] is None
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        response = await client.get(url, params=params, headers=shop.headers)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["data"]) == 1
+        pages += response.json()["data"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == whole["data"]
+    assert [e["sequence"] for e in pages] == [1, 2, 3]
+    assert [e["type"] for e in pages] == ["order.created", "order.on_hold", "order.cancelled"]
+    for bad in (
+        "nope",
+        "WyIxIl0",
+        "Wzk5OTk5OTk5OTk5XQ",
+        "W3RydWVd",
+    ):  # ["1"], [999999999999], [true]
+        response = await client.get(url, params={"cursor": bad}, headers=shop.headers)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["code"] == "invalid_cursor"
 
 
 async def test_listing_filters_and_pages(

@@ -41,7 +41,9 @@ async def test_placement_reserves_stock_and_answers_the_order(
     assert fetched.status_code == 200
     assert fetched.json() == order  # the placement response is the order as stored
 
-    timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()
+    timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()[
+        "data"
+    ]
     assert [e["type"] for e in timeline] == ["order.created"]
     assert timeline[0]["sequence"] == 1
     assert timeline[0]["data"] == order

@@ -144,7 +144,7 @@ async def test_the_whole_refund_flow(
 
     timeline = (
         await client.get(f"/v1/orders/{order['id']}/events", headers=desk.shop.headers)
-    ).json()
+    ).json()["data"]
     returns = [e["type"] for e in timeline if e["type"].startswith(("return.", "payment."))]
     assert returns == ["payment.recorded", "return.requested", "return.approved", "return.received",
                        "return.received", "payment.recorded", "return.completed"]  # fmt: skip

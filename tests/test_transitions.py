@@ -69,7 +69,7 @@ async def test_cancelling_an_order_cancels_its_open_shipments_through_their_mach
         assert now["cancelled_at"] is not None
     timeline = (
         await client.get(f"/v1/orders/{order['id']}/events", headers=wh.shop.headers)
-    ).json()
+    ).json()["data"]
     assert [e["type"] for e in timeline][-3:] == [
         "shipment.cancelled", "shipment.cancelled", "order.cancelled",
     ]  # fmt: skip
@@ -146,8 +146,10 @@ async def test_reject_and_cancel_of_one_return_at_once_one_wins(
         now = (await desk.get(client, f"/v1/returns/{rma}")).json()
         assert now["status"] == ("rejected" if reject.status_code == 200 else "cancelled")
         events = (
-            await client.get(f"/v1/orders/{order['id']}/events", headers=desk.shop.headers)
-        ).json()
+            await client.get(
+                f"/v1/orders/{order['id']}/events", params={"limit": 200}, headers=desk.shop.headers
+            )
+        ).json()["data"]
         decided = [e for e in events if e["type"] in ("return.rejected", "return.cancelled")]
         assert len(decided) == opened_so_far  # the loser recorded nothing
 

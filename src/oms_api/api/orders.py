@@ -160,17 +160,19 @@ async def get_order(order_id: OrderId, session: SessionDep, principal: OrdersRea
 
 
 @router.get(
-    "/{order_id}/events", response_model=list[OrderEventPublic], summary="An order's timeline",
-    responses=problem_responses(401, 403, 404, 422),
+    "/{order_id}/events", response_model=ListResponse[OrderEventPublic],
+    summary="An order's timeline", responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def list_order_events(
-    order_id: OrderId, session: SessionDep, principal: OrdersReader
+    order_id: OrderId, session: SessionDep, principal: OrdersReader, page: PageDep
 ) -> Response:
-    """Every event of the order, oldest first; `data` is the order as it was then."""
+    """The order's events, oldest first (by `sequence`), in pages; `data` is the order as
+    it was then."""
     events = await service.order_events(
-        await driver_connection(session), order_id=order_id, channel_id=principal.channel_id
-    )
-    return document_response(events)  # type: ignore[arg-type]
+        session, order_id=order_id, channel_id=principal.channel_id,
+        limit=page.limit, cursor=page.cursor,
+    )  # fmt: skip
+    return orders_page(events)
 
 
 async def _command(

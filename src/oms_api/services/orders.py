@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.domain import events as event_types
 from oms_api.domain.orders import OrderCommand, OrderStatus, after_payment, cancels_the_rest
 from oms_api.domain.payments import (
@@ -28,11 +29,11 @@ from oms_api.domain.payments import (
 )
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
-from oms_api.models import Channel, Order
+from oms_api.models import Channel, Event, Order
 from oms_api.outbox import record_events
 from oms_api.services.order_documents import load_order, load_orders
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
-from oms_api.services.pagination import Page, paginate_documents
+from oms_api.services.pagination import Page, paginate, paginate_documents
 from oms_api.services.reservations import cancel_unshipped
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipments import cancel_open_shipments
@@ -90,20 +91,23 @@ async def list_orders(
 
 
 async def order_events(
-    conn: asyncpg.Connection, *, order_id: str, channel_id: str | None
-) -> list[dict[str, Any]]:
-    """The order's timeline, oldest first."""
+    session: AsyncSession, *, order_id: str, channel_id: str | None, limit: int, cursor: str | None
+) -> Page[dict[str, Any]]:
+    """The order's timeline, oldest first, a page at a time by its `sequence`."""
+    conn = await driver_connection(session)
     visible = await conn.fetchval(
         f"SELECT 1 FROM orders WHERE id = $1 AND {fence_sql('channel_id', 2)}",
         order_id, channel_id,
     )  # fmt: skip
     if not visible:
         raise NotFound(f"No order with id {order_id}.")
-    rows = await conn.fetch(
-        "SELECT id, type, sequence, created_at, data FROM events WHERE order_id = $1 ORDER BY sequence",
-        order_id,
+    stmt = select(Event.id, Event.type, Event.sequence, Event.created_at, Event.data).where(
+        Event.order_id == order_id
     )
-    return [dict(r) for r in rows]
+    page = await paginate(
+        session, stmt, keys=[Event.sequence], limit=limit, cursor=cursor, descending=False
+    )
+    return Page([dict(row._mapping) for row in page.items], page.next_cursor)
 
 
 def _totals(row: asyncpg.Record) -> PaymentTotals:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import DateTime, Select, tuple_
+from sqlalchemy import BigInteger, DateTime, Integer, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -56,8 +56,15 @@ def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> li
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError
-        typed = []
+        typed: list[Any] = []
         for key, value in zip(keys, values, strict=True):
+            if _is_integer(key):
+                # a number the column holds (else 422, never the driver's overflow)
+                bound = 2**63 if isinstance(key.expression.type, BigInteger) else 2**31
+                if type(value) is not int or not -bound <= value < bound:
+                    raise ValueError
+                typed.append(value)
+                continue
             if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text holds no NUL
                 raise ValueError
             # a time the driver can send: with an offset, years 1-9999 in UTC (else 422)
@@ -65,6 +72,10 @@ def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> li
     except (binascii.Error, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise _invalid_cursor() from None
     return typed
+
+
+def _is_integer(key: InstrumentedAttribute[Any]) -> bool:
+    return isinstance(key.expression.type, Integer)
 
 
 def _is_time(key: InstrumentedAttribute[Any]) -> bool:
