@@ -43,6 +43,10 @@ Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
 Fulfiller = Annotated[Principal, require(Scope.FULFILLMENT_WRITE)]
 ShipmentId = Annotated[str, Path(max_length=64, description="The shipment's id.")]
 LocationId = Annotated[str, Path(max_length=64, description="The location's id.")]
+# Which shipments a pick list gathers, for both of its operations.
+PickStatuses = Annotated[
+    str, Query(max_length=200, description="Shipment states, comma-separated.")
+]
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
 # What is known of the parcel at `/pack` or `/ship`: no body, `{}` or `null` tell nothing.
 OptionalParcel = Annotated[ParcelBody, NULL_AS_EMPTY, Body(default_factory=ParcelBody)]
@@ -317,9 +321,7 @@ async def get_pick_list(
     location_id: LocationId,
     session: SessionDep,
     principal: Reader,
-    status: Annotated[
-        str, Query(max_length=200, description="Shipment states, comma-separated.")
-    ] = "pending,picking",
+    status: PickStatuses = "pending,picking",
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
     """Every unit to pick at the location across its open shipments, grouped by SKU and
@@ -340,9 +342,7 @@ async def get_pick_list_pdf(
     location_id: LocationId,
     session: SessionDep,
     principal: Reader,
-    status: Annotated[
-        str, Query(max_length=200, description="Shipment states, comma-separated.")
-    ] = "pending,picking",
+    status: PickStatuses = "pending,picking",
 ) -> Response:
     """The pick list as a printable A4 PDF, whatever the request's `Accept`: one operation
     per content type, for clients generated from this document."""
