@@ -41,7 +41,7 @@ from oms_api.services.order_documents import load_order
 from oms_api.services.order_state import lock_order, settle_fulfilment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.reservations import change_lines, load_held, write_book
-from oms_api.services.scoping import fence_sql, scope_to_channel
+from oms_api.services.scoping import fence_location_sql, fence_sql, scope_to_channel
 from oms_api.services.shipment_documents import (
     load_shipment,
     load_shipments,
@@ -50,9 +50,10 @@ from oms_api.services.shipment_documents import (
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 from oms_api.services.transitions import SHIPMENT, Moved, transition
 
-LOCATION_SQL = """
-SELECT l.id, cardinality(c.location_ids) = 0 OR l.id = ANY(c.location_ids) AS allowed
-FROM locations l, channels c WHERE l.id = $1 AND c.id = $2
+# The location, and whether the order's channel ($2) sells from it: the one "sells from"
+# rule (scoping.fence_location_sql), as for a channel-bound key's own stock and returns.
+LOCATION_SQL = f"""
+SELECT l.id, {fence_location_sql("l.id", 2)} AS allowed FROM locations l WHERE l.id = $1
 """
 
 LINES_SQL = """
