@@ -65,15 +65,23 @@ SHARED: dict[tuple[str, str], tuple[int, str | None]] = {
     ("POST", "/v1/pickups/{pickup_id}/collected"): CHANNEL_BOUND,
     ("POST", "/v1/pickups/{pickup_id}/cancel"): CHANNEL_BOUND,
     ("GET", "/v1/pickups/{pickup_id}/manifest"): NOT_FOUND,
+    # Purchasing sees every location's stock together: a channel-bound key neither reads
+    # nor changes a replenishment request.
+    ("GET", "/v1/replenishments/{replenishment_id}"): CHANNEL_BOUND,
+    ("POST", "/v1/replenishments/{replenishment_id}/receive"): CHANNEL_BOUND,
+    ("POST", "/v1/replenishments/{replenishment_id}/cancel"): CHANNEL_BOUND,
 }
-# Shared writes without an id in the path: refused to B's key just the same.
+# Shared writes without an id in the path (and the list of replenishment requests): refused
+# to B's key just the same.
 SHARED_CREATES = {
+    ("GET", "/v1/replenishments"),
     ("POST", "/v1/locations"),
     ("POST", "/v1/products"),
     ("POST", "/v1/channels"),
     ("POST", "/v1/api-keys"),
     ("PUT", "/v1/settings/risk"),
     ("PUT", "/v1/settings/returns"),
+    ("PUT", "/v1/settings/fulfillment"),
 }
 
 
@@ -117,6 +125,9 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
         ("POST", "/v1/api-keys"): {"name": "B's", "scopes": ["orders:read"]},
         ("PUT", "/v1/settings/risk"): {},
         ("PUT", "/v1/settings/returns"): {"window_days": 1},
+        ("PUT", "/v1/settings/fulfillment"): {"auto_allocate": True},
+        ("POST", "/v1/replenishments/{replenishment_id}/receive"): {
+            "location_id": location, "quantity": 1},
     }  # fmt: skip
 
 
@@ -131,7 +142,8 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     a = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_a.channel["id"]))["secret"])
     b = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_b.channel["id"]))["secret"])
     location = shop_a.locations[0]["id"]
-    product = await shop_a.product(admin, 20)
+    # Its first order takes it to its reorder point: a replenishment request opens.
+    product = await shop_a.product(admin, 20, reorder_point=18, reorder_quantity=10)
     product_b = await shop_b.product(admin, 5)  # B has stock of its own
     await shop_a.product(admin, 3)  # a second level at A's location
     endpoint = await _ok(
@@ -184,6 +196,9 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     )
     events = (await client.get(f"/v1/orders/{order['id']}/events", headers=a)).json()["data"]
     key_a = (await create_key(admin, ["orders:read"], shop_a.channel["id"]))["id"]
+    replenishment = (
+        await _ok(await admin.get("/v1/replenishments", params={"sku": product["sku"]}))
+    )["data"][0]
     # More of A's (every list of A's pages: its cursors are tried), and B's own business.
     # Two more endpoints: A's own key deletes the first when it checks the fixtures.
     for url in ("http://127.0.0.1:9/fence2", "http://127.0.0.1:9/fence3"):
@@ -210,7 +225,7 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
             "customer_id": order["customer_id"], "endpoint_id": endpoint["id"],
             "delivery_id": deliveries["data"][0]["id"], "location_id": location,
             "sku": product["sku"], "channel_id": shop_a.channel["id"], "key_id": key_a,
-            "pickup_id": pickup["id"],
+            "pickup_id": pickup["id"], "replenishment_id": replenishment["id"],
         },
         a=a, b=b, line_id=line, order=order, customer_email=email, rma_number=rma["number"],
         event_id=events[0]["id"], channel_code=shop_a.channel["code"],
@@ -289,7 +304,8 @@ async def _snapshot(admin: httpx.AsyncClient, w: World) -> list[Any]:
         f"/v1/locations/{w.ids['location_id']}", f"/v1/products/{w.ids['sku']}",
         f"/v1/inventory/{w.ids['sku']}", f"/v1/channels/{w.ids['channel_id']}",
         f"/v1/api-keys/{w.ids['key_id']}", f"/v1/pickups/{w.ids['pickup_id']}",
-        "/v1/settings/risk", "/v1/settings/returns",
+        "/v1/settings/risk", "/v1/settings/returns", "/v1/settings/fulfillment",
+        f"/v1/replenishments/{w.ids['replenishment_id']}",
     ]  # fmt: skip
     return [(p, (await admin.get(p)).json()) for p in paths]
 
@@ -348,7 +364,9 @@ async def test_shared_writes_refuse_channel_bound_keys_and_document_it(
 ) -> None:
     bodies = _bodies(world)
     for method, path in SHARED_CREATES:
-        response = await client.request(method, path, headers=world.b, json=bodies[(method, path)])
+        response = await client.request(
+            method, path, headers=world.b, json=bodies.get((method, path))
+        )
         assert (response.status_code, response.json()["code"]) == CHANNEL_BOUND, (method, path)
     documented = {
         (method, path): operation["responses"]["403"]["description"]
@@ -364,7 +382,7 @@ async def test_shared_writes_refuse_channel_bound_keys_and_document_it(
 
 # Lists of what the channels share: their rows are B's to see, a cursor included (no cursor
 # of theirs is "another channel's").
-SHARED_LISTS = {"/v1/locations", "/v1/products"}
+SHARED_LISTS = {"/v1/locations", "/v1/products", "/v1/replenishments"}
 # Every other list's cursor is tried: one standing on a row of A's, against the same cursor
 # on a made-up key. From A's own first page (`limit=1`; the world gives A two rows or more
 # of each), or — for a list A's key cannot page — built on A's row as the API builds it.
@@ -485,6 +503,7 @@ async def test_another_channels_ids_and_cursors_answer_as_unknown_ones(
         ("/v1/customers", "email"), ("/v1/inventory", "sku"), ("/v1/inventory", "location_id"),
         ("/v1/inventory/movements", "sku"), ("/v1/inventory/movements", "location_id"),
         ("/v1/webhook-deliveries", "endpoint_id"), ("/v1/events", "after"),
+        ("/v1/replenishments", "sku"),
     }  # fmt: skip
 
 

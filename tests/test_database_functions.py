@@ -12,6 +12,7 @@ missing or changed fails.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import asyncpg
 import pytest
 
 from oms_api import migrations_runner
+from oms_api.ids import new_id
 from oms_api.sql import function_sources
 from tests.db_functions import TRIGGERS, function_drift, trigger_drift
 
@@ -176,3 +178,25 @@ def test_each_source_file_is_the_text_its_head_revision_installs(name: str) -> N
         if number > revision and name in CREATE.findall(path.read_text(encoding="utf-8"))
     ]
     assert later == [], f"{name} is created again by {later}: its file names {revision}"
+
+
+async def test_ids_the_database_makes_have_the_shape_the_service_makes(
+    conn: asyncpg.Connection,
+) -> None:
+    """`oms_new_id` (replenishment requests, stock events) as `oms_api.ids.new_id`: the
+    prefix, 26 Crockford characters, the first ten the time in milliseconds — so they sort
+    by creation with the service's ids — the rest random."""
+    before = int(time.time() * 1000)
+    made = [await conn.fetchval("SELECT oms_new_id('rpl')") for _ in range(50)]
+    after = int(time.time() * 1000)
+    assert all(re.fullmatch(r"rpl_[0-9A-HJKMNP-TV-Z]{26}", i) for i in made), made
+    assert len(set(made)) == 50
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    for made_id in made:
+        millis = 0
+        for char in made_id[4:14]:
+            millis = millis * 32 + alphabet.index(char)
+        assert before - 5 <= millis <= after + 5
+    python = new_id("rpl")
+    assert len(python) == len(made[0])
+    assert python[:10] >= made[0][:10]  # made later, sorts later (to the millisecond)

@@ -232,3 +232,57 @@ async def test_0008_carries_every_orders_reservations_over_per_line(empty_databa
         assert await conn.fetchval("SELECT sum(quantity_returned) FROM order_lines") == 1
     finally:
         await conn.close()
+
+
+async def test_0013_totals_each_products_stock_so_the_next_fall_is_seen(
+    empty_database: str,
+) -> None:
+    """0013 fills `stock_totals` from the levels as they are: the first fall after it
+    through a reorder point opens a request, as it would have with totals kept all along."""
+    url = empty_database
+    await migrate(url, "0012")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO locations (id, code, name, kind, priority)
+            VALUES ('loc_1', 'one', 'One', 'warehouse', 10), ('loc_2', 'two', 'Two', 'warehouse', 20);
+            INSERT INTO products (id, sku, name, unit_price, currency, reorder_point,
+                                  reorder_quantity)
+            VALUES ('p', 'P', 'P', 100, 'EUR', 8, 30), ('q', 'Q', 'Q', 100, 'EUR', 0, 0),
+                   ('r', 'R', 'R', 100, 'EUR', 5, 10);
+            INSERT INTO inventory_levels (product_id, location_id, on_hand, reserved) VALUES
+              ('p', 'loc_1', 6, 2), ('p', 'loc_2', 7, 1), ('q', 'loc_1', 3, 3);
+            INSERT INTO inventory_movements (id, product_id, sku, location_id, on_hand_delta,
+                                             reserved_delta, reason, cause_type, cause_id)
+            VALUES ('m1', 'p', 'P', 'loc_1', 6, 2, 'received', 'adjustment', 'm1'),
+                   ('m2', 'p', 'P', 'loc_2', 7, 1, 'received', 'adjustment', 'm2'),
+                   ('m3', 'q', 'Q', 'loc_1', 3, 3, 'received', 'adjustment', 'm3');
+            """
+        )
+        await migrate(url, "0013")
+        totals = dict(await conn.fetch("SELECT product_id, available FROM stock_totals"))
+        assert totals == {"p": 10, "q": 0}  # (6-2) + (7-1); none for R, which has no level
+        # 10 → 8 at loc_2: the crossing of P's point, seen against the carried total.
+        await conn.execute(
+            """SELECT oms_move_stock('[{"id": "m4", "product_id": "p", "sku": "P",
+                 "location_id": "loc_2", "on_hand_delta": 0, "reserved_delta": 2,
+                 "reason": "order_placed", "cause_type": "order", "cause_id": "o1"}]')"""
+        )
+        [request] = await conn.fetch(
+            "SELECT sku, quantity, available_at_opening FROM replenishments"
+        )
+        assert tuple(request) == ("P", 30, 8)
+        assert await conn.fetchval("SELECT available FROM stock_totals WHERE product_id = 'p'") == 8
+        await migrate(url, "0012", down=True)
+        levels = await conn.fetch(
+            "SELECT product_id, location_id, on_hand, reserved FROM inventory_levels ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in levels] == [
+            ("p", "loc_1", 6, 2),
+            ("p", "loc_2", 7, 3),
+            ("q", "loc_1", 3, 3),
+        ]
+        assert await conn.fetchval("SELECT to_regclass('stock_totals')") is None
+    finally:
+        await conn.close()

@@ -28,8 +28,9 @@ SCANNED = (ROOT / "src", ROOT / "migrations")
 DOOR = "src/oms_api/services/transitions.py"
 
 # (file, what is written): the only writers of a status column besides the door. Webhook
-# endpoints' and deliveries' statuses are the dispatcher's bookkeeping, outside the four
-# machines (order, shipment, return, pickup): no machine decides them, so no door.
+# endpoints' and deliveries' statuses are the dispatcher's bookkeeping, outside the five
+# machines (order, shipment, return, pickup,
+# replenishment): no machine decides them, so no door.
 ALLOWED = {
     (DOOR, "{self.table}"),
     ("src/oms_api/webhooks/dispatcher.py", "webhook_deliveries"),
@@ -38,7 +39,7 @@ ALLOWED = {
     # Deleting an endpoint: `UPDATE … WHERE id = … AND status <> 'deleted' RETURNING`.
     ("src/oms_api/services/webhooks.py", "WebhookEndpoint"),
 }
-MACHINE_MODELS = {"Order", "Shipment", "Return", "Pickup"}
+MACHINE_MODELS = {"Order", "Shipment", "Return", "Pickup", "Replenishment"}
 
 # A SET list ends at the first WHERE, RETURNING, FROM or `;` outside parentheses (a
 # subquery's own FROM and WHERE are inside them), or at a `)` closing a group the SET is
@@ -231,7 +232,13 @@ def test_no_code_but_the_door_writes_a_status_column() -> None:
 
 
 def test_the_door_writes_each_machine_conditionally() -> None:
-    assert {m.table for m in MACHINES} == {"orders", "shipments", "returns", "pickups"}
+    assert {m.table for m in MACHINES} == {
+        "orders",
+        "shipments",
+        "returns",
+        "pickups",
+        "replenishments",
+    }
     for machine in MACHINES:
         assert list(sql_status_writes(machine.update_sql)) == [machine.table]
         assert "WHERE id = $1 AND status = $2::text" in machine.update_sql

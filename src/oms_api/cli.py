@@ -314,9 +314,11 @@ def _inventory_verify(args: argparse.Namespace) -> int:
             f"LINE line={line.line_id} order={line.order_id} "
             f"quantity_reserved={line.quantity_reserved} order_reservations={line.reservations}"
         )
-    problems = len(check.ledger) + len(check.reservations) + len(check.lines)
+    for t in check.totals:
+        print(f"TOTAL product={t.product_id} available={t.available} levels={t.levels_available}")
+    problems = len(check.ledger) + len(check.reservations) + len(check.lines) + len(check.totals)
     verdict = (
-        "ledger matches levels, reservations match levels and lines"
+        "ledger matches levels, reservations match levels and lines, totals match levels"
         if check.clean
         else f"{problems} drift(s)"
     )

@@ -24,6 +24,7 @@ from oms_api.api import (
     operations,
     orders,
     pickups,
+    replenishments,
     returns,
     shipments,
 )
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(catalog.products)
     app.include_router(inventory.router)
+    app.include_router(replenishments.router)
     app.include_router(catalog.locations)
     app.include_router(channels.router)
     app.include_router(api_keys.router)
@@ -222,13 +224,16 @@ TAGS = [
     {"name": "products", "description": "The catalogue: SKUs, prices, reorder points."},
     {
         "name": "inventory",
-        "description": "Stock per product and location, adjustments, the ledger.",
+        "description": "Stock per product and location, adjustments, the ledger, replenishment.",
     },
     {"name": "locations", "description": "Warehouses and stores stock is kept and shipped from."},
     {"name": "channels", "description": "Sales channels: web store, marketplace, POS, phone desk."},
     {"name": "api-keys", "description": "API keys: scopes, channel binding, revocation."},
     {"name": "webhooks", "description": "Signed event delivery to the channels' endpoints."},
     {"name": "events", "description": "The event feed, for integrators that poll."},
-    {"name": "settings", "description": "Runtime settings: the risk rules, the return window."},
+    {
+        "name": "settings",
+        "description": "Runtime settings: risk rules, return window, auto-allocation.",
+    },
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

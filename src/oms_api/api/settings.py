@@ -5,6 +5,8 @@ from fastapi import APIRouter
 from oms_api.api.deps import AdminPrincipal, SessionDep, UnboundAdmin, shared_write_responses
 from oms_api.api.problems import problem_responses
 from oms_api.schemas.settings import (
+    FulfillmentSettingsBody,
+    FulfillmentSettingsPublic,
     ReturnSettingsBody,
     ReturnSettingsPublic,
     RiskSettingsBody,
@@ -60,3 +62,30 @@ async def put_return_settings(
     shipment) it may be returned; a return asked later is 409 `return_window_closed`."""
     settings = await service.put_return_settings(session, body.model_dump())
     return ReturnSettingsPublic.model_validate(settings.to_json())
+
+
+@router.get(
+    "/fulfillment", response_model=FulfillmentSettingsPublic,
+    summary="Get the fulfilment settings", responses=problem_responses(401, 403),
+)  # fmt: skip
+async def get_fulfillment_settings(
+    session: SessionDep, _admin: AdminPrincipal
+) -> FulfillmentSettingsPublic:
+    return FulfillmentSettingsPublic.model_validate(
+        (await service.get_fulfillment_settings(session)).to_json()
+    )
+
+
+@router.put(
+    "/fulfillment", response_model=FulfillmentSettingsPublic,
+    summary="Replace the fulfilment settings", responses=shared_write_responses(401, 403, 413, 422),
+)  # fmt: skip
+async def put_fulfillment_settings(
+    body: FulfillmentSettingsBody, session: SessionDep, _admin: UnboundAdmin
+) -> FulfillmentSettingsPublic:
+    """`auto_allocate`: when on, an order's shipments are created as
+    `POST /v1/orders/{id}/allocate` would, in the transaction that confirms it (placement,
+    a payment, a release from hold) — and, for a confirmed order, in the one that fills its
+    backorders. Applies to confirmations from now on."""
+    settings = await service.put_fulfillment_settings(session, body.model_dump())
+    return FulfillmentSettingsPublic.model_validate(settings.to_json())

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from oms_api.domain import events as E
 from oms_api.domain.errors import DomainError
@@ -105,6 +106,21 @@ def decide(
                 kind="invalid",
             )
     return target
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillmentSettings:
+    """`auto_allocate`: an order's shipments are created when it is confirmed (as
+    `/allocate` would), and again for units a filled backorder reserves."""
+
+    auto_allocate: bool = False
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any] | None) -> FulfillmentSettings:
+        return cls(auto_allocate=bool((value or {}).get("auto_allocate", False)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"auto_allocate": self.auto_allocate}
 
 
 def check_fulfillable(order_status: OrderStatus) -> None:
@@ -306,6 +322,11 @@ class ReservationBook:
     def move(self, m: ReservationMove) -> None:
         self._change((m.line_id, m.from_location), m.product_id, -m.quantity, 0)
         self._change((m.line_id, m.to_location), m.product_id, m.quantity, 0)
+
+    def reserve(self, line_id: str, location_id: str, product_id: str, quantity: int) -> None:
+        """`quantity` more units of the line are reserved at the location (a backorder
+        filled)."""
+        self._change((line_id, location_id), product_id, quantity, 0)
 
     def hold(self, line_id: str, location_id: str, quantity: int) -> None:
         """`quantity` units go into (negative: come back from) an open shipment."""

@@ -7,7 +7,12 @@ from oms_api.models.channels import Channel
 from oms_api.models.customers import Customer, CustomerProfile
 from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
-from oms_api.models.inventory import InventoryLevel, InventoryMovement
+from oms_api.models.inventory import (
+    InventoryLevel,
+    InventoryMovement,
+    Replenishment,
+    StockTotal,
+)
 from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
 from oms_api.models.returns import Return, ReturnLine
 from oms_api.models.settings import AppSetting
@@ -39,10 +44,12 @@ __all__ = [
     "Pickup",
     "PickupShipment",
     "Product",
+    "Replenishment",
     "Return",
     "ReturnLine",
     "Shipment",
     "ShipmentLine",
+    "StockTotal",
     "TrackingEvent",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -7,12 +7,18 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     Text,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oms_api.models.base import Base, created_at_column, updated_at_column
+from oms_api.models.base import (
+    Base,
+    created_at_column,
+    optional_time_column,
+    updated_at_column,
+)
 
 
 class InventoryLevel(Base):
@@ -63,3 +69,60 @@ class InventoryMovement(Base):
     cause_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class StockTotal(Base):
+    """A product's `available` summed over every location, kept by the one stock path
+    (`oms_move_stock`) beside the levels: each change of a level changes it by as much, so
+    it always equals their sum (`oms-api inventory verify` checks it). Its row is the one
+    place where concurrent changes of a product at different locations meet, one at a
+    time — which is how a fall through the reorder point is seen exactly once."""
+
+    __tablename__ = "stock_totals"
+
+    product_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("products.id", ondelete="RESTRICT"), primary_key=True
+    )
+    available: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+REPLENISHMENT_STATUSES = ("open", "received", "cancelled")
+
+
+class Replenishment(Base):
+    """A request to reorder a product, opened by the stock path when its total available
+    falls to or below its reorder point (once per crossing), closed by a receipt (the
+    stock comes in through the one stock path) or a cancellation."""
+
+    __tablename__ = "replenishments"
+    __table_args__ = (
+        CheckConstraint(f"status IN {REPLENISHMENT_STATUSES!r}", name="status"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "(status = 'received') = (location_id IS NOT NULL AND quantity_received > 0)",
+            name="received_somewhere",
+        ),
+        # GET /v1/replenishments?status= (newest first) and ?sku=
+        Index("ix_replenishments_status_id", "status", "id"),
+        Index("ix_replenishments_product_id_id", "product_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), nullable=False)
+    sku: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    quantity: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, comment="the product's reorder_quantity when it opened"
+    )
+    reorder_point: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    available_at_opening: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    location_id: Mapped[str | None] = mapped_column(
+        Text, ForeignKey("locations.id"), nullable=True, comment="where it was received"
+    )
+    quantity_received: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
+    received_at: Mapped[datetime | None] = optional_time_column()
+    cancelled_at: Mapped[datetime | None] = optional_time_column()

@@ -58,7 +58,9 @@ class Order(Base):
         Index(
             "ix_orders_expires_at_pending",
             "expires_at",
-            postgresql_where=text("status = 'pending' AND payment_status = 'unpaid'"),
+            # services/orders.expire_pending_orders: every pending order may expire (whether
+            # a payment is in force is checked on the few rows found)
+            postgresql_where=text("status = 'pending'"),
         ),
     )
 
@@ -129,6 +131,13 @@ class OrderLine(Base):
             name="returned_within_shipped",
         ),
         UniqueConstraint("order_id", "position", name="uq_order_lines_order_id_position"),
+        # services/backorders: the lines waiting for a product's stock (only backordered
+        # lines have an entry, so placing an order with stock adds none)
+        Index(
+            "ix_order_lines_product_id_backordered",
+            "product_id",
+            postgresql_where=text("quantity_backordered > 0"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

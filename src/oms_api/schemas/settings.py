@@ -58,3 +58,16 @@ class ReturnSettingsBody(RequestModel):
 
 class ReturnSettingsPublic(PublicModel):
     window_days: int
+
+
+class FulfillmentSettingsBody(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"auto_allocate": True}]})
+
+    auto_allocate: bool = Field(
+        default=False,
+        description="Create an order's shipments when it is confirmed, as `/allocate` would.",
+    )
+
+
+class FulfillmentSettingsPublic(PublicModel):
+    auto_allocate: bool

@@ -1,4 +1,5 @@
-"""Settings editable at run time: one JSON document per key (`risk`, `returns`)."""
+"""Settings editable at run time: one JSON document per key (`risk`, `returns`,
+`fulfillment`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.returns import ReturnSettings
 from oms_api.domain.risk import RiskSettings
+from oms_api.domain.shipments import FulfillmentSettings
 from oms_api.models import AppSetting
 
-RISK, RETURNS = "risk", "returns"
+RISK, RETURNS, FULFILLMENT = "risk", "returns", "fulfillment"
 
 
 async def _read(session: AsyncSession, key: str) -> dict[str, Any] | None:
@@ -53,4 +55,16 @@ async def get_return_settings(session: AsyncSession) -> ReturnSettings:
 async def put_return_settings(session: AsyncSession, value: dict[str, Any]) -> ReturnSettings:
     settings = ReturnSettings.from_json(value)
     await _write(session, RETURNS, settings.to_json())
+    return settings
+
+
+async def get_fulfillment_settings(session: AsyncSession) -> FulfillmentSettings:
+    return FulfillmentSettings.from_json(await _read(session, FULFILLMENT))
+
+
+async def put_fulfillment_settings(
+    session: AsyncSession, value: dict[str, Any]
+) -> FulfillmentSettings:
+    settings = FulfillmentSettings.from_json(value)
+    await _write(session, FULFILLMENT, settings.to_json())
     return settings

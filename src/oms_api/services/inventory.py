@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
 from oms_api.domain.access import Principal
+from oms_api.domain.backorders import fills_backorders
 from oms_api.domain.inventory import check_adjustment
 from oms_api.errors import NotFound, Unprocessable
 from oms_api.models import (
@@ -27,6 +28,7 @@ from oms_api.models import (
     Return,
     Shipment,
 )
+from oms_api.services.backorders import fill_backorders, lock_waiting_orders
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import scope_to_channel
 from oms_api.services.stock import lock_levels, move_stock, stock_move
@@ -109,6 +111,9 @@ async def adjust(
         )  # fmt: skip
     conn = await driver_connection(session)
     key = (product.id, location_id)
+    # Units arriving may fill backorders: their orders are locked before the level.
+    fills = fills_backorders(reason, delta)
+    waiting = await lock_waiting_orders(conn, location_id, [product.id]) if fills else []
     on_hand, reserved = (await lock_levels(conn, [key], create_missing=True))[key]
     check_adjustment(on_hand, reserved, delta, expected_on_hand)
     move = stock_move(
@@ -117,6 +122,7 @@ async def adjust(
     )  # fmt: skip
     move["cause_id"] = move["id"]
     await move_stock(conn, [move])
+    await fill_backorders(conn, location_id, [product.id], waiting)
     movement = await session.get_one(InventoryMovement, move["id"])
     level = await session.get_one(InventoryLevel, key)
     return movement, Level(
@@ -246,15 +252,25 @@ class LineDrift:
 
 
 @dataclass(frozen=True, slots=True)
+class TotalDrift:
+    """A product whose total available (`stock_totals`) is not what its levels add up to."""
+
+    product_id: str
+    available: int
+    levels_available: int
+
+
+@dataclass(frozen=True, slots=True)
 class StockCheck:
     levels: int
     ledger: list[Drift]
     reservations: list[ReservationDrift]
     lines: list[LineDrift]
+    totals: list[TotalDrift]
 
     @property
     def clean(self) -> bool:
-        return not (self.ledger or self.reservations or self.lines)
+        return not (self.ledger or self.reservations or self.lines or self.totals)
 
 
 VERIFY_LEDGER_SQL = text(
@@ -302,11 +318,26 @@ VERIFY_LINES_SQL = text(
     """
 )
 
+VERIFY_TOTALS_SQL = text(
+    """
+    SELECT coalesce(t.product_id, l.product_id) AS product_id,
+           coalesce(t.available, 0) AS available, coalesce(l.available, 0) AS levels_available
+    FROM stock_totals t
+    FULL JOIN (
+        SELECT product_id, sum(on_hand - reserved) AS available
+        FROM inventory_levels GROUP BY product_id
+    ) l ON l.product_id = t.product_id
+    WHERE coalesce(t.available, 0) <> coalesce(l.available, 0)
+    ORDER BY 1
+    """
+)
+
 
 async def verify_stock(session: AsyncSession) -> StockCheck:
     """Check, on one consistent snapshot, that the ledger sums to the levels, that the
-    order lines' reservations sum to each level's `reserved`, and that each line's
-    reservations sum to its `quantity_reserved`. Must be the transaction's first call."""
+    order lines' reservations sum to each level's `reserved`, that each line's
+    reservations sum to its `quantity_reserved`, and that each product's total available
+    is its levels'. Must be the transaction's first call."""
     await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     checked = int(await session.scalar(select(func.count()).select_from(InventoryLevel)) or 0)
     return StockCheck(
@@ -314,4 +345,5 @@ async def verify_stock(session: AsyncSession) -> StockCheck:
         [Drift(**r._mapping) for r in await session.execute(VERIFY_LEDGER_SQL)],
         [ReservationDrift(**r._mapping) for r in await session.execute(VERIFY_RESERVATIONS_SQL)],
         [LineDrift(**r._mapping) for r in await session.execute(VERIFY_LINES_SQL)],
+        [TotalDrift(**r._mapping) for r in await session.execute(VERIFY_TOTALS_SQL)],
     )

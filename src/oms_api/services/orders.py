@@ -31,6 +31,7 @@ from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Event, Order
 from oms_api.outbox import record_events
+from oms_api.services.automation import allocate_if_automatic
 from oms_api.services.order_documents import load_order, load_orders
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
 from oms_api.services.pagination import Page, paginate, paginate_documents
@@ -147,6 +148,8 @@ async def change_state(
     await record_events(
         conn, [*shipment_events, *((t, document) for t in types)], order_id=order_id
     )
+    if event_types.ORDER_CONFIRMED in types:  # released from hold, confirmed
+        await allocate_if_automatic(conn, order_id, moved.target)
     return document
 
 
@@ -184,8 +187,13 @@ async def record_payment(
         current, settled=is_settled(totals, row["total"], row["payment_method"])
     )
     if command is not None:
-        types += (await transition(conn, ORDER, order_id, current, command)).events
-    return await record_order_events(conn, order_id, types)
+        moved = await transition(conn, ORDER, order_id, current, command)
+        types += moved.events
+        current = moved.target
+    document = await record_order_events(conn, order_id, types)
+    if event_types.ORDER_CONFIRMED in types:
+        await allocate_if_automatic(conn, order_id, current)
+    return document
 
 
 async def expire_pending_orders(conn: asyncpg.Connection, *, limit: int = 100) -> int:

@@ -12,7 +12,9 @@ Within the request's transaction:
    and the events — as rows;
 4. one write: the plan as one JSON record to `oms_place_order` (migration 0011), which
    inserts the rows, moves the stock through the one stock path (`oms_move_stock`) and
-   records the events through the one event path (`oms_record_events`).
+   records the events through the one event path (`oms_record_events`);
+5. (auto-allocation on, the order confirmed) its shipments, as `/allocate` would
+   (`services/automation`).
 Stock is never oversold: the levels are locked, and a CHECK constraint refuses
 `reserved > on_hand` whatever happens.
 """
@@ -27,6 +29,7 @@ import asyncpg
 
 from oms_api.domain.access import Principal
 from oms_api.domain.inventory import StockAt, StockMove
+from oms_api.domain.orders import OrderStatus
 from oms_api.domain.placement import (
     Contact,
     LineRow,
@@ -40,10 +43,12 @@ from oms_api.domain.placement import (
     plan_order,
 )
 from oms_api.domain.risk import RiskSettings
+from oms_api.domain.shipments import FulfillmentSettings
 from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id, random_id
 from oms_api.jsonutil import dumps
 from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReservation, Payment
+from oms_api.services.automation import allocate_if_automatic
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
 from oms_api.services.scoping import fence_found_sql, fence_to_resolved_sql
@@ -89,6 +94,7 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
        (SELECT json_agg(lv) FROM lv) AS levels,
        (SELECT row_to_json(cu) FROM cu) AS customer,
        (SELECT value FROM rs) AS risk_settings,
+       (SELECT value FROM app_settings WHERE key = 'fulfillment') AS fulfillment_settings,
        (SELECT count(*) FROM (
             SELECT o.created_at FROM orders o
             WHERE o.email_normalized = coalesce((SELECT email_normalized FROM cu), lower($5))
@@ -277,10 +283,16 @@ async def place_order(
             "customer_id": created["id"],
             "email_normalized": created["email_normalized"],
         }
-    return await write_plan(
+    payload = await write_plan(
         conn, plan, channel_code=channel["code"], customer=customer, inline=inline,
         idempotency=idempotency, now=row["now"],
     )  # fmt: skip
+    if plan.order["status"] == OrderStatus.CONFIRMED and row["fulfillment_settings"]:
+        await allocate_if_automatic(
+            conn, plan.order["id"], plan.order["status"],
+            settings=FulfillmentSettings.from_json(row["fulfillment_settings"]),
+        )  # fmt: skip
+    return payload
 
 
 def placement_record(

@@ -43,6 +43,7 @@ from oms_api.jsonutil import dumps, iso
 from oms_api.models import Return
 from oms_api.outbox import record_events
 from oms_api.services import placement
+from oms_api.services.backorders import fill_backorders, lock_waiting_orders
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
 from oms_api.services.pagination import Page, paginate_documents
@@ -316,6 +317,9 @@ async def receive(
         all_in=all_in,
     )  # fmt: skip
     await _check_location(conn, location_id, principal)
+    # Resellable units may fill backorders: their orders are locked before the levels.
+    restocked = sorted({expected[r.line_id]["product_id"] for r in receipts if r.resellable})
+    waiting = await lock_waiting_orders(conn, location_id, restocked)
     await move_stock(conn, [
         stock_move(product_id=expected[r.line_id]["product_id"], location_id=location_id,
                    sku=expected[r.line_id]["sku"], on_hand=r.quantity, reason="returned",
@@ -341,6 +345,7 @@ async def receive(
         """,
         return_id, ids, [r.quantity for r in receipts], [r.resellable for r in receipts],
     )  # fmt: skip
+    await fill_backorders(conn, location_id, restocked, waiting)
     await _settle_order(conn, order["id"])
     return await _record(conn, order["id"], return_id, moved.events)
 

@@ -42,6 +42,7 @@ S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 _COLUMN = re.compile(r"^([a-z_][a-z0-9_]*\.)?channel_id$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _COLUMN_ANY = re.compile(r"^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$")
+_PARAM = re.compile(r"^\$[0-9]+$")
 
 
 def channel_of(caller: Principal | str | None) -> str | None:
@@ -73,17 +74,26 @@ def fence_sql(column: str, param: int | str) -> str:
     return f"(CAST(:{param} AS text) IS NULL OR {column} = :{param})"
 
 
+def sells_from_sql(channel: str, location: str) -> str:
+    """SQL: the channel `channel` (a `channel_id` column, or `$n`) sells from `location` (a
+    location id column or `$n`) — the one "sells from" rule: a channel with no location
+    list sells from all. Stock arriving at a location fills the backorders of the orders
+    whose channel sells from it; a fenced caller's locations are those (`fence_location_sql`)."""
+    for value, pattern in ((channel, _COLUMN), (location, _COLUMN_ANY)):
+        if not (pattern.match(value) or _PARAM.match(value)):
+            raise ValueError(f"not a column or a parameter: {value!r}")
+    return (
+        f"EXISTS (SELECT 1 FROM channels fc WHERE fc.id = {channel} "
+        f"AND (cardinality(fc.location_ids) = 0 OR {location} = ANY(fc.location_ids)))"
+    )
+
+
 def fence_location_sql(location: str, param: int) -> str:
     """SQL: `location` (a location id column) is one a fenced caller's channel sells from —
     its channel bound as `$param`, NULL for a caller not fenced, who may use every location.
-    A channel with no location list sells from all. To a fenced caller, any other location
-    is absent, exactly as one that does not exist (SPEC §3)."""
-    if not _COLUMN_ANY.match(location):
-        raise ValueError(f"not a column: {location!r}")
-    return (
-        f"(${param}::text IS NULL OR EXISTS (SELECT 1 FROM channels fc WHERE fc.id = ${param} "
-        f"AND (cardinality(fc.location_ids) = 0 OR {location} = ANY(fc.location_ids))))"
-    )
+    To a fenced caller, any other location is absent, exactly as one that does not exist
+    (SPEC §3)."""
+    return f"(${param}::text IS NULL OR {sells_from_sql(f'${param}', location)})"
 
 
 def fence_to_resolved_sql(column: str, channel_cte: str) -> str:

@@ -1,5 +1,5 @@
-"""The one door through which the four machines' states change: orders, shipments,
-returns and pickups.
+"""The one door through which the five machines' states change: orders, shipments,
+returns, pickups and replenishment requests.
 
 `transition` asks the pure machine (`domain/`) where a command leads from the state the
 caller read, then writes it with a conditional UPDATE — `… SET status = $to … WHERE id =
@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from oms_api.domain import orders, pickups, returns, shipments
+from oms_api.domain import orders, pickups, replenishments, returns, shipments
 from oms_api.domain.errors import DomainError
 
 S = TypeVar("S", bound=StrEnum)
@@ -130,7 +130,25 @@ PICKUP: Machine[pickups.PickupStatus, pickups.PickupCommand] = Machine(
     """,
 )
 
-MACHINES: tuple[Machine[Any, Any], ...] = (ORDER, SHIPMENT, RETURN, PICKUP)
+REPLENISHMENT: Machine[replenishments.ReplenishmentStatus, replenishments.ReplenishmentCommand] = (
+    Machine(
+        resource="replenishment",
+        table="replenishments",
+        status=replenishments.ReplenishmentStatus,
+        decide=replenishments.next_status,
+        events=lambda _s, _c, target: [replenishments.EVENT_FOR_STATUS[target]],
+        # $4 where it was received and $5 how many; $6 the reason of a cancellation.
+        also="""
+    location_id = CASE WHEN $3 = 'received' THEN $4::text ELSE location_id END,
+    quantity_received = CASE WHEN $3 = 'received' THEN $5::bigint ELSE quantity_received END,
+    received_at = CASE WHEN $3 = 'received' THEN now() ELSE received_at END,
+    cancelled_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE cancelled_at END,
+    cancel_reason = CASE WHEN $3 = 'cancelled' THEN $6::text ELSE cancel_reason END
+    """,
+    )
+)
+
+MACHINES: tuple[Machine[Any, Any], ...] = (ORDER, SHIPMENT, RETURN, PICKUP, REPLENISHMENT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,21 @@
--- oms_move_stock: the head definition (installed by migration 0012).
--- The one path for stock: changes the levels and writes one ledger row per move.
+-- oms_move_stock: the head definition (installed by migration 0013).
+-- The one path for stock: changes the levels and writes one ledger row per move; keeps
+-- each product's total `available` (stock_totals) and, when it falls to or below the
+-- product's reorder point, opens one replenishment request and records the stock events.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
 CREATE OR REPLACE FUNCTION oms_move_stock(p_moves jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     m inventory_movements;
+    touched text[] := '{}';
+    deltas bigint[] := '{}';
+    n integer := 0;
+    after bigint;
+    before bigint;
+    p record;
+    opened text;
+    stock_events jsonb;
 BEGIN
     -- Each move is read as the ledger's row type: the table is the column list, so no
     -- column of the ledger can be left out here. (A key the table lacks would be dropped:
@@ -31,6 +41,48 @@ BEGIN
         END IF;
         m.created_at := now();  -- the writer's, not the move's
         INSERT INTO inventory_movements VALUES (m.*);
+        -- The change of the product's available, summed (moves come product by product).
+        IF n = 0 OR touched[n] <> m.product_id THEN
+            n := n + 1;
+            touched[n] := m.product_id;
+            deltas[n] := 0;
+        END IF;
+        deltas[n] := deltas[n] + m.on_hand_delta - m.reserved_delta;
+    END LOOP;
+    -- Then each product's total, in product order, after every level (the order of locks:
+    -- levels, then totals). Its row serialises the product's changes at every location:
+    -- the one that takes it from above the reorder point to at or below sees it, once.
+    FOR i IN 1 .. n LOOP
+        CONTINUE WHEN deltas[i] = 0;
+        INSERT INTO stock_totals AS t (product_id, available) VALUES (touched[i], deltas[i])
+        ON CONFLICT (product_id) DO UPDATE SET available = t.available + excluded.available
+        RETURNING t.available INTO after;
+        CONTINUE WHEN deltas[i] > 0;
+        before := after - deltas[i];
+        SELECT id, sku, reorder_point, reorder_quantity INTO p FROM products WHERE id = touched[i];
+        CONTINUE WHEN NOT (before > p.reorder_point AND after <= p.reorder_point)
+                      AND NOT (before > 0 AND after <= 0);
+        opened := NULL;
+        stock_events := '[]';
+        IF before > p.reorder_point AND after <= p.reorder_point THEN
+            IF p.reorder_quantity > 0 THEN  -- a product with no reorder quantity is not reordered
+                opened := oms_new_id('rpl');
+                INSERT INTO replenishments (id, product_id, sku, status, quantity, reorder_point,
+                                            available_at_opening, created_at, updated_at)
+                VALUES (opened, p.id, p.sku, 'open', p.reorder_quantity, p.reorder_point, after,
+                        now(), now());
+            END IF;
+            stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
+                                                   'type', 'inventory.low_stock');
+        END IF;
+        IF before > 0 AND after <= 0 THEN
+            stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
+                                                   'type', 'inventory.out_of_stock');
+        END IF;
+        PERFORM oms_record_events(NULL, stock_events, jsonb_build_object(
+            'product_id', p.id, 'sku', p.sku, 'available', after,
+            'reorder_point', p.reorder_point, 'reorder_quantity', p.reorder_quantity,
+            'replenishment_id', opened));
     END LOOP;
 END
 $$;

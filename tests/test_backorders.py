@@ -1,0 +1,178 @@
+"""Backorders fill themselves: stock arriving where an order's channel sells from is
+reserved for its backordered lines, oldest order first, in the transaction that brings it
+— an adjustment, a replenishment received, a resellable return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.checks import assert_stock_consistent
+from tests.factories import Shop, create_channel, inventory, order_body, place, stock
+
+PAID = {"method": "card", "status": "paid"}
+SHIP_TO = {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
+           "postal_code": "SW1Y 4JH", "country": "GB"}  # fmt: skip
+
+
+async def order(
+    client: httpx.AsyncClient, shop: Shop, lines: list[tuple[str, int]], **fields: Any
+) -> dict[str, Any]:
+    body = order_body(None, lines, payment=PAID, shipping_address=SHIP_TO) | fields
+    response = await place(client, body, headers=shop.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def read(client: httpx.AsyncClient, shop: Shop, order_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/orders/{order_id}", headers=shop.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def units(document: dict[str, Any]) -> list[tuple[int, int]]:
+    """Each line's (reserved, backordered)."""
+    return [(line["quantity_reserved"], line["quantity_backordered"]) for line in document["lines"]]
+
+
+async def event_types(client: httpx.AsyncClient, shop: Shop, order_id: str) -> list[str]:
+    page = await client.get(f"/v1/orders/{order_id}/events", headers=shop.headers,
+                            params={"limit": 200})  # fmt: skip
+    return [e["type"] for e in page.json()["data"]]
+
+
+async def adjust(admin: httpx.AsyncClient, sku: str, location_id: str, delta: int,
+                 reason: str) -> dict[str, Any]:  # fmt: skip
+    response = await admin.post(
+        "/v1/inventory/adjustments",
+        json={"sku": sku, "location_id": location_id, "delta": delta, "reason": reason},
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_received_stock_fills_the_oldest_order_first(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    location = shop.locations[0]["id"]
+    product = await shop.product(admin, 1, allow_backorder=True)
+    sku = product["sku"]
+    older = await order(client, shop, [(sku, 4)])  # 1 reserved, 3 backordered
+    newer = await order(client, shop, [(sku, 2)])  # 2 backordered
+    assert units(older) == [(1, 3)]
+    assert units(newer) == [(0, 2)]
+
+    result = await adjust(admin, sku, location, 4, "received")
+    # The older order takes its 3, the newer the 1 left; the level answers after both.
+    assert (result["level"]["on_hand"], result["level"]["reserved"]) == (5, 5)
+    assert units(await read(client, shop, older["id"])) == [(4, 0)]
+    assert units(await read(client, shop, newer["id"])) == [(1, 1)]
+    filled = await read(client, shop, older["id"])
+    assert filled["allocations"] == [
+        {"line_id": filled["lines"][0]["id"], "sku": sku, "location_id": location, "quantity": 4}
+    ]
+    assert (await event_types(client, shop, older["id"]))[-1] == "order.backorder_filled"
+    assert (await event_types(client, shop, newer["id"]))[-1] == "order.backorder_filled"
+    movements = (await admin.get("/v1/inventory/movements", params={"sku": sku})).json()["data"]
+    fills = [m for m in movements if m["reason"] == "backorder_filled"]
+    assert sorted((m["cause_id"], m["reserved_delta"], m["cause_type"]) for m in fills) == sorted(
+        [(older["id"], 3, "order"), (newer["id"], 1, "order")]
+    )
+    # The next arrival finishes the newer one; a third unit stays available.
+    await adjust(admin, sku, location, 2, "correction")
+    assert units(await read(client, shop, newer["id"])) == [(2, 0)]
+    assert (await inventory(admin, sku))["available"] == 1
+    await assert_stock_consistent(app)
+
+
+@pytest.mark.parametrize("reason", ["cycle_count"])
+async def test_a_recount_does_not_fill_backorders(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, reason: str
+) -> None:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 0, allow_backorder=True)
+    waiting = await order(client, shop, [(product["sku"], 2)])
+    await adjust(admin, product["sku"], shop.locations[0]["id"], 3, reason)
+    assert units(await read(client, shop, waiting["id"])) == [(0, 2)]
+    assert (await inventory(admin, product["sku"]))["available"] == 3
+    await assert_stock_consistent(app)
+
+
+async def test_only_orders_whose_channel_sells_from_there_and_still_open(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop, other = await Shop.open(admin), await Shop.open(admin)
+    product = await shop.product(admin, 0, allow_backorder=True)
+    cancelled = await order(client, shop, [(product["sku"], 1)])
+    response = await client.post(f"/v1/orders/{cancelled['id']}/cancel", headers=shop.headers)
+    assert response.status_code == 200, response.text
+    elsewhere = await order(client, other, [(product["sku"], 1)])  # other sells elsewhere
+    waiting = await order(client, shop, [(product["sku"], 1)])
+    await stock(admin, product["sku"], shop.locations[0]["id"], 5)
+    assert units(await read(client, other, elsewhere["id"])) == [(0, 1)]
+    assert units(await read(client, shop, waiting["id"])) == [(1, 0)]
+    assert (await read(client, shop, cancelled["id"]))["lines"][0]["quantity_cancelled"] == 1
+    # A channel with no location list sells from everywhere: it takes from the next arrival.
+    everywhere = await create_channel(admin, location_ids=[])
+    open_order = await place(admin, order_body(everywhere["code"], [(product["sku"], 6)],
+                                               payment=PAID))  # fmt: skip
+    assert open_order.status_code == 201, open_order.text
+    assert units(open_order.json()) == [(4, 2)]
+    await stock(admin, product["sku"], other.locations[0]["id"], 3)
+    after = (await admin.get(f"/v1/orders/{open_order.json()['id']}")).json()
+    assert units(after) == [(6, 0)]
+    assert units(await read(client, other, elsewhere["id"])) == [(1, 0)]  # older: filled first
+    await assert_stock_consistent(app)
+
+
+async def test_a_replenishment_received_and_a_resellable_return_fill_backorders(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    location = shop.locations[0]["id"]
+    product = await shop.product(admin, 2, allow_backorder=True, reorder_point=0,
+                                 reorder_quantity=1)  # fmt: skip
+    first = await order(client, shop, [(product["sku"], 2)])  # takes the 2: a request opens
+    [request] = (await admin.get("/v1/replenishments", params={"sku": product["sku"]})).json()[
+        "data"
+    ]
+    waiting = await order(client, shop, [(product["sku"], 2)])  # 2 backordered
+    received = await admin.post(f"/v1/replenishments/{request['id']}/receive",
+                                json={"location_id": location})  # fmt: skip
+    assert received.status_code == 200, received.text
+    assert units(await read(client, shop, waiting["id"])) == [(1, 1)]
+
+    # The first order ships, comes back resellable: that unit fills the last backorder.
+    shipped = (await admin.post(f"/v1/orders/{first['id']}/allocate")).json()["data"][0]
+    for command, body in (("pick", None), ("pack", None),
+                          ("ship", {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}),
+                          ("deliver", None)):  # fmt: skip
+        moved = await admin.post(f"/v1/shipments/{shipped['id']}/{command}", json=body)
+        assert moved.status_code == 200, moved.text
+    rma = await admin.post(
+        "/v1/returns",
+        json={
+            "order_id": first["id"],
+            "resolution": "refund",
+            "lines": [{"line_id": first["lines"][0]["id"], "quantity": 1, "reason": "size_or_fit"}],
+        },
+    )
+    assert rma.status_code == 201, rma.text
+    assert (await admin.post(f"/v1/returns/{rma.json()['id']}/approve")).status_code == 200
+    back = await admin.post(
+        f"/v1/returns/{rma.json()['id']}/receive",
+        json={
+            "location_id": location,
+            "lines": [
+                {"line_id": first["lines"][0]["id"], "quantity": 1, "condition": "resellable"}
+            ],
+        },
+    )
+    assert back.status_code == 200, back.text
+    assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
+    assert (await event_types(client, shop, waiting["id"])).count("order.backorder_filled") == 2
+    await assert_stock_consistent(app)
