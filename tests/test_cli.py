@@ -145,13 +145,13 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     orders = (await client.get("/v1/orders", headers=web)).json()["data"]
     assert sorted(o["status"] for o in orders) == sorted(
         [
-            *["confirmed"] * 7,
+            *["confirmed"] * 9,
             *["delivered"] * 8,
             "on_hold",
             "partially_shipped",
             "shipped",
         ]
-    )  # the exchange placed one of the confirmed
+    )  # the exchange placed one of the confirmed; two bought beanies
     returns = (await client.get("/v1/returns", params={"limit": 200}, headers=web)).json()["data"]
     assert sorted(r["status"] for r in returns) == sorted([
         "requested", "approved", "received", "completed", "completed", "rejected", "cancelled",
@@ -172,13 +172,26 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert len(stock["levels"]) == 1
     pos_orders = (await client.get("/v1/orders", headers=bearer(keys["pos"]))).json()["data"]
     assert pos_orders == []
+    # Automation: the beanie below its reorder point with its request open, and the order
+    # that backordered it filled when two more arrived (the printed command finds it).
+    [request] = (await client.get("/v1/replenishments", params={"status": "open"},
+                                  headers=admin_key)).json()["data"]  # fmt: skip
+    assert (request["sku"], request["quantity"]) == ("BEANIE-WOOL", 24)
+    filled_id = re.search(r"/v1/orders/(ord_\S+)/events", first.stdout)
+    assert filled_id is not None
+    filled = (await client.get(f"/v1/orders/{filled_id.group(1)}", headers=web)).json()
+    assert [(x["quantity_reserved"], x["quantity_backordered"]) for x in filled["lines"]] == [
+        (3, 0)
+    ]
+    timeline = (await client.get(f"/v1/orders/{filled_id.group(1)}/events", headers=web)).json()
+    assert "order.backorder_filled" in [e["type"] for e in timeline["data"]]
 
     again = oms(database_url, "demo")  # reuses the shop, issues new keys, no new orders
     assert again.returncode == 0, again.stderr
     new_web = re.search(r"^\s+web key\s+: (oms_\S+)", again.stdout, re.M)
     assert new_web is not None
     assert (
-        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 18
+        len((await client.get("/v1/orders", headers=bearer(new_web.group(1)))).json()["data"]) == 20
     )
 
 
@@ -215,6 +228,6 @@ async def test_demo_after_a_hand_made_web_channel_sells_from_its_own_warehouse(
         finally:
             await conn.close()
         assert sells_from == ["loc_walk", demo_warehouse]
-        assert placed == 18
+        assert placed == 20
     finally:
         await drop_database(url)

@@ -1,11 +1,12 @@
 """`oms-api demo`: a small shop to try the API on — seeded through the real app.
 
-A warehouse and a store (with addresses), five products with stock, two channels (web,
+A warehouse and a store (with addresses), six products with stock, two channels (web,
 pos) each with its own key, an admin key, a few orders in different states, and paid
 orders left at every step of fulfilment — a pending shipment, picking, packed (label
 printable), shipped with tracking, delivered, partially shipped, cancelled — and a
 return in each state (requested, approved, received, refunded, rejected, cancelled, and an
-exchange with its new order). Running it again reuses what exists and issues fresh keys.
+exchange with its new order), a product below its reorder point with its open
+replenishment request, and a backordered order filled by stock that arrived. Running it again reuses what exists and issues fresh keys.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ PRODUCTS = [
     ("HOODIE-M-GREY", "Hoodie, grey, M", 4999, 12, 650),
     ("MUG-LOGO", "Mug with logo", 1299, 100, 350),
     ("CAP-BLACK", "Cap, black", 1499, 3, 90),
+    ("BEANIE-WOOL", "Beanie, wool", 1799, 6, 80),
 ]
+# Reordering: every product is reordered (20 units) when its stock falls to 5; the beanie
+# (reordered at 3) may be backordered, and the demo's orders take it below its point.
+REORDER = {"reorder_point": 5, "reorder_quantity": 20}
+BEANIE = {"reorder_point": 3, "reorder_quantity": 24, "allow_backorder": True}
 
 
 async def seed_demo(app: FastAPI) -> dict[str, Any]:
@@ -66,8 +72,8 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
                     "name": name,
                     "unit_price": price,
                     "currency": "EUR",
-                    "reorder_point": 5,
                     "weight_grams": grams,
+                    **(BEANIE if sku == "BEANIE-WOOL" else REORDER),
                 },
             )
             if created.status_code == 201:
@@ -140,7 +146,9 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
             )
             orders += await _fulfilment_states(http, web, address)
             orders += await _return_states(http, web, address)
+            orders += await _automation(http, web, address, warehouse_id)
         packed = (await http.get("/v1/shipments", params={"status": "packed", "limit": 1})).json()
+        backordered = (await http.get("/v1/orders", params={"q": "beanie@example.com"})).json()
     return {
         "admin": admin_secret,
         "web": keys["web"],
@@ -148,6 +156,7 @@ async def seed_demo(app: FastAPI) -> dict[str, Any]:
         "orders": [o["id"] for o in orders],
         "warehouse": warehouse_id,
         "packed_shipment": packed["data"][0]["id"] if packed["data"] else "SHIPMENT_ID",
+        "backorder_filled": backordered["data"][0]["id"] if backordered["data"] else "ORDER_ID",
     }
 
 
@@ -252,6 +261,26 @@ async def _return_states(
     return placed
 
 
+async def _automation(
+    http: httpx.AsyncClient, web: dict[str, str], address: dict[str, Any], warehouse_id: str
+) -> list[dict[str, Any]]:
+    """The beanie falls below its reorder point (a replenishment request opens), a second
+    order backorders what is left, and a delivery fills that backorder."""
+    placed = []
+    for n, (email, quantity) in enumerate((("hats@example.com", 5), ("beanie@example.com", 3)), 1):
+        placed.append(_created(await http.post("/v1/orders", headers=web, json={
+            "customer": {"email": email, "name": f"Beanie buyer {n}"},
+            "shipping_address": address | {"name": f"Beanie buyer {n}"},
+            "lines": [{"sku": "BEANIE-WOOL", "quantity": quantity}],
+            "payment": {"method": "card", "status": "paid", "reference": f"pi_demo_b{n}"},
+        })))  # fmt: skip
+    _created(await http.post("/v1/inventory/adjustments", json={
+        "sku": "BEANIE-WOOL", "location_id": warehouse_id, "delta": 2, "reason": "received",
+        "note": "demo: two found in the returns bin",
+    }))  # fmt: skip
+    return placed
+
+
 def instructions(seeded: dict[str, Any], base_url: str) -> str:
     return f"""
 Demo shop ready.
@@ -275,6 +304,11 @@ Fulfilment (admin key): shipments in every state, a pick list, a label:
   curl -s {base_url}/v1/locations/{seeded["warehouse"]}/pick-list -H "$ADMIN"
   curl -s {base_url}/v1/shipments/{seeded["packed_shipment"]}/label -H "$ADMIN" -o label.pdf
   curl -s "{base_url}/v1/returns?status=received" -H "$ADMIN"
+
+Automation (admin key): the beanie fell below its reorder point, a replenishment request
+is open; a backordered order was filled when two more arrived:
+  curl -s "{base_url}/v1/replenishments?status=open" -H "$ADMIN"
+  curl -s {base_url}/v1/orders/{seeded["backorder_filled"]}/events -H "$ADMIN"
 
 API docs: {base_url}/docs
 """
