@@ -4,6 +4,7 @@ reserved for its backordered lines, oldest order first, in the transaction that 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -175,4 +176,59 @@ async def test_a_replenishment_received_and_a_resellable_return_fill_backorders(
     assert back.status_code == 200, back.text
     assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
     assert (await event_types(client, shop, waiting["id"])).count("order.backorder_filled") == 2
+    await assert_stock_consistent(app)
+
+
+async def test_arrivals_and_cancellations_at_once_in_two_processes(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, live_servers: Any
+) -> None:
+    """Twelve backordered orders; twenty one-unit deliveries and four cancellations fired
+    together at two server processes. Every request succeeds (no deadlock: orders are
+    locked before levels on every path), the units go to the open orders oldest first, and
+    stock, reservations and lines still add up."""
+    servers = live_servers(2)
+    shop = await Shop.open(admin)
+    location = shop.locations[0]["id"]
+    product = await shop.product(admin, 0, allow_backorder=True)
+    orders = [await order(client, shop, [(product["sku"], 2)]) for _ in range(12)]
+    cancelled = {orders[i]["id"] for i in (1, 4, 7, 10)}
+    admin_headers = dict(admin.headers)
+    calls = [
+        ("POST", "/v1/inventory/adjustments", admin_headers,
+         {"sku": product["sku"], "location_id": location, "delta": 1, "reason": "received"})
+        for _ in range(20)
+    ] + [("POST", f"/v1/orders/{i}/cancel", shop.headers, None) for i in cancelled]  # fmt: skip
+    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        responses = await asyncio.gather(*(
+            http.request(method, servers[n % 2].url + path, headers=headers, json=body)
+            for n, (method, path, headers, body) in enumerate(calls)
+        ))  # fmt: skip
+    assert [r.status_code for r in responses] == [201] * 20 + [200] * 4, [
+        r.text for r in responses if r.status_code >= 300
+    ]
+    documents = [await read(client, shop, o["id"]) for o in orders]
+    open_orders = [d for d in documents if d["id"] not in cancelled]
+    reserved = [d["lines"][0]["quantity_reserved"] for d in open_orders]
+    # 20 units over 8 open orders of 2 (16 wanted); what a cancelled order took before its
+    # cancellation went on to the others: every open order is whole.
+    assert reserved == [2] * 8
+    level = await inventory(admin, product["sku"])
+    assert (level["on_hand"], level["reserved"], level["available"]) == (20, 16, 4)
+    await assert_stock_consistent(app)
+
+
+async def test_units_a_cancellation_releases_fill_the_next_waiting_order(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 3, allow_backorder=True)
+    first = await order(client, shop, [(product["sku"], 3)])  # takes the 3
+    waiting = await order(client, shop, [(product["sku"], 2)])  # backordered
+    assert units(waiting) == [(0, 2)]
+    cancelled = await client.post(f"/v1/orders/{first['id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
+    assert (await event_types(client, shop, waiting["id"]))[-1] == "order.backorder_filled"
+    assert (await inventory(admin, product["sku"]))["available"] == 1
     await assert_stock_consistent(app)

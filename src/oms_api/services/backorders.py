@@ -1,4 +1,5 @@
-"""Backorders filled as stock arrives, in the transaction that brings it.
+"""Backorders filled as stock arrives — or is released by a cancellation or an expiry — in
+the transaction that brings it.
 
 Every arrival that may fill backorders — an adjustment `received`/`correction` upwards
 (`services/inventory.adjust`), a replenishment received (`services/replenishments`), a
@@ -32,7 +33,8 @@ from oms_api.services.scoping import sells_from_sql
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 # The waiting orders, locked. `FOR UPDATE` re-checks the status of an order that changed
-# while this waited for it (a cancelled one is skipped).
+# while this waited for it (a cancelled one is skipped). `{lock}`: `FOR UPDATE`, or with
+# `SKIP LOCKED` where the caller already holds stock levels (released units, below).
 WAITING_ORDERS_SQL = f"""
 SELECT o.id FROM orders o
 WHERE o.id IN (
@@ -41,7 +43,7 @@ WHERE o.id IN (
       AND w.status = ANY($3::text[]) AND {sells_from_sql("w.channel_id", "$1")}
 ) AND o.status = ANY($3::text[])
 ORDER BY o.id
-FOR UPDATE OF o
+FOR UPDATE OF o{{skip}}
 """
 
 # Their backordered lines of those products: oldest order first (ids are time-ordered),
@@ -55,16 +57,24 @@ ORDER BY l.order_id, l.position
 """
 
 
+WAIT_FOR_LOCKED = WAITING_ORDERS_SQL.format(skip="")
+SKIP_LOCKED = WAITING_ORDERS_SQL.format(skip=" SKIP LOCKED")
+
+
 async def lock_waiting_orders(
-    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str]
-) -> list[str]:
+    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str], *,
+    skip_locked: bool = False,
+) -> list[str]:  # fmt: skip
     """Step 1: the orders whose backorders stock of `product_ids` arriving at
-    `location_id` may fill, locked. Call it before the arrival locks the levels."""
+    `location_id` may fill, locked. Call it before the arrival locks the levels — or, when
+    the levels are locked already, with `skip_locked` (an order busy elsewhere waits for
+    the next arrival: waiting for it here could deadlock)."""
     if not product_ids:
         return []
     rows = await conn.fetch(
-        WAITING_ORDERS_SQL, location_id, sorted(set(product_ids)), list(WAITING_STATUSES)
-    )
+        SKIP_LOCKED if skip_locked else WAIT_FOR_LOCKED, location_id, sorted(set(product_ids)),
+        list(WAITING_STATUSES),
+    )  # fmt: skip
     return [r["id"] for r in rows]
 
 
@@ -112,3 +122,15 @@ async def fill_backorders(
         await record_order_events(conn, order_id, [E.ORDER_BACKORDER_FILLED])
         await allocate_if_automatic(conn, order_id, statuses[order_id])
     return filled
+
+
+async def fill_from_released(conn: asyncpg.Connection, released: Sequence[tuple[str, str]]) -> None:
+    """Units a cancellation or an expiry released at (product, location) `released` (their
+    levels locked by the release) go to the backorders waiting there, as an arrival's do.
+    Waiting orders locked elsewhere are passed over (they take the next arrival)."""
+    by_location: dict[str, list[str]] = {}
+    for product_id, location_id in released:
+        by_location.setdefault(location_id, []).append(product_id)
+    for location_id, product_ids in sorted(by_location.items()):
+        waiting = await lock_waiting_orders(conn, location_id, product_ids, skip_locked=True)
+        await fill_backorders(conn, location_id, product_ids, waiting)

@@ -41,10 +41,13 @@ async def lock_order_reservations(conn: asyncpg.Connection, order_id: str) -> li
     return list(await conn.fetch(LOCK_ORDER_RESERVATIONS_SQL, order_id))
 
 
-async def cancel_unshipped(conn: asyncpg.Connection, *, order_id: str, reason: str) -> None:
+async def cancel_unshipped(
+    conn: asyncpg.Connection, *, order_id: str, reason: str
+) -> list[tuple[str, str]]:
     """Cancel every unit of the order not shipped: its reservations are released (ledger
     `reason`, cause the order) and they, with the backordered units, count as cancelled.
-    Open shipments must have been cancelled first (their units are back in reservations)."""
+    Open shipments must have been cancelled first (their units are back in reservations).
+    The (product, location) pairs where units were released."""
     held = await lock_order_reservations(conn, order_id)
     await move_stock(
         conn,
@@ -57,6 +60,7 @@ async def cancel_unshipped(conn: asyncpg.Connection, *, order_id: str, reason: s
         ],
     )  # fmt: skip
     await conn.execute(CANCEL_UNSHIPPED_SQL, order_id)
+    return sorted({(r["product_id"], r["location_id"]) for r in held})
 
 
 HELD_SQL = """
