@@ -6,8 +6,29 @@ country always holds it.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# Each rule's reason, as it appears in `risk.reasons` (and keys `weights`).
+SHIPPING_COUNTRY_BLOCKED = "shipping_country_blocked"
+ORDER_TOTAL_ABOVE_LIMIT = "order_total_above_limit"
+FIRST_ORDER_ABOVE_LIMIT = "first_order_above_limit"
+MANY_ORDERS_FROM_EMAIL = "many_orders_from_email"
+MANY_ORDERS_TO_ADDRESS = "many_orders_to_address"
+BILLING_SHIPPING_COUNTRY_MISMATCH = "billing_shipping_country_mismatch"
+
+# The rules that score by weight (a blocked country holds whatever the weights say).
+WEIGHED_REASONS = (
+    ORDER_TOTAL_ABOVE_LIMIT,
+    FIRST_ORDER_ABOVE_LIMIT,
+    MANY_ORDERS_FROM_EMAIL,
+    MANY_ORDERS_TO_ADDRESS,
+    BILLING_SHIPPING_COUNTRY_MISMATCH,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +38,17 @@ class RiskSettings:
     blocked_countries: frozenset[str] = frozenset()
     velocity_max_orders: int = 5  # orders from one email within the window, this one included
     velocity_window_seconds: int = 3600
+    # orders to one shipping address (`address_key`) within its window, this one included
+    address_velocity_max_orders: int = 5
+    address_velocity_window_seconds: int = 3600
+    first_order_max_total: int = 250_000  # minor units: a customer's first order above it
     weights: dict[str, int] = field(
         default_factory=lambda: {
-            "order_total_above_limit": 50,
-            "many_orders_from_email": 40,
-            "billing_shipping_country_mismatch": 30,
+            ORDER_TOTAL_ABOVE_LIMIT: 50,
+            FIRST_ORDER_ABOVE_LIMIT: 40,
+            MANY_ORDERS_FROM_EMAIL: 40,
+            MANY_ORDERS_TO_ADDRESS: 40,
+            BILLING_SHIPPING_COUNTRY_MISMATCH: 30,
         }
     )
 
@@ -43,6 +70,9 @@ class RiskSettings:
             "blocked_countries": sorted(self.blocked_countries),
             "velocity_max_orders": self.velocity_max_orders,
             "velocity_window_seconds": self.velocity_window_seconds,
+            "address_velocity_max_orders": self.address_velocity_max_orders,
+            "address_velocity_window_seconds": self.address_velocity_window_seconds,
+            "first_order_max_total": self.first_order_max_total,
             "weights": dict(self.weights),
         }
 
@@ -54,6 +84,11 @@ class RiskInput:
     billing_country: str | None
     # within the window, not counting this one; counted up to `velocity_max_orders` only
     recent_orders_from_email: int
+    # to the same `address_key`, within its window, not counting this one; counted up to
+    # `address_velocity_max_orders` only (0 without a shipping address)
+    recent_orders_to_address: int = 0
+    # the customer has no earlier order (a new email, or a customer who never ordered)
+    first_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +104,52 @@ def assess(order: RiskInput, settings: RiskSettings) -> RiskAssessment:
         order.shipping_country is not None and order.shipping_country in settings.blocked_countries
     )
     if blocked:
-        reasons.append("shipping_country_blocked")
+        reasons.append(SHIPPING_COUNTRY_BLOCKED)
     if order.total > settings.max_order_total:
-        reasons.append("order_total_above_limit")
+        reasons.append(ORDER_TOTAL_ABOVE_LIMIT)
+    if order.first_order and order.total > settings.first_order_max_total:
+        reasons.append(FIRST_ORDER_ABOVE_LIMIT)
     if order.recent_orders_from_email + 1 > settings.velocity_max_orders:
-        reasons.append("many_orders_from_email")
+        reasons.append(MANY_ORDERS_FROM_EMAIL)
+    if order.recent_orders_to_address + 1 > settings.address_velocity_max_orders:
+        reasons.append(MANY_ORDERS_TO_ADDRESS)
     if (
         order.shipping_country
         and order.billing_country
         and order.shipping_country != order.billing_country
     ):
-        reasons.append("billing_shipping_country_mismatch")
-    weights = {**settings.weights, "shipping_country_blocked": settings.hold_threshold}
+        reasons.append(BILLING_SHIPPING_COUNTRY_MISMATCH)
+    weights = {**settings.weights, SHIPPING_COUNTRY_BLOCKED: settings.hold_threshold}
     score = min(100, sum(weights.get(r, 0) for r in reasons))
     return RiskAssessment(score, reasons, hold=blocked or score >= settings.hold_threshold)
+
+
+# --- one place, however it is spelt -----------------------------------------------------
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _words(text: object) -> str:
+    """Letters and digits only, case-folded, compatibility-normalised (full-width digits,
+    ligatures), runs of anything else as one space: "12, St. James  SQ" -> "12 st james sq"."""
+    if not isinstance(text, str):
+        return ""
+    return _NOT_ALNUM.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def address_key(address: Mapping[str, Any] | None) -> str | None:
+    """The place an address names, as a short fixed-length key: what the velocity-by-address
+    rule counts orders by (`orders.shipping_address_key`). Only the fields that identify
+    the place count — the street lines (line1 then line2, read as one), the postal code
+    (its spaces ignored), the city and the country — each case-folded with punctuation and
+    whitespace runs made one space; who receives it (name, company, phone) and the region
+    (often spelt several ways for one place) do not. None without an address. Hashed
+    (BLAKE2b, 128 bits) so that the key and its index entry stay small whatever the
+    address's length."""
+    if address is None:
+        return None
+    lines = " ".join(w for w in (_words(address.get("line1")), _words(address.get("line2"))) if w)
+    postal = _words(address.get("postal_code")).replace(" ", "")
+    country = _words(address.get("country")).upper()
+    place = "\x1f".join((country, postal, _words(address.get("city")), lines))
+    return hashlib.blake2b(place.encode(), digest_size=16).hexdigest()
