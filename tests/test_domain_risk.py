@@ -4,10 +4,13 @@ each limit at its edge, and the place an address names (velocity by address)."""
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from oms_api.domain.inventory import StockAt
+from oms_api.domain.placement import LineRequest, OrderRequest, Placement, Product, plan_order
 from oms_api.domain.risk import RiskInput, RiskSettings, address_key, assess
 
 # The rules in the order their reasons are listed, with their default weights, written
@@ -191,3 +194,42 @@ def test_the_key_is_short_and_none_without_an_address() -> None:
     assert address_key(None) is None
     long = HOME | {"line1": "x" * 500, "line2": "y" * 500, "city": "z" * 200}
     assert len(address_key(long) or "") == 32
+
+
+# --- through the plan -------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+SHIRT = Product("p_shirt", "SHIRT", "T-shirt", 1500, "EUR", True, False)
+
+
+def _placement(**kw: Any) -> Placement:
+    ids = itertools.count(1)
+    values: dict[str, Any] = {
+        "order_id": "ord_1", "number": 1, "now": NOW, "expires_at": NOW + timedelta(days=1),
+        "channel_id": "ch_web", "customer_id": "cus_1", "email_normalized": "ada@example.com",
+        "products": {"SHIRT": SHIRT}, "stock": [StockAt("p_shirt", "loc_a", 1, 100)],
+        "risk": RiskSettings(), "recent_orders_from_email": 0,
+        "new_id": lambda prefix: f"{prefix}_{next(ids)}",
+    }  # fmt: skip
+    return Placement(**(values | kw))
+
+
+def test_the_plan_stores_the_address_key_and_holds_with_every_reason() -> None:
+    request = OrderRequest(
+        [LineRequest("SHIRT", 10)], shipping_address=HOME, billing_address=HOME | {"country": "FR"}
+    )
+    settings = RiskSettings(first_order_max_total=10_000, address_velocity_max_orders=2)
+    plan = plan_order(
+        request, _placement(risk=settings, recent_orders_to_address=2, first_order=True)
+    )
+    assert plan.order["shipping_address_key"] == address_key(HOME)
+    reasons = ["first_order_above_limit", "many_orders_to_address", "billing_shipping_country_mismatch"]  # fmt: skip
+    assert (plan.order["status"], plan.order["risk_reasons"], plan.order["risk_score"]) == (
+        "on_hold", reasons, 100,
+    )  # fmt: skip
+    assert plan.order["hold_reason"] == "risk: " + ", ".join(reasons)
+    assert plan.events == ["order.created", "order.on_hold"]
+
+    calm = plan_order(OrderRequest([LineRequest("SHIRT", 1)]), _placement(risk=settings))
+    assert calm.order["shipping_address_key"] is None
+    assert (calm.order["status"], calm.order["risk_reasons"]) == ("pending", [])

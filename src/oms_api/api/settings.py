@@ -32,11 +32,14 @@ async def get_risk_settings(session: SessionDep, _admin: AdminPrincipal) -> Risk
 async def put_risk_settings(
     body: RiskSettingsBody, session: SessionDep, _admin: UnboundAdmin
 ) -> RiskSettingsPublic:
-    """Rules run at placement: order total above `max_order_total`; more than
-    `velocity_max_orders` orders from one email within `velocity_window_seconds`;
-    billing and shipping countries differ; shipping country in `blocked_countries`. Each
-    adds its weight to the score; at `hold_threshold` or above the order goes `on_hold`.
-    A blocked country alone always holds. Applies to orders placed from now on."""
+    """Rules run at placement: order total above `max_order_total`; a customer's first
+    order (no earlier order) above `first_order_max_total`; more than
+    `velocity_max_orders` orders from one email within `velocity_window_seconds`; more
+    than `address_velocity_max_orders` orders to one shipping address (the place, however
+    spelt, whatever the email) within `address_velocity_window_seconds`; billing and
+    shipping countries differ; shipping country in `blocked_countries`. Each adds its
+    weight to the score; at `hold_threshold` or above the order goes `on_hold`. A blocked
+    country alone always holds. Applies to orders placed from now on."""
     settings = await service.put_risk_settings(session, body.model_dump())
     return RiskSettingsPublic.model_validate(settings.to_json())
 

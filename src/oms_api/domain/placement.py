@@ -26,7 +26,7 @@ from oms_api.domain.payments import (
     is_settled,
     payment_status,
 )
-from oms_api.domain.risk import RiskInput, RiskSettings, assess
+from oms_api.domain.risk import RiskInput, RiskSettings, address_key, assess
 
 MAX_ORDER_TOTAL = 10**15  # minor units; far above any real order, far below BIGINT
 
@@ -97,6 +97,9 @@ class Placement:
     risk: RiskSettings
     recent_orders_from_email: int
     new_id: Callable[[str], str]
+    # orders to the shipping address's place (its `address_key`) inside its window
+    recent_orders_to_address: int = 0
+    first_order: bool = False  # the customer has no earlier order
 
 
 class OrderRow(TypedDict):
@@ -122,6 +125,7 @@ class OrderRow(TypedDict):
     voided: int
     shipping_address: Mapping[str, Any] | None
     billing_address: Mapping[str, Any] | None
+    shipping_address_key: str | None
     note: str | None
     metadata: Mapping[str, Any]
     risk_score: int
@@ -246,6 +250,8 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
             shipping_country=_country(request.shipping_address),
             billing_country=_country(request.billing_address),
             recent_orders_from_email=at.recent_orders_from_email,
+            recent_orders_to_address=at.recent_orders_to_address,
+            first_order=at.first_order,
         ),
         at.risk,
     )
@@ -265,6 +271,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         "total": total, "authorized": totals.authorized, "captured": totals.captured,
         "refunded": 0, "voided": 0,
         "shipping_address": request.shipping_address, "billing_address": request.billing_address,
+        "shipping_address_key": address_key(request.shipping_address),
         "note": request.note, "metadata": request.metadata, "risk_score": risk.score,
         "risk_reasons": risk.reasons,
         "hold_reason": "risk: " + ", ".join(risk.reasons) if risk.hold else None,

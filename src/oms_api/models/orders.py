@@ -55,6 +55,14 @@ class Order(Base):
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_email_normalized_id", "email_normalized", "id"),
+        # placement's read, `recent_to_address` (services/placement.READ_SQL): the address
+        # key's latest orders, newest first — the velocity-by-address risk rule
+        Index(
+            "ix_orders_shipping_address_key_id",
+            "shipping_address_key",
+            "id",
+            postgresql_where=text("shipping_address_key IS NOT NULL"),
+        ),
         Index(
             "ix_orders_expires_at_pending",
             "expires_at",
@@ -87,6 +95,9 @@ class Order(Base):
     voided: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # the place the shipping address names (domain.risk.address_key); NULL without one,
+    # and on orders placed before migration 0014
+    shipping_address_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")

@@ -7,7 +7,11 @@ from pydantic import ConfigDict, Field
 from oms_api.schemas.common import CountryCode, PublicModel, RequestModel
 
 RuleName = Literal[
-    "order_total_above_limit", "many_orders_from_email", "billing_shipping_country_mismatch"
+    "order_total_above_limit",
+    "first_order_above_limit",
+    "many_orders_from_email",
+    "many_orders_to_address",
+    "billing_shipping_country_mismatch",
 ]
 
 
@@ -17,7 +21,14 @@ class RiskSettingsBody(RequestModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"hold_threshold": 70, "max_order_total": 500000, "blocked_countries": ["KP"]}
+                {
+                    "hold_threshold": 70,
+                    "max_order_total": 500000,
+                    "blocked_countries": ["KP"],
+                    "first_order_max_total": 100000,
+                    "address_velocity_max_orders": 3,
+                    "weights": {"many_orders_to_address": 50},
+                }
             ]
         }
     )
@@ -33,6 +44,20 @@ class RiskSettingsBody(RequestModel):
         default=5, ge=1, le=10_000, description="Orders per email within the window."
     )
     velocity_window_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    address_velocity_max_orders: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="Orders to one shipping address (whatever the email) within its window, "
+        "this one included.",
+    )
+    address_velocity_window_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    first_order_max_total: int = Field(
+        default=250_000,
+        ge=0,
+        le=100_000_000_000,
+        description="Minor units: a customer's first order (no earlier order) above it.",
+    )
     weights: dict[RuleName, Annotated[int, Field(ge=0, le=100)]] = Field(
         default_factory=dict,
         description="Score per rule (0-100); unnamed rules keep their default.",
@@ -45,6 +70,9 @@ class RiskSettingsPublic(PublicModel):
     blocked_countries: list[str]
     velocity_max_orders: int
     velocity_window_seconds: int
+    address_velocity_max_orders: int
+    address_velocity_window_seconds: int
+    first_order_max_total: int
     weights: dict[str, int]
 
 

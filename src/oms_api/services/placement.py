@@ -42,7 +42,7 @@ from oms_api.domain.placement import (
     ReservationRow,
     plan_order,
 )
-from oms_api.domain.risk import RiskSettings
+from oms_api.domain.risk import RiskSettings, address_key
 from oms_api.domain.shipments import FulfillmentSettings
 from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id, random_id
@@ -54,9 +54,13 @@ from oms_api.services.order_documents import order_document
 from oms_api.services.scoping import fence_found_sql, fence_to_resolved_sql
 
 # Written so that PostgreSQL's generic plan is a good one (no `CASE` choosing the index):
-# prepared once per connection, it is then never planned again. The risk rule only asks
-# whether the email has `velocity_max_orders` orders inside the window: of its latest that
-# many (ids are time-ordered), count those inside it — a short backward index scan.
+# prepared once per connection, it is then never planned again. The velocity risk rules
+# only ask whether the email (`recent_orders`, by ix_orders_email_normalized_id) or the
+# shipping address's place (`recent_to_address`: $6 is `domain.risk.address_key` of the
+# address, NULL without one; by ix_orders_shipping_address_key_id, migration 0014) has
+# that many orders inside its window: of its latest that many (ids are time-ordered),
+# count those inside it — a short backward index scan each. `first_order`: the customer
+# has no order yet (one probe of ix_orders_customer_id_id; a new email has none).
 _DEFAULT_RISK = RiskSettings()
 READ_SQL = f"""
 WITH ch AS (
@@ -104,6 +108,16 @@ SELECT (SELECT row_to_json(ch) FROM ch) AS channel,
         WHERE latest.created_at > now() - make_interval(secs => coalesce(
             ((SELECT value FROM rs) ->> 'velocity_window_seconds')::int, {_DEFAULT_RISK.velocity_window_seconds}))
        ) AS recent_orders,
+       (SELECT count(*) FROM (
+            SELECT o.created_at FROM orders o
+            WHERE o.shipping_address_key = $6::text
+            ORDER BY o.id DESC
+            LIMIT coalesce(((SELECT value FROM rs) ->> 'address_velocity_max_orders')::int, {_DEFAULT_RISK.address_velocity_max_orders})
+        ) AS latest
+        WHERE latest.created_at > now() - make_interval(secs => coalesce(
+            ((SELECT value FROM rs) ->> 'address_velocity_window_seconds')::int, {_DEFAULT_RISK.address_velocity_window_seconds}))
+       ) AS recent_to_address,
+       NOT EXISTS (SELECT FROM orders o WHERE o.customer_id = (SELECT id FROM cu)) AS first_order,
        nextval('order_number_seq') AS number,
        now() AS now
 """
@@ -177,9 +191,14 @@ def check_record(record: dict[str, Any], kinds: set[str] = _unchecked) -> None:
 async def read_placement(
     conn: asyncpg.Connection, *, channel_id: str | None, channel_code: str | None,
     skus: list[str], customer_id: str | None, email: str | None,
+    shipping_address_key: str | None = None,
 ) -> asyncpg.Record:  # fmt: skip
-    """Step 1: everything the plan needs, the stock levels locked."""
-    row = await conn.fetchrow(READ_SQL, channel_id, channel_code, skus, customer_id, email)
+    """Step 1: everything the plan needs, the stock levels locked. `shipping_address_key`
+    (`domain.risk.address_key`): whose recent orders the velocity-by-address rule counts;
+    None counts none."""
+    row = await conn.fetchrow(
+        READ_SQL, channel_id, channel_code, skus, customer_id, email, shipping_address_key
+    )
     if row is None:  # a SELECT without FROM always answers one row
         raise RuntimeError("the placement read answered no row")
     return row
@@ -187,9 +206,10 @@ async def read_placement(
 
 def placement_at(
     row: asyncpg.Record, *, channel_id: str, customer: dict[str, Any] | None,
-    pending_ttl_seconds: int, recent_orders: int | None = None,
+    pending_ttl_seconds: int, purchase: bool = True,
 ) -> Placement:  # fmt: skip
-    """What the read found, as the plan takes it (a new customer's id comes later)."""
+    """What the read found, as the plan takes it (a new customer's id comes later).
+    `purchase=False` (an exchange): no velocity rule counts it."""
     now: datetime = row["now"]
     return Placement(
         order_id=new_id("ord"), number=row["number"], now=now,
@@ -202,7 +222,9 @@ def placement_at(
             for lv in row["levels"] or ()
         ],
         risk=RiskSettings.from_json(row["risk_settings"]),
-        recent_orders_from_email=row["recent_orders"] if recent_orders is None else recent_orders,
+        recent_orders_from_email=row["recent_orders"] if purchase else 0,
+        recent_orders_to_address=row["recent_to_address"] if purchase else 0,
+        first_order=row["first_order"],
         new_id=new_id,
     )  # fmt: skip
 
@@ -255,6 +277,7 @@ async def place_order(
         conn, channel_id=principal.channel_id, channel_code=channel_code,
         skus=sorted({line.sku for line in order.lines}), customer_id=customer_id,
         email=inline.email if inline else None,
+        shipping_address_key=address_key(order.shipping_address),
     )  # fmt: skip
     channel = _check_channel(row["channel"], principal, channel_code)
     customer = row["customer"]  # None: a new email, or an id the key's channel cannot see

@@ -423,7 +423,7 @@ async def _place_exchange(
         request,
         placement.placement_at(
             row, channel_id=order["channel_id"], customer=customer, pending_ttl_seconds=ttl,
-            recent_orders=0,  # an exchange is not a new purchase: no velocity rule
+            purchase=False,  # an exchange is not a new purchase: no velocity rule
         ),
     )  # fmt: skip
     await placement.write_plan(
