@@ -238,7 +238,8 @@ def _placement_record() -> tuple[list[str], str, str]:
             email_normalized=token("'bench-' || :cust::text || '@example.com'"),
             products=products,
             stock=[StockAt(p.id, LOCATION, 1, 10**12) for p in products.values()],
-            risk=RiskSettings(), recent_orders_from_email=0, new_id=new_id,
+            risk=RiskSettings(), recent_orders_from_email=0, shipping_address_key=None,
+            recent_orders_to_address=0, first_order=False, new_id=new_id,
         ),
     )  # fmt: skip
     claim = Claim(KEY_ID, token("'bench-' || :client_id::text || '-' || :k::text"), bytes(32))

@@ -223,6 +223,7 @@ def test_unavailable_rows_and_undemanded_products_are_ignored() -> None:
 def _risk(**kw: object) -> RiskInput:
     values: dict[str, object] = {
         "total": 1000, "shipping_country": "DE", "billing_country": "DE", "recent_orders_from_email": 0,
+        "recent_orders_to_address": 0, "first_order": False,
     }  # fmt: skip
     values.update(kw)
     return RiskInput(**values)  # type: ignore[arg-type]

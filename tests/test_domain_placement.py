@@ -48,7 +48,8 @@ def _at(stock: list[StockAt], **kw: Any) -> Placement:
         "order_id": "ord_1", "number": 1001, "now": NOW, "expires_at": NOW + timedelta(days=1),
         "channel_id": "ch_web", "customer_id": "cus_1", "email_normalized": "ada@example.com",
         "products": {p.sku: p for p in (TSHIRT, MUG, GONE, DOLLARS)}, "stock": stock,
-        "risk": RiskSettings(), "recent_orders_from_email": 0, "new_id": _ids(),
+        "risk": RiskSettings(), "recent_orders_from_email": 0, "shipping_address_key": None,
+        "recent_orders_to_address": 0, "first_order": False, "new_id": _ids(),
     }  # fmt: skip
     return Placement(**(values | kw))
 

@@ -61,9 +61,10 @@ async def _written_whole(conn: Any, shop: Shop, sku: str, email: str) -> None:
     plan = plan_order(
         OrderRequest(lines=[LineRequest(sku, 1)], note="whole"),
         placement.placement_at(
-            row, channel_id=shop.channel["id"], customer=customer, pending_ttl_seconds=60
+            row, channel_id=shop.channel["id"], customer=customer, pending_ttl_seconds=60,
+            shipping_address_key="0" * 32,
         ),
-    )
+    )  # fmt: skip
     # Values no column default gives: written, or this test fails.
     plan.order["return_status"] = "requested"
     plan.order["risk_score"] = 7

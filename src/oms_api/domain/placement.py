@@ -26,7 +26,7 @@ from oms_api.domain.payments import (
     is_settled,
     payment_status,
 )
-from oms_api.domain.risk import RiskInput, RiskSettings, address_key, assess
+from oms_api.domain.risk import RiskInput, RiskSettings, assess
 
 MAX_ORDER_TOTAL = 10**15  # minor units; far above any real order, far below BIGINT
 
@@ -96,10 +96,12 @@ class Placement:
     stock: Sequence[StockAt]  # available at the channel's locations
     risk: RiskSettings
     recent_orders_from_email: int
+    # `risk.address_key(request.shipping_address)`: the service computes it once, for its
+    # read (the address's recent orders) and for the order's row
+    shipping_address_key: str | None
+    recent_orders_to_address: int  # orders to that place inside its window
+    first_order: bool  # the customer has no earlier order
     new_id: Callable[[str], str]
-    # orders to the shipping address's place (its `address_key`) inside its window
-    recent_orders_to_address: int = 0
-    first_order: bool = False  # the customer has no earlier order
 
 
 class OrderRow(TypedDict):
@@ -271,7 +273,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         "total": total, "authorized": totals.authorized, "captured": totals.captured,
         "refunded": 0, "voided": 0,
         "shipping_address": request.shipping_address, "billing_address": request.billing_address,
-        "shipping_address_key": address_key(request.shipping_address),
+        "shipping_address_key": at.shipping_address_key,
         "note": request.note, "metadata": request.metadata, "risk_score": risk.score,
         "risk_reasons": risk.reasons,
         "hold_reason": "risk: " + ", ".join(risk.reasons) if risk.hold else None,

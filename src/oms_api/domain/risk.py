@@ -86,9 +86,9 @@ class RiskInput:
     recent_orders_from_email: int
     # to the same `address_key`, within its window, not counting this one; counted up to
     # `address_velocity_max_orders` only (0 without a shipping address)
-    recent_orders_to_address: int = 0
+    recent_orders_to_address: int
     # the customer has no earlier order (a new email, or a customer who never ordered)
-    first_order: bool = False
+    first_order: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,30 +126,43 @@ def assess(order: RiskInput, settings: RiskSettings) -> RiskAssessment:
 
 # --- one place, however it is spelt -----------------------------------------------------
 
-_NOT_ALNUM = re.compile(r"[\W_]+")
-
-
-def _words(text: object) -> str:
-    """Letters and digits only, case-folded, compatibility-normalised (full-width digits,
-    ligatures), runs of anything else as one space: "12, St. James  SQ" -> "12 st james sq"."""
-    if not isinstance(text, str):
-        return ""
-    return _NOT_ALNUM.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+_FIELD = "\x1f"  # between an address's fields while they are normalised together
+# Runs of anything but letters, digits and _FIELD (for text beyond ASCII, after NFKC).
+_NOT_WORD = re.compile(r"[^\w\x1f]+")
+# Then byte by byte: ASCII other than letters, digits and _FIELD becomes a space (`_` too);
+# the bytes of UTF-8 sequences (0x80 and above) stay as they are.
+_SPACES = bytes(b if b >= 0x80 or b == 0x1F or chr(b).isalnum() else 0x20 for b in range(256))
 
 
 def address_key(address: Mapping[str, Any] | None) -> str | None:
     """The place an address names, as a short fixed-length key: what the velocity-by-address
     rule counts orders by (`orders.shipping_address_key`). Only the fields that identify
     the place count — the street lines (line1 then line2, read as one), the postal code
-    (its spaces ignored), the city and the country — each case-folded with punctuation and
-    whitespace runs made one space; who receives it (name, company, phone) and the region
-    (often spelt several ways for one place) do not. None without an address. Hashed
-    (BLAKE2b, 128 bits) so that the key and its index entry stay small whatever the
-    address's length."""
+    (its spaces ignored), the city and the country — each NFKC-normalised (full-width
+    digits, ligatures) and case-folded, with punctuation and whitespace runs made one
+    space: "12, St. James  SQ" is "12 st james sq". Who receives it (name, company,
+    phone) and the region (often spelt several ways for one place) do not count. None
+    without an address. Hashed (BLAKE2b, 128 bits) so that the key and its index entry
+    stay small whatever the address's length.
+
+    On placement's hot path: the fields are normalised together, in one pass, and plain
+    ASCII (most addresses) skips NFKC, case folding and the regular expression."""
     if address is None:
         return None
-    lines = " ".join(w for w in (_words(address.get("line1")), _words(address.get("line2"))) if w)
-    postal = _words(address.get("postal_code")).replace(" ", "")
-    country = _words(address.get("country")).upper()
-    place = "\x1f".join((country, postal, _words(address.get("city")), lines))
-    return hashlib.blake2b(place.encode(), digest_size=16).hexdigest()
+    get = address.get
+    fields = (get("country"), get("postal_code"), get("city"), get("line1"), get("line2"))
+    text = f"{fields[0] or ''}\x1f{fields[1] or ''}\x1f{fields[2] or ''}\x1f{fields[3] or ''}\x1f{fields[4] or ''}"
+    if text.count(_FIELD) != 4:  # a field holds the separator itself: make it a space
+        text = _FIELD.join(str(f or "").replace(_FIELD, " ") for f in fields)
+    if not text.isascii():
+        text = _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+    country, postal, city, line1, line2 = text.encode().lower().translate(_SPACES).split(b"\x1f")
+    place = b"\x1f".join(
+        (
+            country.strip(),
+            postal.replace(b" ", b""),
+            city.strip(),
+            b" ".join((line1 + b" " + line2).split()),
+        )
+    )
+    return hashlib.blake2b(place, digest_size=16).hexdigest()

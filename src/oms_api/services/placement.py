@@ -206,10 +206,11 @@ async def read_placement(
 
 def placement_at(
     row: asyncpg.Record, *, channel_id: str, customer: dict[str, Any] | None,
-    pending_ttl_seconds: int, purchase: bool = True,
+    pending_ttl_seconds: int, shipping_address_key: str | None, purchase: bool = True,
 ) -> Placement:  # fmt: skip
     """What the read found, as the plan takes it (a new customer's id comes later).
-    `purchase=False` (an exchange): no velocity rule counts it."""
+    `shipping_address_key`: the one the read was given. `purchase=False` (an exchange):
+    no velocity rule counts it."""
     now: datetime = row["now"]
     return Placement(
         order_id=new_id("ord"), number=row["number"], now=now,
@@ -223,6 +224,7 @@ def placement_at(
         ],
         risk=RiskSettings.from_json(row["risk_settings"]),
         recent_orders_from_email=row["recent_orders"] if purchase else 0,
+        shipping_address_key=shipping_address_key,
         recent_orders_to_address=row["recent_to_address"] if purchase else 0,
         first_order=row["first_order"],
         new_id=new_id,
@@ -273,11 +275,11 @@ async def place_order(
     """Place `order` in the channel named by its code (None: the key's own) for the
     customer with `customer_id`, or the one given `inline`; returns the response body
     (the order document as JSON)."""
+    ship_to = address_key(order.shipping_address)
     row = await read_placement(
         conn, channel_id=principal.channel_id, channel_code=channel_code,
         skus=sorted({line.sku for line in order.lines}), customer_id=customer_id,
-        email=inline.email if inline else None,
-        shipping_address_key=address_key(order.shipping_address),
+        email=inline.email if inline else None, shipping_address_key=ship_to,
     )  # fmt: skip
     channel = _check_channel(row["channel"], principal, channel_code)
     customer = row["customer"]  # None: a new email, or an id the key's channel cannot see
@@ -293,6 +295,7 @@ async def place_order(
             channel_id=channel["id"],
             customer=customer,
             pending_ttl_seconds=pending_ttl_seconds,
+            shipping_address_key=ship_to,
         ),
     )
     if customer is None and inline is not None:  # a new email, created now it can be placed

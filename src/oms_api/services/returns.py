@@ -37,6 +37,7 @@ from oms_api.domain.returns import (
     order_return_status,
     refund_amount,
 )
+from oms_api.domain.risk import address_key
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
@@ -423,6 +424,7 @@ async def _place_exchange(
         request,
         placement.placement_at(
             row, channel_id=order["channel_id"], customer=customer, pending_ttl_seconds=ttl,
+            shipping_address_key=address_key(original["shipping_address"]),
             purchase=False,  # an exchange is not a new purchase: no velocity rule
         ),
     )  # fmt: skip
