@@ -1,6 +1,6 @@
 """Instructions the server executes per order placement, counted by callgrind: noise-free.
 
-    .venv/bin/python bench/instructions.py [--orders 200] [--against GIT_REF]
+    .venv/bin/python bench/instructions.py [--orders 200] [--against GIT_REF] [--ship-to]
 
 CPU time per order drifts by ±20 % between runs on a shared machine; instruction counts do
 not. For each tree (this checkout, and with `--against` that git ref, checked out into a
@@ -8,7 +8,9 @@ temporary worktree) it creates and seeds a fresh database as `bench/run.py` does
 `oms-api serve` from that tree under `valgrind --tool=callgrind` with instrumentation off,
 warms up with 60 orders, then counts the server's user-space instructions over `--orders`
 placements sent one at a time (the same bodies for both trees: three SKUs, a returning
-customer, an Idempotency-Key each). Kernel work (system calls) is not counted. Needs
+customer, an Idempotency-Key each; with `--ship-to` a shipping address too, one of 1,000
+streets, so the velocity-by-address rule has orders to count). Kernel work (system calls)
+is not counted. The budget is for the bodies without `--ship-to`. Needs
 valgrind (`apt-get install -y valgrind`); takes a minute or two per tree.
 """
 
@@ -40,9 +42,9 @@ PORT = 8097
 WARM_UP = 60
 
 
-def _bodies(n: int) -> list[dict[str, object]]:
+def _bodies(n: int, *, ship_to: bool = False) -> list[dict[str, object]]:
     rng = random.Random(7)
-    return [
+    bodies: list[dict[str, object]] = [
         {
             "customer": {"email": f"bench-{rng.randint(1, 1000)}@example.com"},
             "lines": [
@@ -52,9 +54,17 @@ def _bodies(n: int) -> list[dict[str, object]]:
         }
         for _ in range(n)
     ]
+    if ship_to:
+        streets = random.Random(11)
+        for body in bodies:
+            body["shipping_address"] = {
+                "name": "Bench Buyer", "line1": f"{streets.randint(1, 1000)} Bench Street",
+                "city": "Berlin", "postal_code": "10115", "country": "DE",
+            }  # fmt: skip
+    return bodies
 
 
-def count(tree: Path, server: str, orders: int) -> int:
+def count(tree: Path, server: str, orders: int, *, ship_to: bool = False) -> int:
     """Instructions the server built from `tree` ran for `orders` placements."""
     name = f"oms_instructions_{os.getpid()}"
     url = _db_url(server, name)
@@ -86,7 +96,7 @@ def count(tree: Path, server: str, orders: int) -> int:
         base = f"http://127.0.0.1:{PORT}"
         wait_until_ready(base, 300, str(out / "serve.log"))
         headers = {"Authorization": f"Bearer {secret}"}
-        bodies = _bodies(WARM_UP + orders)
+        bodies = _bodies(WARM_UP + orders, ship_to=ship_to)
         with httpx.Client(base_url=base, timeout=120) as client:
             for i, body in enumerate(bodies):
                 if i == WARM_UP:
@@ -118,6 +128,7 @@ def main() -> int:
     )
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--against", metavar="GIT_REF", help="also count this git ref's server")
+    parser.add_argument("--ship-to", action="store_true", help="each order with a shipping address")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed: apt-get install -y valgrind")
@@ -130,7 +141,10 @@ def main() -> int:
                         args.against], check=True)  # fmt: skip
         trees.insert(0, (args.against, worktree))
     try:
-        results = [(label, count(tree, server, args.orders) / args.orders) for label, tree in trees]
+        results = [
+            (label, count(tree, server, args.orders, ship_to=args.ship_to) / args.orders)
+            for label, tree in trees
+        ]
     finally:
         if worktree is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
