@@ -13,6 +13,11 @@ from oms_api.models.inventory import (
     Replenishment,
     StockTotal,
 )
+from oms_api.models.notifications import (
+    ChannelNotificationSettings,
+    Notification,
+    NotificationCursor,
+)
 from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
 from oms_api.models.returns import Return, ReturnLine
 from oms_api.models.settings import AppSetting
@@ -30,6 +35,7 @@ __all__ = [
     "AppSetting",
     "Base",
     "Channel",
+    "ChannelNotificationSettings",
     "Customer",
     "CustomerProfile",
     "Event",
@@ -37,6 +43,8 @@ __all__ = [
     "InventoryLevel",
     "InventoryMovement",
     "Location",
+    "Notification",
+    "NotificationCursor",
     "Order",
     "OrderLine",
     "OrderReservation",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Computed, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import Boolean, Computed, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +27,10 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(Text, nullable=True)
     addresses: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    # Follow-up emails (a feedback request after delivery); transactional ones always go.
+    accepts_follow_up: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("true")
     )
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     created_at: Mapped[datetime] = created_at_column()
