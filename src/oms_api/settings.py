@@ -16,6 +16,11 @@ DEFAULT_WEBHOOK_RETRY_DELAYS = (
 )  # fmt: skip
 
 
+# 30 s … 6 h: a mail server down for a day and a half loses nothing.
+DEFAULT_NOTIFICATION_RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 21600, 21600, 21600,
+                                     21600, 21600)  # fmt: skip
+
+
 class Settings(BaseSettings):
     """The service's configuration. Each field is an environment variable, `OMS_` + its name,
     except `DATABASE_URL`."""
@@ -60,8 +65,25 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Requests per second per API key and process; 0 = off."
     )
     rate_limit_burst: int = Field(default=50, ge=1, description="Requests a key may send at once.")
+    # Customer notifications (docs/notifications.md).
+    smtp_url: str | None = Field(
+        default=None,
+        description="smtp://user:pass@host:587 (STARTTLS when offered), smtps://… or file:DIR; "
+        "unset: notifications are recorded as skipped, never sent.",
+    )
+    smtp_timeout: float = Field(default=10.0, gt=0, description="Seconds per SMTP attempt.")
+    smtp_from: str = Field(
+        default="no-reply@localhost",
+        description="Sender address of a channel that sets no `from` of its own.",
+    )
+    notification_retry_delays: Annotated[tuple[int, ...], NoDecode] = (
+        DEFAULT_NOTIFICATION_RETRY_DELAYS
+    )
+    notification_poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between the notifier's passes."
+    )
 
-    @field_validator("webhook_retry_delays", mode="before")
+    @field_validator("webhook_retry_delays", "notification_retry_delays", mode="before")
     @classmethod
     def _parse_delays(cls, value: object) -> object:
         if isinstance(value, str):
@@ -71,11 +93,20 @@ class Settings(BaseSettings):
             return tuple(int(p) for p in parts)
         return value
 
-    @field_validator("webhook_retry_delays")
+    @field_validator("webhook_retry_delays", "notification_retry_delays")
     @classmethod
     def _positive_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(d <= 0 for d in value):
             raise ValueError("delays must be positive seconds")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("smtp://", "smtps://", "file:")):
+            raise ValueError("OMS_SMTP_URL must be smtp://…, smtps://… or file:DIR")
         return value
 
     @field_validator("database_url")
