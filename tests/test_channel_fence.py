@@ -31,6 +31,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from oms_api.domain.access import Scope
+from oms_api.services.notifier import Notifier
 from tests.factories import Shop, bearer, create_key, order_body, place, unique
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ SHIP_TO = {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
 
 # Path parameters naming a channel-owned resource: given channel A's, B gets 404.
 CHANNEL_OWNED = {"order_id", "shipment_id", "return_id", "customer_id", "endpoint_id",
-                 "delivery_id"}  # fmt: skip
+                 "delivery_id", "notification_id"}  # fmt: skip
 
 CHANNEL_BOUND = (403, "channel_bound_key")
 NOT_FOUND = (404, "not_found")
@@ -59,6 +60,8 @@ SHARED: dict[tuple[str, str], tuple[int, str | None]] = {
     ("GET", "/v1/inventory/{sku}"): (200, None),
     ("GET", "/v1/channels/{channel_id}"): NOT_FOUND,
     ("PATCH", "/v1/channels/{channel_id}"): CHANNEL_BOUND,
+    ("GET", "/v1/channels/{channel_id}/notifications"): NOT_FOUND,
+    ("PUT", "/v1/channels/{channel_id}/notifications"): CHANNEL_BOUND,
     ("GET", "/v1/api-keys/{key_id}"): (403, "missing_scope"),
     ("DELETE", "/v1/api-keys/{key_id}"): CHANNEL_BOUND,
     ("GET", "/v1/pickups/{pickup_id}"): NOT_FOUND,
@@ -118,6 +121,8 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
         ("PATCH", "/v1/locations/{location_id}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/products/{sku}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/channels/{channel_id}"): {"name": "Renamed by B"},
+        ("PUT", "/v1/channels/{channel_id}/notifications"): {"enabled": False},
+        ("PATCH", "/v1/customers/{customer_id}"): {"accepts_follow_up": False},
         ("POST", "/v1/locations"): {"code": unique("loc"), "name": "B's", "kind": "warehouse"},
         ("POST", "/v1/products"): {"sku": unique("SKU").upper(), "name": "B's",
                                    "unit_price": 100, "currency": "EUR"},
@@ -137,7 +142,7 @@ async def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
+async def world(app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     shop_a, shop_b = await Shop.open(admin), await Shop.open(admin)
     a = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_a.channel["id"]))["secret"])
     b = bearer((await create_key(admin, ALL_BUT_ADMIN, shop_b.channel["id"]))["secret"])
@@ -219,6 +224,13 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
     )
     await _ok(await client.post(f"/v1/orders/{second['id']}/allocate", headers=a), 201)
     await _ok(await place(client, order_body(None, [(product_b["sku"], 1)]), headers=b), 201)
+    # A's customers are told (the notifier derives what was committed, none sent).
+    notifier = Notifier(settings=app.state.settings, database=app.state.database)
+    while await notifier.run_once():
+        pass
+    notification = (
+        await _ok(await admin.get("/v1/notifications", params={"order_id": order["id"]}))
+    )["data"][0]
     return World(
         ids={
             "order_id": order["id"], "shipment_id": shipment["id"], "return_id": rma["id"],
@@ -226,6 +238,7 @@ async def world(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> World:
             "delivery_id": deliveries["data"][0]["id"], "location_id": location,
             "sku": product["sku"], "channel_id": shop_a.channel["id"], "key_id": key_a,
             "pickup_id": pickup["id"], "replenishment_id": replenishment["id"],
+            "notification_id": notification["id"],
         },
         a=a, b=b, line_id=line, order=order, customer_email=email, rma_number=rma["number"],
         event_id=events[0]["id"], channel_code=shop_a.channel["code"],
@@ -389,7 +402,7 @@ SHARED_LISTS = {"/v1/locations", "/v1/products", "/v1/replenishments"}
 CURSOR_LISTS = {
     "/v1/orders", "/v1/shipments", "/v1/returns", "/v1/customers", "/v1/inventory",
     "/v1/inventory/movements", "/v1/webhook-endpoints", "/v1/webhook-deliveries",
-    "/v1/channels", "/v1/pickups", "/v1/api-keys",
+    "/v1/channels", "/v1/pickups", "/v1/api-keys", "/v1/notifications",
 }  # fmt: skip
 # Lists A's key cannot page, keyed by the row's id alone: A's key sees only its own channel;
 # pickups are hidden from every channel-bound key; listing keys takes `admin`.
@@ -398,7 +411,8 @@ CURSOR_ON_A_ROW = {
 }  # fmt: skip
 # Query parameters that name nothing of a channel (states, times, kinds, page size): every
 # other one is an id input, and must be in `_id_inputs`.
-NOT_IDS = {"status", "created_after", "created_before", "type", "carrier", "active", "limit"}
+NOT_IDS = {"status", "created_after", "created_before", "type", "carrier", "active", "limit",
+           "kind"}  # fmt: skip
 
 
 def _made_up(value: str) -> str:
@@ -503,7 +517,7 @@ async def test_another_channels_ids_and_cursors_answer_as_unknown_ones(
         ("/v1/customers", "email"), ("/v1/inventory", "sku"), ("/v1/inventory", "location_id"),
         ("/v1/inventory/movements", "sku"), ("/v1/inventory/movements", "location_id"),
         ("/v1/webhook-deliveries", "endpoint_id"), ("/v1/events", "after"),
-        ("/v1/replenishments", "sku"),
+        ("/v1/replenishments", "sku"), ("/v1/notifications", "order_id"),
     }  # fmt: skip
 
 
@@ -559,6 +573,8 @@ FENCE_ALLOWED: list[tuple[str, str | None, str]] = [
      "a profile's channel code, joined"),
     ("src/oms_api/services/customers.py", "o.channel_id = p.channel_id",
      "a profile's addresses from its own channel's orders (the profiles are fenced)"),
+    ("src/oms_api/services/notifications.py", "ON s.channel_id = c.id",
+     "a channel's notification settings, joined to it (the caller is checked before)"),
     # Writers: the channel a new row belongs to, never a read of another's.
     ("src/oms_api/sql/functions/oms_place_order.sql", "x.channel_id = o->>'channel_id'",
      "placement's own order, found again by (channel, external_id) after ON CONFLICT"),

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-dispatcher",
         action="store_true",
-        help="do not deliver webhooks here (run `oms-api worker`)",
+        help="do not deliver webhooks or send notifications here (run `oms-api worker`)",
     )
     serve.add_argument("--demo", action="store_true", help="seed a demo shop first, print its keys")
     serve.set_defaults(handler=_serve)
@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    worker = sub.add_parser("worker", help="run the webhook dispatcher and housekeeping alone")
+    worker = sub.add_parser(
+        "worker", help="run the webhook dispatcher, the notifier and housekeeping alone"
+    )
     worker.set_defaults(handler=_worker)
 
     migrate = sub.add_parser("migrate", help="upgrade the database to the latest migration")
@@ -165,7 +167,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 async def _run_worker(settings: Settings) -> None:
-    """Dispatcher and housekeeping until SIGTERM or Ctrl-C."""
+    """Dispatcher, notifier and housekeeping until SIGTERM or Ctrl-C."""
     import logging
 
     from oms_api.db import Database, create_engine
@@ -179,7 +181,7 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    logging.getLogger("oms_api").info("worker started: delivering webhooks")
+    logging.getLogger("oms_api").info("worker started: delivering webhooks, sending notifications")
     try:
         await stop.wait()
     finally:

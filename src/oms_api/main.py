@@ -21,6 +21,7 @@ from oms_api.api import (
     channels,
     customers,
     inventory,
+    notifications,
     operations,
     orders,
     pickups,
@@ -38,6 +39,7 @@ from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
 from oms_api.services import idempotency
 from oms_api.services import orders as order_service
+from oms_api.services.notifier import Notifier
 from oms_api.settings import Settings, get_settings
 from oms_api.webhooks.dispatcher import Dispatcher
 
@@ -86,7 +88,7 @@ async def run_housekeeping(database: Database, interval: float) -> None:
 def background_tasks(
     settings: Settings, database: Database, *, dispatcher: bool
 ) -> list[asyncio.Task[None]]:
-    """Housekeeping, and the webhook dispatcher if wanted, as running tasks."""
+    """Housekeeping, and the webhook dispatcher and the notifier if wanted, as running tasks."""
     tasks = [
         asyncio.create_task(
             run_housekeeping(database, settings.maintenance_interval), name="oms-housekeeping"
@@ -99,6 +101,8 @@ def background_tasks(
             settings=settings, database=database, database_url=settings.database_url
         )
         tasks.append(asyncio.create_task(runner.run(), name="oms-webhook-dispatcher"))
+        notifier = Notifier(settings=settings, database=database)
+        tasks.append(asyncio.create_task(notifier.run(), name="oms-notifier"))
     return tasks
 
 
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_api.deliveries)
     app.include_router(events_api.router)
     app.include_router(settings_api.router)
+    app.include_router(notifications.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
@@ -235,5 +240,6 @@ TAGS = [
         "name": "settings",
         "description": "Runtime settings: risk rules, return window, auto-allocation.",
     },
+    {"name": "notifications", "description": "Customer emails: per-channel settings, sent mail."},
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

@@ -53,6 +53,16 @@ WEBHOOK_OLDEST_PENDING = Gauge(
     "Age of the oldest webhook delivery not yet delivered.",
     multiprocess_mode="mostrecent",
 )
+NOTIFICATION_QUEUE_DEPTH = Gauge(
+    "oms_notification_queue_depth",
+    "Customer notifications due and not yet sent.",
+    multiprocess_mode="mostrecent",
+)
+NOTIFICATION_OLDEST_PENDING = Gauge(
+    "oms_notification_oldest_pending_seconds",
+    "Seconds since the oldest unsent customer notification fell due.",
+    multiprocess_mode="mostrecent",
+)
 
 
 def metrics_payload() -> tuple[bytes, str]:

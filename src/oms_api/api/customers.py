@@ -9,7 +9,7 @@ from oms_api.api.orders import orders_page
 from oms_api.api.problems import problem_responses
 from oms_api.domain.access import Principal, Scope
 from oms_api.schemas.common import ListResponse
-from oms_api.schemas.customers import CustomerCreate, CustomerPublic
+from oms_api.schemas.customers import CustomerCreate, CustomerPublic, CustomerUpdate
 from oms_api.schemas.orders import OrderPublic
 from oms_api.services import customers as service
 from oms_api.services import orders as order_service
@@ -69,6 +69,24 @@ async def get_customer(
 ) -> CustomerPublic:
     return CustomerPublic.model_validate(
         await service.get_customer(session, principal=principal, customer_id=customer_id)
+    )
+
+
+@router.patch(
+    "/{customer_id}", response_model=CustomerPublic, summary="Update a customer's preferences",
+    responses=problem_responses(401, 403, 404, 413, 422),
+)  # fmt: skip
+async def update_customer(
+    customer_id: CustomerId, body: CustomerUpdate, session: SessionDep,
+    principal: Annotated[Principal, require(Scope.ORDERS_WRITE)],
+) -> CustomerPublic:  # fmt: skip
+    """`accepts_follow_up`: whether follow-up emails go to them (a storefront's unsubscribe
+    link, or ops acting on a reply). A channel key changes only a customer its channel
+    knows (another: 404); the answer holds for every channel."""
+    return CustomerPublic.model_validate(
+        await service.set_accepts_follow_up(
+            session, principal=principal, customer_id=customer_id, accepts=body.accepts_follow_up
+        )
     )
 
 

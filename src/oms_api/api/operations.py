@@ -8,7 +8,15 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from oms_api.api.problems import problem_response, problem_responses
-from oms_api.observability import WEBHOOK_OLDEST_PENDING, WEBHOOK_QUEUE_DEPTH, metrics_payload
+from oms_api.db import driver_connection
+from oms_api.observability import (
+    NOTIFICATION_OLDEST_PENDING,
+    NOTIFICATION_QUEUE_DEPTH,
+    WEBHOOK_OLDEST_PENDING,
+    WEBHOOK_QUEUE_DEPTH,
+    metrics_payload,
+)
+from oms_api.services.notifier import pending_stats
 from oms_api.services.webhooks import queue_stats
 
 router = APIRouter(tags=["operations"])
@@ -64,12 +72,16 @@ async def readyz(request: Request) -> Response | Readiness:
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, webhook attempts by outcome, webhook
-    queue depth and oldest undelivered age, in Prometheus text format."""
+    queue depth and oldest undelivered age, customer notifications by outcome and the oldest
+    unsent one's age, in Prometheus text format."""
     try:
         async with request.app.state.database.session() as session:
             depth, oldest = await queue_stats(session)
+            due, oldest_due = await pending_stats(await driver_connection(session))
         WEBHOOK_QUEUE_DEPTH.set(depth)
         WEBHOOK_OLDEST_PENDING.set(oldest)
+        NOTIFICATION_QUEUE_DEPTH.set(due)
+        NOTIFICATION_OLDEST_PENDING.set(oldest_due)
     except Exception:  # metrics must answer even when the database does not
         pass
     payload, content_type = metrics_payload()

@@ -28,6 +28,15 @@ class CustomerCreate(RequestModel):
     addresses: list[Address] = Field(default_factory=list, max_length=20)
 
 
+class CustomerUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepts_follow_up": False}]})
+
+    accepts_follow_up: bool = Field(
+        description="False: no more follow-up emails (feedback requests) to this customer, "
+        "from any channel. Order, shipping and return emails still go."
+    )
+
+
 class CustomerProfilePublic(PublicModel):
     """What one channel gave for this customer, through its customer creations and orders."""
 
@@ -75,6 +84,10 @@ class CustomerPublic(PublicModel):
         description="When the newest order counted was placed; null when none."
     )
     returns_count: int = Field(description="Returns (RMAs) not cancelled or rejected.")
+    accepts_follow_up: bool = Field(
+        description="Whether follow-up emails (a feedback request after delivery) go to them; "
+        "order, shipping and return emails always do."
+    )
     version: int
     created_at: datetime
     updated_at: datetime

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,14 +177,22 @@ async def _documents(
     """The customers' documents as `principal` may see them, in `customer_ids` order."""
     profiles = await _profiles(session, customer_ids, principal.channel_id)
     stats = await _purchase_stats(session, customer_ids, principal.channel_id)
-    if principal.channel_id is not None:
-        return [_as_seen_by_channel(cid, profiles[cid][0]) | stats[cid] for cid in customer_ids]
     rows = {
         c.id: c
         for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
     }
+    if principal.channel_id is not None:
+        return [
+            _as_seen_by_channel(cid, profiles[cid][0])
+            | stats[cid]
+            | {"accepts_follow_up": rows[cid].accepts_follow_up}
+            for cid in customer_ids
+        ]
     return [
-        _as_seen_by_admin(rows[cid], profiles.get(cid, [])) | stats[cid] for cid in customer_ids
+        _as_seen_by_admin(rows[cid], profiles.get(cid, []))
+        | stats[cid]
+        | {"accepts_follow_up": rows[cid].accepts_follow_up}
+        for cid in customer_ids
     ]
 
 
@@ -238,6 +246,20 @@ async def ensure_visible(session: AsyncSession, *, principal: Principal, custome
         )  # fmt: skip
     if await session.scalar(stmt) is None:
         raise NotFound(f"No customer with id {customer_id}.")
+
+
+async def set_accepts_follow_up(
+    session: AsyncSession, *, principal: Principal, customer_id: str, accepts: bool
+) -> dict[str, Any]:
+    """Whether the customer takes follow-up emails (docs/notifications.md); any channel that
+    knows the customer may record their answer, which holds for every channel."""
+    await ensure_visible(session, principal=principal, customer_id=customer_id)
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id, Customer.accepts_follow_up.is_not(accepts))
+        .values(accepts_follow_up=accepts, version=Customer.version + 1, updated_at=func.now())
+    )
+    return (await _documents(session, principal, [customer_id]))[0]
 
 
 async def get_customer(
