@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -17,10 +20,10 @@ from tests.factories import bearer, create_channel
 from tests.paper_reading import barcodes, words
 
 
-def oms(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def oms(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "oms_api.cli", *args],
-        env=service_env(DATABASE_URL=database_url),
+        env=service_env(DATABASE_URL=database_url, **env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -135,10 +138,20 @@ async def test_inventory_verify_reports_reservations_that_do_not_add_up(
 
 
 async def test_demo_seeds_a_shop_whose_keys_work(
-    database_url: str, client: httpx.AsyncClient
+    database_url: str, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    first = oms(database_url, "demo")
+    first = oms(database_url, "demo", OMS_DATA_DIR=str(tmp_path))
     assert first.returncode == 0, first.stderr
+    # The demo's customers were told, in files in the data directory.
+    mail = tmp_path / "mail"
+    assert f".eml file(s) in {mail}" in first.stdout
+    sent = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in mail.glob("*.eml")
+    ]
+    subjects = [str(m["Subject"]) for m in sent]
+    for what in ("is confirmed", "has shipped", "has been delivered", "is approved", "Your refund"):
+        assert any(what in s for s in subjects), (what, subjects)
     keys = dict(re.findall(r"^\s+(admin|web|pos) key\s+: (oms_\S+)", first.stdout, re.M))
     assert set(keys) == {"admin", "web", "pos"}
     web = bearer(keys["web"])

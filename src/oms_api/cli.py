@@ -113,6 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = url  # worker processes inherit it
         get_settings.cache_clear()
         if args.demo:
+            # The demo's emails go somewhere to read: files in the data directory.
+            os.environ.setdefault("OMS_SMTP_URL", _demo_mail_url(settings))
+            get_settings.cache_clear()
             print(_seed_demo(url, f"http://{args.host}:{args.port}"), flush=True)
         with tempfile.TemporaryDirectory(prefix="oms-metrics-") as metrics_dir:
             if args.workers > 1:
@@ -131,15 +134,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_mail_url(settings: Settings) -> str:
+    """Where the demo's customer emails go unless OMS_SMTP_URL says: `.eml` files in the
+    data directory."""
+    return f"file:{(settings.data_dir / 'mail').resolve()}"
+
+
 def _seed_demo(url: str, base_url: str) -> str:
     from oms_api.demo import instructions, seed_demo
     from oms_api.main import create_app
+    from oms_api.services.notifier import Notifier
 
     async def run() -> str:
-        settings = get_settings().model_copy(update={"database_url": url, "dispatcher": False})
+        settings = get_settings()
+        settings = settings.model_copy(
+            update={"database_url": url, "dispatcher": False,
+                    "smtp_url": settings.smtp_url or _demo_mail_url(settings)}
+        )  # fmt: skip
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            return instructions(await seed_demo(app), base_url)
+            seeded = await seed_demo(app)
+            # Tell the demo's customers what happened to their orders, now.
+            notifier = Notifier(settings=settings, database=app.state.database)
+            while await notifier.run_once():
+                pass
+            return instructions(seeded, base_url, mail=notifier.transport)
 
     return asyncio.run(run())
 

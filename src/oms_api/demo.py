@@ -17,6 +17,7 @@ import httpx
 from fastapi import FastAPI
 
 from oms_api.domain.access import Scope
+from oms_api.notifications.mail import Transport
 from oms_api.services import access
 
 # (sku, name, price in cents, units in the warehouse, weight in grams: labels print it)
@@ -281,7 +282,7 @@ async def _automation(
     return placed
 
 
-def instructions(seeded: dict[str, Any], base_url: str) -> str:
+def instructions(seeded: dict[str, Any], base_url: str, *, mail: Transport | None = None) -> str:
     return f"""
 Demo shop ready.
 
@@ -309,9 +310,26 @@ Automation (admin key): the beanie fell below its reorder point, a replenishment
 is open; a backordered order was filled when two more arrived:
   curl -s "{base_url}/v1/replenishments?status=open" -H "$ADMIN"
   curl -s {base_url}/v1/orders/{seeded["backorder_filled"]}/events -H "$ADMIN"
-
+{_mail_lines(mail, base_url)}
 API docs: {base_url}/docs
 """
+
+
+def _mail_lines(mail: Transport | None, base_url: str) -> str:
+    """Where the demo customers' emails went, and how to read them."""
+    if mail is None:
+        return "\nCustomer emails are recorded, not sent (no OMS_SMTP_URL):\n" + (
+            f'  curl -s "{base_url}/v1/notifications" -H "$ADMIN"\n'
+        )
+    if mail.directory is not None:
+        count = len(list(mail.directory.glob("*.eml"))) if mail.directory.is_dir() else 0
+        where = f"{count} .eml file(s) in {mail.directory} (open one in a mail program)"
+    else:
+        where = mail.description
+    return (
+        f"\nCustomer emails (receipts, shipping, returns) went to {where}:\n"
+        f'  curl -s "{base_url}/v1/notifications" -H "$ADMIN"\n'
+    )
 
 
 async def _selling_from(
