@@ -20,6 +20,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{encode_ulid(time.time_ns() // 1_000_000, os.urandom(10))}"
 
 
+def new_ids(prefix: str, n: int) -> list[str]:
+    """`n` new ids that sort in the order given, even within one millisecond (the random
+    part counts up from a random start, as monotonic ULIDs do)."""
+    millis = time.time_ns() // 1_000_000
+    start = int.from_bytes(os.urandom(10)) >> 1  # half the range: room to count up
+    return [f"{prefix}_{encode_ulid(millis, (start + i).to_bytes(10))}" for i in range(n)]
+
+
 def random_id(prefix: str) -> str:
     return f"{prefix}_{encode_ulid(int.from_bytes(os.urandom(6)), os.urandom(10))}"
 

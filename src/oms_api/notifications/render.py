@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateNotFound, select_autoescape
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateNotFound, select_autoescape
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -118,9 +118,15 @@ def environment(html: bool) -> _Sandbox:
     return _environment(html)
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """A template compiled once per source (compiling costs far more than rendering)."""
+    return environment(html).from_string(source)
+
+
 def _render(part: str, source: str, context: Mapping[str, Any], *, html: bool) -> str:
     try:
-        out = environment(html).from_string(source).render(**context)
+        out = _compiled(source, html).render(**context)
     except SecurityError as exc:
         raise TemplateProblem(part, f"not allowed in a template: {exc}") from exc
     except TemplateError as exc:

@@ -33,7 +33,7 @@ from oms_api.domain.notifications import (
     ordered_kinds,
 )
 from oms_api.errors import NotFound, Unprocessable
-from oms_api.ids import new_id
+from oms_api.ids import new_id, new_ids
 from oms_api.jsonutil import dumps, iso
 from oms_api.models import Notification
 from oms_api.notifications.mail import sender
@@ -173,6 +173,9 @@ UPDATE notification_cursor SET txid = $2::xid8, position = $3, updated_at = now(
 WHERE name = $1
 """
 CUSTOMER_SQL = "SELECT id, email, name, accepts_follow_up FROM customers WHERE id = $1"
+CUSTOMERS_SQL = (
+    "SELECT id, email, name, accepts_follow_up FROM customers WHERE id = ANY($1::text[])"
+)
 ORDER_NUMBER_SQL = "SELECT number FROM orders WHERE id = $1"
 INSERT_SQL = """
 INSERT INTO notifications (id, channel_id, order_id, customer_id, kind, event_id, shipment_id,
@@ -192,36 +195,54 @@ class _Channel:
 
 
 async def derive_notifications(
-    conn: asyncpg.Connection, *, default_from: str, limit: int = 200
-) -> int | None:
+    conn: asyncpg.Connection, *, default_from: str, limit: int = 500, careful: bool = False
+) -> int:
     """One step of the cursor through the outbox, in the caller's transaction: the
     notifications of up to `limit` committed events written, the cursor moved past them.
-    The number written; None if another notifier holds the cursor (it derives meanwhile)."""
+    The number of events read (`limit`: there may be more); 0 if another notifier holds the
+    cursor (it derives meanwhile).
+
+    An event that cannot be told (a bug, data no template expects) must not stop the cursor
+    for every later one. The notifier first derives a batch whole (the rows written by one
+    statement); if that raises, it rolls back and derives the batch again `careful`ly:
+    each event in a savepoint, one that fails logged and passed."""
     cursor = await conn.fetchrow(LOCK_CURSOR_SQL, CURSOR)
     if cursor is None:
-        return None
+        return 0
     events = await conn.fetch(
         SCAN_SQL, cursor["txid"], cursor["position"], list(NOTIFYING_EVENTS), limit
     )
     if not events:
         return 0
+    told = [e for e in events if e["data"] is not None and e["order_id"] is not None]
+    known = {e["data"].get("customer_id") for e in told if e["type"].startswith("order.")}
+    customers = {
+        r["id"]: r for r in await conn.fetch(CUSTOMERS_SQL, [c for c in known if c])
+    } if known - {None} else {}  # fmt: skip
     channels: dict[str, _Channel] = {}
-    written = 0
-    for event in events:
-        if event["data"] is None or event["order_id"] is None:
+    rows: list[tuple[Any, ...]] = []
+    for event in told:
+        if not careful:
+            row = await _derive_one(conn, event, channels, customers, default_from)
+            rows += [row] if row else []
             continue
-        # One event that cannot be told (a bug, data no template expects) must not stop the
-        # cursor for every later one: it is logged and passed, its savepoint rolled back.
         await conn.execute("SAVEPOINT notification")
         try:
-            written += await _derive_one(conn, event, channels, default_from)
+            row = await _derive_one(conn, event, channels, customers, default_from)
+            if row:
+                await conn.execute(INSERT_SQL, new_id("ntf"), *row)
         except (asyncpg.PostgresError, KeyError, TypeError, ValueError, TemplateProblem):
             log.exception("event %s (%s) could not be told; passed", event["id"], event["type"])
             await conn.execute("ROLLBACK TO SAVEPOINT notification")
         await conn.execute("RELEASE SAVEPOINT notification")
+    if rows:  # ids in the events' order: an order's notifications list as they happened
+        ids = new_ids("ntf", len(rows))
+        await conn.executemany(INSERT_SQL, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+    written = len(rows)
     last = events[-1]
     await conn.execute(ADVANCE_CURSOR_SQL, CURSOR, last["txid"], last["position"])
-    return written
+    log.debug("%d event(s) read, %d notification(s) written", len(events), written)
+    return len(events)
 
 
 async def _channel(conn: asyncpg.Connection, ident: str, cache: dict[str, _Channel]) -> _Channel:
@@ -234,21 +255,23 @@ async def _channel(conn: asyncpg.Connection, ident: str, cache: dict[str, _Chann
 
 async def _derive_one(
     conn: asyncpg.Connection, event: asyncpg.Record, channels: dict[str, _Channel],
-    default_from: str,
-) -> int:  # fmt: skip
+    customers: Mapping[str, asyncpg.Record], default_from: str,
+) -> tuple[Any, ...] | None:  # fmt: skip
+    """The event's notification as INSERT_SQL's arguments but the id; None if it tells
+    nobody."""
     channel = await _channel(conn, event["channel_id"], channels)
     data: dict[str, Any] = event["data"]
     is_order_event = event["type"].startswith("order.")
     order = data if is_order_event else await load_order(conn, event["order_id"], channel_id=None)
-    customer = None
-    if order["customer_id"] is not None:
+    customer = customers.get(order["customer_id"])
+    if customer is None and order["customer_id"] is not None:
         customer = await conn.fetchrow(CUSTOMER_SQL, order["customer_id"])
     planned = notification_for(
         event["type"], event["created_at"], channel.settings,
         accepts_follow_up=customer is None or customer["accepts_follow_up"],
     )  # fmt: skip
     if planned is None:
-        return 0
+        return None
     shipping_name = (order.get("shipping_address") or {}).get("name")
     who = {
         "id": order["customer_id"],
@@ -285,13 +308,12 @@ async def _derive_one(
         headers["List-Unsubscribe"] = f"<mailto:{unsubscribe_to}?subject={subject}>"
     if not who["email"]:
         status, error = Status.SKIPPED, "the order has no customer email"
-    await conn.execute(
-        INSERT_SQL, new_id("ntf"), channel.id, order["id"], order["customer_id"],
+    return (
+        channel.id, order["id"], order["customer_id"],
         planned.kind.value, event["id"], shipment_id, return_id, who["email"], from_address,
         settings.reply_to, rendered.subject, rendered.text, rendered.html,
         dumps(headers).decode(), status.value, error, planned.due_at,
     )  # fmt: skip
-    return 1
 
 
 async def _return_address(conn: asyncpg.Connection, location_id: str | None) -> dict[str, Any]:

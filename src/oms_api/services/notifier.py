@@ -35,6 +35,7 @@ from oms_api.notifications.mail import (
     Transport,
     build_message,
 )
+from oms_api.notifications.render import TemplateProblem
 from oms_api.paper import return_slip
 from oms_api.services.notifications import derive_notifications
 from oms_api.services.paperwork import location_of
@@ -49,6 +50,7 @@ NOTIFICATIONS = Counter(
 )
 LEASE_MARGIN_S = 5
 BATCH = 20
+EVENTS_PER_PASS = 500
 
 CLAIM_SQL = """
 WITH due AS (
@@ -131,16 +133,23 @@ class Notifier:
 
     async def run_once(self) -> bool:
         """One pass: derive, then send what is due. True if there may be more to do now."""
-        derived = await asyncio.shield(self.derive())
+        read = await asyncio.shield(self.derive())
         handled = await self.send_due()
-        return derived >= BATCH or handled >= BATCH
+        return read >= EVENTS_PER_PASS or handled >= BATCH
 
     async def derive(self) -> int:
+        """Events read (up to EVENTS_PER_PASS), their notifications written."""
+        try:
+            async with self.database.transaction() as conn:
+                return await derive_notifications(
+                    conn, default_from=self.settings.smtp_from, limit=EVENTS_PER_PASS
+                )
+        except (asyncpg.PostgresError, KeyError, TypeError, ValueError, TemplateProblem):
+            log.warning("deriving a batch of notifications failed; again, event by event")
         async with self.database.transaction() as conn:
-            written = await derive_notifications(
-                conn, default_from=self.settings.smtp_from, limit=200
+            return await derive_notifications(
+                conn, default_from=self.settings.smtp_from, limit=EVENTS_PER_PASS, careful=True
             )
-        return written or 0
 
     async def send_due(self) -> int:
         """Claim and send what is due now; the number handled."""
