@@ -16,7 +16,8 @@ DEFAULT_WEBHOOK_RETRY_DELAYS = (
 )  # fmt: skip
 
 
-# 30 s … 6 h: a mail server down for a day and a half loses nothing.
+# 30 s … 6 h, twelve retries spanning about a day and a half: a mail server down that long
+# loses nothing.
 DEFAULT_NOTIFICATION_RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 21600, 21600, 21600,
                                      21600, 21600)  # fmt: skip
 
