@@ -8,7 +8,7 @@ Each pass, in its own short transactions:
    `next_attempt_at` moved past the attempt's time), and sends them with no transaction
    open: a notifier killed mid-send leaves the lease to run out, and the message goes
    again (at-least-once, with the same `Message-ID`);
-3. records each outcome: sent; a connection error or a 4xx reply retried after
+3. records the outcomes, a batch in one transaction: sent; a connection error or a 4xx reply retried after
    `OMS_NOTIFICATION_RETRY_DELAYS` (then failed); a 5xx reply failed at once.
 With no `OMS_SMTP_URL`, due notifications are recorded `skipped` (their rendered text kept).
 It never touches a webhook delivery or an order: a dead mail server holds up nothing else.
@@ -92,6 +92,8 @@ SELECT count(*) AS due,
 FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
 """
 NO_SMTP = "OMS_SMTP_URL is not set: recorded, not sent"
+# (id, status, last_error, sent_at, next_attempt_at): RECORD_SQL's arguments
+Outcome = tuple[str, str, str | None, datetime | None, datetime | None]
 
 
 async def pending_stats(conn: asyncpg.Connection) -> tuple[int, float]:
@@ -161,13 +163,17 @@ class Notifier:
             return len(rows)
         async with self.database.transaction() as conn:
             claimed = list(await conn.fetch(CLAIM_SQL, now, BATCH, self.lease_seconds))
-        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in claimed))
+        try:  # shielded: a shutdown must not cancel a transaction half-way
+            await asyncio.shield(self._record(outcomes))
+        except Exception:
+            log.exception("recording %d notification(s) failed; their lease brings them back",
+                          len(outcomes))  # fmt: skip
         return len(claimed)
 
-    async def _deliver(self, row: Any) -> None:
+    async def _deliver(self, row: Any) -> Outcome:
         if row["kind"] == Kind.FOLLOW_UP and row["accepts_follow_up"] is False:
-            await self._record(row, Status.SKIPPED, "the customer takes no follow-ups")
-            return
+            return self._outcome(row, Status.SKIPPED, "the customer takes no follow-ups")
         try:
             outgoing = await self._outgoing(row)
             message = build_message(outgoing)
@@ -176,16 +182,13 @@ class Notifier:
             async with asyncio.timeout(2 * self.settings.smtp_timeout):
                 await self.transport.send(message, seconds=self.settings.smtp_timeout)
         except SendFailure as failure:
-            await self._failed(row, str(failure), permanent=failure.permanent)
-            return
+            return self._failed(row, str(failure), permanent=failure.permanent)
         except TimeoutError:
-            await self._failed(row, "timed out", permanent=False)
-            return
+            return self._failed(row, "timed out", permanent=False)
         except Exception as exc:  # a bug must not lose it: retried like a connection error
             log.exception("sending notification %s failed unexpectedly", row["id"])
-            await self._failed(row, f"internal error: {type(exc).__name__}", permanent=False)
-            return
-        await self._record(row, Status.SENT, None, sent_at=self.clock())
+            return self._failed(row, f"internal error: {type(exc).__name__}", permanent=False)
+        return self._outcome(row, Status.SENT, None, sent_at=self.clock())
 
     async def _outgoing(self, row: Any) -> Outgoing:
         attachments: list[Attachment] = []
@@ -207,34 +210,27 @@ class Notifier:
         pdf = await asyncio.to_thread(return_slip, rma, location, location["address"])
         return [Attachment(f"return-{rma['number']}.pdf", pdf)]
 
-    async def _failed(self, row: Any, error: str, *, permanent: bool) -> None:
+    def _failed(self, row: Any, error: str, *, permanent: bool) -> Outcome:
         delays = self.settings.notification_retry_delays
         if permanent or row["attempts"] > len(delays):
             log.warning("notification %s failed: %s", row["id"], error)
-            await self._record(row, Status.FAILED, error)
-            return
+            return self._outcome(row, Status.FAILED, error)
         delay = delays[row["attempts"] - 1] * random.uniform(0.8, 1.2)
-        NOTIFICATIONS.labels("retrying").inc()
-        await self._record(
+        return self._outcome(
             row, Status.PENDING, error, next_attempt_at=self.clock() + timedelta(seconds=delay)
         )
 
-    async def _record(
-        self, row: Any, status: Status, error: str | None, *, sent_at: datetime | None = None,
+    @staticmethod
+    def _outcome(
+        row: Any, status: Status, error: str | None, *, sent_at: datetime | None = None,
         next_attempt_at: datetime | None = None,
-    ) -> None:  # fmt: skip
-        if status is not Status.PENDING:
-            NOTIFICATIONS.labels(status.value).inc()
-        try:  # shielded: a shutdown must not cancel a transaction half-way
-            await asyncio.shield(self._write(row["id"], status, error, sent_at, next_attempt_at))
-        except Exception:
-            log.exception("recording notification %s failed; its lease brings it back", row["id"])
+    ) -> Outcome:  # fmt: skip
+        NOTIFICATIONS.labels("retrying" if status is Status.PENDING else status.value).inc()
+        return (row["id"], status.value, error, sent_at, next_attempt_at)
 
-    async def _write(
-        self, notification_id: str, status: Status, error: str | None,
-        sent_at: datetime | None, next_attempt_at: datetime | None,
-    ) -> None:  # fmt: skip
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Every outcome of a batch, in one transaction."""
+        if not outcomes:
+            return
         async with self.database.transaction() as conn:
-            await conn.execute(
-                RECORD_SQL, notification_id, status.value, error, sent_at, next_attempt_at
-            )
+            await conn.executemany(RECORD_SQL, outcomes)
