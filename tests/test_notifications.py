@@ -26,6 +26,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from oms_api.db import libpq_url
 from oms_api.domain.notifications import (
@@ -35,9 +36,11 @@ from oms_api.domain.notifications import (
     format_money,
     notification_for,
 )
+from oms_api.notifications.mail import Transport
 from oms_api.notifications.render import render
 from oms_api.notifications.samples import sample_context
 from oms_api.services.notifier import Notifier
+from oms_api.settings import Settings
 from tests.conftest import free_port, make_settings, service_env, start_worker
 from tests.factories import Shop, bearer, create_key, order_body, place, unique
 
@@ -229,6 +232,19 @@ def test_a_template_escapes_what_a_customer_typed() -> None:
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;" in rendered.html
     assert "<script>alert(1)</script>" in rendered.text  # plain text is not HTML
+
+
+def test_smtp_urls_say_how_to_reach_the_mail_server() -> None:
+    plain = Transport.from_url("smtp://shop%40example.com:p%40ss@mail.example.com")
+    assert (plain.scheme, plain.host, plain.port) == ("smtp", "mail.example.com", 587)
+    assert (plain.username, plain.password) == ("shop@example.com", "p@ss")
+    tls = Transport.from_url("smtps://mail.example.com")
+    assert (tls.scheme, tls.port, tls.username) == ("smtps", 465, None)
+    assert Transport.from_url("file:/var/mail/oms").directory == Path("/var/mail/oms")
+    assert Transport.from_url("smtp://127.0.0.1:2525").port == 2525
+    with pytest.raises(ValidationError):
+        Settings(smtp_url="http://mail.example.com")
+    assert Settings(smtp_url="").smtp_url is None  # empty: unset, recorded as skipped
 
 
 # --- through the app, to a real SMTP server ---------------------------------------------------
