@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from oms_api.main import housekeeping_pass
 from tests.checks import assert_stock_consistent
 from tests.factories import Shop, create_channel, inventory, order_body, place, stock
 
@@ -231,4 +232,43 @@ async def test_units_a_cancellation_releases_fill_the_next_waiting_order(
     assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
     assert (await event_types(client, shop, waiting["id"]))[-1] == "order.backorder_filled"
     assert (await inventory(admin, product["sku"]))["available"] == 1
+    await assert_stock_consistent(app)
+
+
+async def test_a_filled_order_is_a_new_version(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 0, allow_backorder=True)
+    waiting = await order(client, shop, [(product["sku"], 2)])
+    await stock(admin, product["sku"], shop.locations[0]["id"], 2)
+    filled = await read(client, shop, waiting["id"])
+    assert filled["version"] == waiting["version"] + 1
+    assert filled["updated_at"] > waiting["updated_at"]
+    page = await client.get(f"/v1/orders/{waiting['id']}/events", headers=shop.headers)
+    assert page.json()["data"][-1]["data"]["version"] == filled["version"]
+
+
+async def test_a_waiting_order_busy_at_a_release_is_filled_by_housekeeping(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A cancellation holds its levels, so it passes over a waiting order another request
+    holds at that moment rather than wait (waiting could deadlock). The pair is kept, and
+    the next housekeeping pass fills the order from what is still available."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 2, allow_backorder=True)
+    first = await order(client, shop, [(product["sku"], 2)])
+    waiting = await order(client, shop, [(product["sku"], 2)])
+    async with app.state.database.transaction() as busy:  # another request holds the order
+        await busy.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", waiting["id"])
+        cancelled = await client.post(f"/v1/orders/{first['id']}/cancel", headers=shop.headers)
+        assert cancelled.status_code == 200, cancelled.text
+    assert units(await read(client, shop, waiting["id"])) == [(0, 2)]
+    assert (await inventory(admin, product["sku"]))["available"] == 2
+
+    await housekeeping_pass(app.state.database)
+    assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
+    assert (await inventory(admin, product["sku"]))["available"] == 0
+    async with app.state.database.transaction() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM backorder_checks") == 0
     await assert_stock_consistent(app)

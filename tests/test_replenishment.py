@@ -249,3 +249,45 @@ async def test_a_fresh_sku_filter_and_paging(admin: httpx.AsyncClient) -> None:
     page = await admin.get("/v1/replenishments", params={"limit": 1})
     assert page.status_code == 200
     assert len(page.json()["data"]) <= 1
+
+
+async def test_deliveries_the_backorders_take_at_once_open_nothing_more(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Units that arrive and are reserved for waiting backorders in the same transaction
+    never look like a rise above the point and a fall through it: one request only."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 4, reorder_point=3, reorder_quantity=50,
+                                 allow_backorder=True)  # fmt: skip
+    await order(client, shop, product["sku"], 1)  # 4 → 3: the crossing
+    await order(client, shop, product["sku"], 23)  # 3 reserved, 20 backordered
+    for _ in range(3):  # each delivery swallowed whole by the backorder
+        level = await stock(admin, product["sku"], shop.locations[0]["id"], 5)
+        assert level["level"]["available"] == 0
+    assert len(await requests_of(admin, product["sku"])) == 1
+    assert [t for t, _ in await stock_events(app, product["sku"])] == [
+        "inventory.low_stock",
+        "inventory.out_of_stock",
+    ]
+    await assert_stock_consistent(app)
+
+
+async def test_a_product_at_or_below_its_point_is_reordered_at_its_next_fall(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Stocked below its point, or its point raised above what is available: the next fall
+    is the one reported (once)."""
+    shop = await Shop.open(admin)
+    low = await shop.product(admin, 4, reorder_point=5, reorder_quantity=10)
+    await order(client, shop, low["sku"], 1)
+    await order(client, shop, low["sku"], 1)
+    assert [r["available_at_opening"] for r in await requests_of(admin, low["sku"])] == [3]
+
+    raised = await shop.product(admin, 10, reorder_point=5, reorder_quantity=30)
+    patched = await admin.patch(f"/v1/products/{raised['sku']}", json={"reorder_point": 20})
+    assert patched.status_code == 200, patched.text
+    assert await requests_of(admin, raised["sku"]) == []  # a change of the point opens nothing
+    await order(client, shop, raised["sku"], 1)
+    await order(client, shop, raised["sku"], 1)
+    [opened] = await requests_of(admin, raised["sku"])
+    assert (opened["available_at_opening"], opened["reorder_point"]) == (9, 20)

@@ -171,6 +171,10 @@ def _demo(args: argparse.Namespace) -> int:
     with database_url(settings.database_url, settings.data_dir) as url:
         migrations_runner.upgrade(url)
         print(_seed_demo(url, "http://127.0.0.1:8000"))
+    # `demo` seeds and exits: the commands above need the API running.
+    print(
+        "Start the API to try them: oms-api serve (or seed and serve in one: oms-api serve --demo)."
+    )
     return 0
 
 

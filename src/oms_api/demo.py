@@ -306,8 +306,8 @@ Fulfilment (admin key): shipments in every state, a pick list, a label:
   curl -s {base_url}/v1/shipments/{seeded["packed_shipment"]}/label -H "$ADMIN" -o label.pdf
   curl -s "{base_url}/v1/returns?status=received" -H "$ADMIN"
 
-Automation (admin key): the beanie fell below its reorder point, a replenishment request
-is open; a backordered order was filled when two more arrived:
+Automation (admin key): the beanie and the cap fell to their reorder points, their
+replenishment requests are open; a backordered beanie order was filled when two arrived:
   curl -s "{base_url}/v1/replenishments?status=open" -H "$ADMIN"
   curl -s {base_url}/v1/orders/{seeded["backorder_filled"]}/events -H "$ADMIN"
 {_mail_lines(mail, base_url)}

@@ -37,7 +37,7 @@ from oms_api.db import Database, create_engine
 from oms_api.domain.rate_limit import TokenBuckets
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
-from oms_api.services import idempotency
+from oms_api.services import backorders, idempotency
 from oms_api.services import orders as order_service
 from oms_api.services.notifier import Notifier
 from oms_api.settings import Settings, get_settings
@@ -63,7 +63,8 @@ def operation_id(route: APIRoute) -> str:
 
 
 async def housekeeping_pass(database: Database) -> None:
-    """Expire unpaid pending orders, purge old Idempotency-Key records. Every statement is
+    """Expire unpaid pending orders, fill backorders a release passed over, purge old
+    Idempotency-Key records. Every statement is
     safe to run from many processes at once (SKIP LOCKED, idempotent deletes)."""
     while True:  # expire in batches, each its own transaction
         async with database.transaction() as conn:
@@ -72,6 +73,8 @@ async def housekeeping_pass(database: Database) -> None:
             log.info("expired %d unpaid pending order(s)", expired)
         if expired < EXPIRY_BATCH:
             break
+    async with database.transaction() as conn:
+        await backorders.fill_passed_over(conn)
     async with database.session() as session:
         await idempotency.purge_expired(session)
 

@@ -96,7 +96,8 @@ async def _admitted(
     if unbound and principal.channel_id is not None:
         raise Forbidden(
             "What the channels share (locations, products, channels, keys, settings, carrier "
-            "pickups) is changed only by a key not bound to a channel.",
+            "pickups) is changed only by a key not bound to a channel; replenishment requests, "
+            "which speak of every location's stock, are also read only by one.",
             code="channel_bound_key",
         )
     if scope is not None and not principal.allows(scope):

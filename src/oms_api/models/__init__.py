@@ -8,6 +8,7 @@ from oms_api.models.customers import Customer, CustomerProfile
 from oms_api.models.events import Event
 from oms_api.models.idempotency import IdempotencyRecord
 from oms_api.models.inventory import (
+    BackorderCheck,
     InventoryLevel,
     InventoryMovement,
     Replenishment,
@@ -33,6 +34,7 @@ from oms_api.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndp
 __all__ = [
     "ApiKey",
     "AppSetting",
+    "BackorderCheck",
     "Base",
     "Channel",
     "ChannelNotificationSettings",

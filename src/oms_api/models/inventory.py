@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -84,6 +85,11 @@ class StockTotal(Base):
         Text, ForeignKey("products.id", ondelete="RESTRICT"), primary_key=True
     )
     available: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # A fall to or below the reorder point was reported (request, `inventory.low_stock`)
+    # and the total has not been above the point since: the next fall is no new crossing.
+    low_stock_reported: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
 
 
 REPLENISHMENT_STATUSES = ("open", "received", "cancelled")
@@ -126,3 +132,19 @@ class Replenishment(Base):
     updated_at: Mapped[datetime] = updated_at_column()
     received_at: Mapped[datetime | None] = optional_time_column()
     cancelled_at: Mapped[datetime | None] = optional_time_column()
+
+
+class BackorderCheck(Base):
+    """A (product, location) where units a cancellation released may still be waited for:
+    the release passed over a waiting order another request held. Housekeeping fills
+    from what is still available there, and deletes the row (`services/backorders`)."""
+
+    __tablename__ = "backorder_checks"
+
+    product_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    location_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = created_at_column()

@@ -8,23 +8,35 @@ resellable return (`services/returns.receive`) — does, in one transaction:
 1. `lock_waiting_orders`: the orders with backordered lines of the arriving products whose
    channel sells from the location (`scoping.sells_from_sql`, the one rule), locked in id
    order *before* the stock levels — orders before levels, the order every path locks in;
-2. the arrival itself, through the one stock path;
-3. `fill_backorders`: the location's available units go to those lines, oldest order
-   first (`domain/backorders.plan_fills`); each filled unit is reserved there (a ledger
-   row, `cause_type=order`, reason `backorder_filled`), the line's `quantity_backordered`
-   falls as its `quantity_reserved` rises, the order records `order.backorder_filled`, and a
-   confirmed order is allocated if auto-allocation is on (`services/automation`).
+2. `plan_fills_at`: the location's available units, counting those arriving, go to those
+   lines, oldest order first (`domain/backorders.plan_fills`);
+3. the arrival and the reservations it makes possible, in one call of the stock path
+   (`receive_stock`), so that the product's total available changes once, by the net
+   amount: units that arrive and are reserved at once never look like a rise and a fall
+   through the reorder point;
+4. `record_fills`: each line's `quantity_backordered` falls as its `quantity_reserved`
+   rises, the reservations are written, the order's version rises, it records
+   `order.backorder_filled`, and a confirmed one is allocated if auto-allocation is on
+   (`services/automation`).
+
+A cancellation or an expiry does the same with the units it releases
+(`plan_release_fills`), in the call of the stock path that releases them. It holds the
+levels already, so it passes over a waiting order another request holds (`SKIP LOCKED`)
+and leaves the pair in `backorder_checks`; housekeeping fills from what is still available
+there (`fill_passed_over`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from oms_api.domain import events as E
 from oms_api.domain.backorders import WAITING_STATUSES, Waiting, plan_fills
+from oms_api.domain.inventory import StockMove
 from oms_api.domain.shipments import ReservationBook
 from oms_api.services.automation import allocate_if_automatic
 from oms_api.services.order_state import record_order_events
@@ -45,6 +57,29 @@ WHERE o.id IN (
 ORDER BY o.id
 FOR UPDATE OF o{{skip}}
 """
+
+# Waiting orders a release passed over (locked elsewhere): their (product, location) pairs,
+# for housekeeping to fill from what is still available (`fill_passed_over`).
+WAITING_IDS_SQL = f"""
+SELECT DISTINCT l.order_id FROM order_lines l JOIN orders w ON w.id = l.order_id
+WHERE l.product_id = ANY($2::text[]) AND l.quantity_backordered > 0
+  AND w.status = ANY($3::text[]) AND {sells_from_sql("w.channel_id", "$1")}
+"""
+CHECK_LATER_SQL = """
+INSERT INTO backorder_checks (product_id, location_id)
+SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING
+"""
+CLAIM_CHECKS_SQL = """
+DELETE FROM backorder_checks c
+WHERE (c.product_id, c.location_id) IN (
+    SELECT product_id, location_id FROM backorder_checks
+    ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING c.product_id, c.location_id
+"""
+
+TOUCH_ORDERS_SQL = (
+    "UPDATE orders SET version = version + 1, updated_at = now() WHERE id = ANY($1::text[])"
+)
 
 # Their backordered lines of those products: oldest order first (ids are time-ordered),
 # each order's lines in order.
@@ -78,59 +113,119 @@ async def lock_waiting_orders(
     return [r["id"] for r in rows]
 
 
-async def fill_backorders(
-    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str], waiting: list[str]
-) -> list[str]:
-    """Step 3, once the stock has arrived: reserve the location's available units of
-    `product_ids` for the `waiting` orders' backordered lines; the ids of the orders
-    filled (each has recorded `order.backorder_filled`)."""
-    if not waiting:
-        return []
-    products = sorted(set(product_ids))
+@dataclass(slots=True)
+class Fills:
+    """What the units coming in at a location fill: each waiting line's share."""
+
+    location_id: str
+    lines: list[tuple[Any, int]] = field(default_factory=list)  # (waiting line, units)
+
+    @property
+    def moves(self) -> list[StockMove]:
+        """The reservations, to apply in the same call of the stock path as the units that
+        make them possible (after them: the stock path keeps the order of moves on a
+        level), so that no step between shows the product's stock higher than it ends."""
+        return [
+            stock_move(product_id=line["product_id"], location_id=self.location_id,
+                       sku=line["sku"], reserved=quantity, reason="backorder_filled",
+                       cause_type="order", cause_id=line["order_id"])
+            for line, quantity in self.lines
+        ]  # fmt: skip
+
+
+async def plan_fills_at(
+    conn: asyncpg.Connection, location_id: str, arriving: Mapping[str, int], waiting: list[str]
+) -> Fills:
+    """Step 2: what the `waiting` orders' backordered lines take of the location's available
+    units once `arriving` (product → units coming in, or released, there) are counted —
+    oldest order first. Locks the levels (an empty one where the product was never kept)."""
+    fills = Fills(location_id)
+    if not waiting or not arriving:
+        return fills
+    products = sorted(arriving)
     lines = await conn.fetch(WAITING_LINES_SQL, waiting, products)
-    levels = await lock_levels(conn, [(p, location_id) for p in products])  # held already
-    fills: list[tuple[Any, int]] = []
+    levels = await lock_levels(conn, [(p, location_id) for p in products], create_missing=True)
     for product_id in products:
         on_hand, reserved = levels.get((product_id, location_id), (0, 0))
         of_product = {r["id"]: r for r in lines if r["product_id"] == product_id}
         planned = plan_fills(
-            on_hand - reserved,
-            [
-                Waiting(r["order_id"], r["id"], r["quantity_backordered"])
-                for r in of_product.values()
-            ],
-        )
-        fills += [(of_product[f.line_id], f.quantity) for f in planned]
+            on_hand - reserved + arriving[product_id],
+            [Waiting(r["order_id"], r["id"], r["quantity_backordered"]) for r in of_product.values()],
+        )  # fmt: skip
+        fills.lines += [(of_product[f.line_id], f.quantity) for f in planned]
+    return fills
+
+
+async def record_fills(conn: asyncpg.Connection, all_fills: Sequence[Fills]) -> list[str]:
+    """Step 4, once the stock has moved: the lines' units move from backordered to
+    reserved, the reservations are written, each filled order's version rises and it
+    records `order.backorder_filled`; a confirmed one is allocated if auto-allocation is
+    on. The ids of the orders filled."""
+    fills = [(f.location_id, line, quantity) for f in all_fills for line, quantity in f.lines]
     if not fills:
         return []
-    await move_stock(conn, [
-        stock_move(product_id=line["product_id"], location_id=location_id, sku=line["sku"],
-                   reserved=quantity, reason="backorder_filled", cause_type="order",
-                   cause_id=line["order_id"])
-        for line, quantity in fills
-    ])  # fmt: skip
-    await change_lines(conn, [(line["id"], quantity, -quantity, 0) for line, quantity in fills])
-    filled = sorted({line["order_id"] for line, _ in fills})
+    await change_lines(conn, [(line["id"], quantity, -quantity, 0) for _, line, quantity in fills])
+    filled = sorted({line["order_id"] for _, line, _ in fills})
     for order_id in filled:
         book = ReservationBook(await load_held(conn, order_id))
-        for line, quantity in fills:
+        for location_id, line, quantity in fills:
             if line["order_id"] == order_id:
                 book.reserve(line["id"], location_id, line["product_id"], quantity)
         await write_book(conn, book)
-    statuses = {line["order_id"]: line["status"] for line, _ in fills}
+    await conn.execute(TOUCH_ORDERS_SQL, filled)
+    statuses = {line["order_id"]: line["status"] for _, line, _ in fills}
     for order_id in filled:
         await record_order_events(conn, order_id, [E.ORDER_BACKORDER_FILLED])
         await allocate_if_automatic(conn, order_id, statuses[order_id])
     return filled
 
 
-async def fill_from_released(conn: asyncpg.Connection, released: Sequence[tuple[str, str]]) -> None:
-    """Units a cancellation or an expiry released at (product, location) `released` (their
-    levels locked by the release) go to the backorders waiting there, as an arrival's do.
-    Waiting orders locked elsewhere are passed over (they take the next arrival)."""
-    by_location: dict[str, list[str]] = {}
-    for product_id, location_id in released:
-        by_location.setdefault(location_id, []).append(product_id)
-    for location_id, product_ids in sorted(by_location.items()):
-        waiting = await lock_waiting_orders(conn, location_id, product_ids, skip_locked=True)
-        await fill_backorders(conn, location_id, product_ids, waiting)
+async def receive_stock(
+    conn: asyncpg.Connection, location_id: str, arrivals: Sequence[StockMove], waiting: list[str]
+) -> list[str]:
+    """Units arriving at `location_id` (`arrivals`: moves of `on_hand` up there), with the
+    backorders of the `waiting` orders (step 1) filled from them in the same call of the
+    stock path; the ids of the orders filled."""
+    arriving: dict[str, int] = {}
+    for move in arrivals:
+        arriving[move["product_id"]] = arriving.get(move["product_id"], 0) + move["on_hand_delta"]
+    fills = await plan_fills_at(conn, location_id, arriving, waiting)
+    await move_stock(conn, [*arrivals, *fills.moves])
+    return await record_fills(conn, [fills])
+
+
+async def plan_release_fills(
+    conn: asyncpg.Connection, releases: Sequence[StockMove]
+) -> list[Fills]:
+    """What units an order's cancellation or expiry releases (`releases`: moves of
+    `reserved` down, their levels locked) fill of the backorders waiting where they are.
+    The levels being held already, a waiting order another request holds is passed over
+    (`SKIP LOCKED`: waiting for it could deadlock); it takes the next arrival."""
+    by_location: dict[str, dict[str, int]] = {}
+    for move in releases:
+        units = by_location.setdefault(move["location_id"], {})
+        units[move["product_id"]] = units.get(move["product_id"], 0) - move["reserved_delta"]
+    plans = []
+    for location_id, arriving in sorted(by_location.items()):
+        products = sorted(arriving)
+        waiting = await lock_waiting_orders(conn, location_id, products, skip_locked=True)
+        every = await conn.fetch(WAITING_IDS_SQL, location_id, products, list(WAITING_STATUSES))
+        if set(waiting) != {r["order_id"] for r in every}:
+            await conn.execute(CHECK_LATER_SQL, products, location_id)
+        plans.append(await plan_fills_at(conn, location_id, arriving, waiting))
+    return plans
+
+
+async def fill_passed_over(conn: asyncpg.Connection, *, limit: int = 100) -> int:
+    """Housekeeping: where a release passed over a busy waiting order
+    (`backorder_checks`), fill what is still available there, as an arrival of nothing
+    would — the waiting orders locked before the levels, as on every path. Safe from many
+    processes at once (each claims its pairs with SKIP LOCKED); the pairs handled."""
+    pairs = await conn.fetch(CLAIM_CHECKS_SQL, limit)
+    for pair in pairs:
+        product_id, location_id = pair["product_id"], pair["location_id"]
+        waiting = await lock_waiting_orders(conn, location_id, [product_id])
+        fills = await plan_fills_at(conn, location_id, {product_id: 0}, waiting)
+        await move_stock(conn, fills.moves)
+        await record_fills(conn, [fills])
+    return len(pairs)

@@ -32,13 +32,14 @@ from oms_api.ids import new_id
 from oms_api.models import Channel, Event, Order
 from oms_api.outbox import record_events
 from oms_api.services.automation import allocate_if_automatic
-from oms_api.services.backorders import fill_from_released
+from oms_api.services.backorders import plan_release_fills, record_fills
 from oms_api.services.order_documents import load_order, load_orders
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
 from oms_api.services.pagination import Page, paginate, paginate_documents
-from oms_api.services.reservations import cancel_unshipped
+from oms_api.services.reservations import cancel_unshipped, release_unshipped
 from oms_api.services.scoping import fence_sql, scope_to_channel
 from oms_api.services.shipments import cancel_open_shipments
+from oms_api.services.stock import move_stock
 from oms_api.services.transitions import ORDER, transition
 
 
@@ -138,12 +139,16 @@ async def change_state(
     shipment_events: list[tuple[str, dict[str, Any]]] = []
     if cancelling:  # open shipments first: their units go back to the reservations released
         shipment_events = await cancel_open_shipments(conn, order_id, reason)
-        released = await cancel_unshipped(
+        releases = await release_unshipped(
             conn,
             order_id=order_id,
             reason="order_expired" if command is OrderCommand.EXPIRE else "order_cancelled",
         )
-        await fill_from_released(conn, released)
+        # What they release goes on to waiting backorders, in the same call of the stock path.
+        fills = await plan_release_fills(conn, releases)
+        await move_stock(conn, [*releases, *(m for f in fills for m in f.moves)])
+        await cancel_unshipped(conn, order_id)
+        await record_fills(conn, fills)
     if current is OrderStatus.PARTIALLY_SHIPPED:  # the rest cancelled: delivered already?
         types += await settle_fulfilment(conn, order_id, moved.target)
     document = await load_order(conn, order_id, channel_id=None)

@@ -21,9 +21,9 @@ from oms_api.errors import NotFound
 from oms_api.jsonutil import iso
 from oms_api.models import Replenishment
 from oms_api.outbox import record_events
-from oms_api.services.backorders import fill_backorders, lock_waiting_orders
+from oms_api.services.backorders import lock_waiting_orders, receive_stock
 from oms_api.services.pagination import Page, paginate_documents
-from oms_api.services.stock import lock_levels, move_stock, stock_move
+from oms_api.services.stock import lock_levels, stock_move
 from oms_api.services.transitions import REPLENISHMENT, transition
 
 COLUMNS = (
@@ -99,12 +99,11 @@ async def receive(
     )  # fmt: skip
     waiting = await lock_waiting_orders(conn, location_id, [row["product_id"]])
     await lock_levels(conn, [(row["product_id"], location_id)], create_missing=True)
-    await move_stock(conn, [
+    await receive_stock(conn, location_id, [
         stock_move(product_id=row["product_id"], location_id=location_id, sku=row["sku"],
                    on_hand=units, reason="replenishment_received", cause_type="replenishment",
                    cause_id=replenishment_id)
-    ])  # fmt: skip
-    await fill_backorders(conn, location_id, [row["product_id"]], waiting)
+    ], waiting)  # fmt: skip
     return await _record(conn, replenishment_id, moved.events)
 
 

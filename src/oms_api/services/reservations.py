@@ -11,8 +11,9 @@ from typing import Any
 
 import asyncpg
 
+from oms_api.domain.inventory import StockMove
 from oms_api.domain.shipments import Held, ReservationBook
-from oms_api.services.stock import move_stock, stock_move
+from oms_api.services.stock import stock_move
 
 # The order's reservations with their stock levels, both locked in (product, location)
 # order — the order every stock path locks in.
@@ -41,26 +42,28 @@ async def lock_order_reservations(conn: asyncpg.Connection, order_id: str) -> li
     return list(await conn.fetch(LOCK_ORDER_RESERVATIONS_SQL, order_id))
 
 
-async def cancel_unshipped(
+async def release_unshipped(
     conn: asyncpg.Connection, *, order_id: str, reason: str
-) -> list[tuple[str, str]]:
-    """Cancel every unit of the order not shipped: its reservations are released (ledger
-    `reason`, cause the order) and they, with the backordered units, count as cancelled.
-    Open shipments must have been cancelled first (their units are back in reservations).
-    The (product, location) pairs where units were released."""
+) -> list[StockMove]:
+    """The moves that release every unit of the order reserved and not shipped (ledger
+    `reason`, cause the order), its reservations and their levels locked. Apply them (with
+    what they make possible: `services/backorders.plan_release_fills`), then
+    `cancel_unshipped`. Open shipments must have been cancelled first (their units are back
+    in reservations)."""
     held = await lock_order_reservations(conn, order_id)
-    await move_stock(
-        conn,
-        [
-            stock_move(
-                product_id=r["product_id"], location_id=r["location_id"], sku=r["sku"],
-                reserved=-r["quantity"], reason=reason, cause_type="order", cause_id=order_id,
-            )
-            for r in held
-        ],
-    )  # fmt: skip
+    return [
+        stock_move(
+            product_id=r["product_id"], location_id=r["location_id"], sku=r["sku"],
+            reserved=-r["quantity"], reason=reason, cause_type="order", cause_id=order_id,
+        )
+        for r in held
+    ]  # fmt: skip
+
+
+async def cancel_unshipped(conn: asyncpg.Connection, order_id: str) -> None:
+    """Every unit of the order not shipped counts as cancelled, reserved (released by
+    `release_unshipped`'s moves) or backordered; its reservations are gone."""
     await conn.execute(CANCEL_UNSHIPPED_SQL, order_id)
-    return sorted({(r["product_id"], r["location_id"]) for r in held})
 
 
 HELD_SQL = """

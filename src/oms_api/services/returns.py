@@ -44,12 +44,12 @@ from oms_api.jsonutil import dumps, iso
 from oms_api.models import Return
 from oms_api.outbox import record_events
 from oms_api.services import placement
-from oms_api.services.backorders import fill_backorders, lock_waiting_orders
+from oms_api.services.backorders import lock_waiting_orders, receive_stock
 from oms_api.services.order_state import lock_order
 from oms_api.services.orders import record_payment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import channel_of, fence_location_sql, fence_sql, scope_to_channel
-from oms_api.services.stock import move_stock, stock_move
+from oms_api.services.stock import stock_move
 from oms_api.services.transitions import RETURN, transition
 
 VISIBLE_LOCATION_SQL = f"""
@@ -321,12 +321,12 @@ async def receive(
     # Resellable units may fill backorders: their orders are locked before the levels.
     restocked = sorted({expected[r.line_id]["product_id"] for r in receipts if r.resellable})
     waiting = await lock_waiting_orders(conn, location_id, restocked)
-    await move_stock(conn, [
+    await receive_stock(conn, location_id, [
         stock_move(product_id=expected[r.line_id]["product_id"], location_id=location_id,
                    sku=expected[r.line_id]["sku"], on_hand=r.quantity, reason="returned",
                    cause_type="return", cause_id=return_id)
         for r in receipts if r.resellable
-    ])  # fmt: skip
+    ], waiting)  # fmt: skip
     ids = [r.line_id for r in receipts]
     await conn.execute(
         """
@@ -346,7 +346,6 @@ async def receive(
         """,
         return_id, ids, [r.quantity for r in receipts], [r.resellable for r in receipts],
     )  # fmt: skip
-    await fill_backorders(conn, location_id, restocked, waiting)
     await _settle_order(conn, order["id"])
     return await _record(conn, order["id"], return_id, moved.events)
 

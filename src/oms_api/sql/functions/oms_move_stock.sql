@@ -11,8 +11,10 @@ DECLARE
     touched text[] := '{}';
     deltas bigint[] := '{}';
     n integer := 0;
-    after bigint;
     before bigint;
+    after bigint;
+    reported boolean;
+    crossing boolean;
     p record;
     opened text;
     stock_events jsonb;
@@ -20,12 +22,15 @@ BEGIN
     -- Each move is read as the ledger's row type: the table is the column list, so no
     -- column of the ledger can be left out here. (A key the table lacks would be dropped:
     -- services/placement.py holds StockMove's keys to the ledger's columns at import.)
-    -- Move by move, in (product, location) order (the order every path locks levels in);
-    -- each a keyed update of its level and its ledger row. The CHECK constraints refuse any
-    -- level that would go negative. (One set-based UPDATE was planned against
-    -- jsonb_populate_recordset's 100-row estimate: a scan of every level.)
-    FOR m IN SELECT * FROM jsonb_populate_recordset(NULL::inventory_movements, p_moves) AS x
-             ORDER BY x.product_id, x.location_id
+    -- Move by move, in (product, location) order (the order every path locks levels in),
+    -- and on one level in the order given (units arrive before they are reserved); each a
+    -- keyed update of its level and its ledger row. The CHECK constraints refuse any level
+    -- that would go negative. (One set-based UPDATE was planned against the functions'
+    -- 100-row estimate: a scan of every level.)
+    FOR m IN SELECT r.*
+             FROM jsonb_array_elements(p_moves) WITH ORDINALITY AS e(move, position)
+             CROSS JOIN LATERAL jsonb_populate_record(NULL::inventory_movements, e.move) AS r
+             ORDER BY r.product_id, r.location_id, e.position
     LOOP
         IF m.on_hand_delta > 0 THEN  -- stock arriving where none was kept: a level from zero
             INSERT INTO inventory_levels (product_id, location_id)
@@ -50,21 +55,32 @@ BEGIN
         deltas[n] := deltas[n] + m.on_hand_delta - m.reserved_delta;
     END LOOP;
     -- Then each product's total, in product order, after every level (the order of locks:
-    -- levels, then totals). Its row serialises the product's changes at every location:
-    -- the one that takes it from above the reorder point to at or below sees it, once.
+    -- levels, then totals), changed once by the call's net amount. Its row serialises the
+    -- product's changes at every location. A fall to or below the reorder point is a
+    -- crossing unless one was reported since the total was last above it
+    -- (`low_stock_reported`): exactly one change sees each.
     FOR i IN 1 .. n LOOP
         CONTINUE WHEN deltas[i] = 0;
-        INSERT INTO stock_totals AS t (product_id, available) VALUES (touched[i], deltas[i])
-        ON CONFLICT (product_id) DO UPDATE SET available = t.available + excluded.available
-        RETURNING t.available INTO after;
-        CONTINUE WHEN deltas[i] > 0;
-        before := after - deltas[i];
+        SELECT t.available, t.low_stock_reported INTO before, reported
+        FROM stock_totals t WHERE t.product_id = touched[i] FOR UPDATE;
+        IF NOT FOUND THEN  -- the product's first stock
+            INSERT INTO stock_totals (product_id, available, low_stock_reported)
+            VALUES (touched[i], 0, false) ON CONFLICT (product_id) DO NOTHING;
+            SELECT t.available, t.low_stock_reported INTO before, reported
+            FROM stock_totals t WHERE t.product_id = touched[i] FOR UPDATE;
+        END IF;
+        after := before + deltas[i];
         SELECT id, sku, reorder_point, reorder_quantity INTO p FROM products WHERE id = touched[i];
-        CONTINUE WHEN NOT (before > p.reorder_point AND after <= p.reorder_point)
-                      AND NOT (before > 0 AND after <= 0);
+        crossing := deltas[i] < 0 AND after <= p.reorder_point AND NOT reported;
+        UPDATE stock_totals
+        SET available = after,
+            low_stock_reported = CASE WHEN after > p.reorder_point THEN false
+                                      ELSE reported OR crossing END
+        WHERE product_id = touched[i];
+        CONTINUE WHEN NOT crossing AND NOT (before > 0 AND after <= 0);
         opened := NULL;
         stock_events := '[]';
-        IF before > p.reorder_point AND after <= p.reorder_point THEN
+        IF crossing THEN
             IF p.reorder_quantity > 0 THEN  -- a product with no reorder quantity is not reordered
                 opened := oms_new_id('rpl');
                 INSERT INTO replenishments (id, product_id, sku, status, quantity, reorder_point,
@@ -73,11 +89,11 @@ BEGIN
                         now(), now());
             END IF;
             stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
-                                                   'type', 'inventory.low_stock');
+                                                               'type', 'inventory.low_stock');
         END IF;
         IF before > 0 AND after <= 0 THEN
             stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
-                                                   'type', 'inventory.out_of_stock');
+                                                               'type', 'inventory.out_of_stock');
         END IF;
         PERFORM oms_record_events(NULL, stock_events, jsonb_build_object(
             'product_id', p.id, 'sku', p.sku, 'available', after,
