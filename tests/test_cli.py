@@ -187,8 +187,12 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert pos_orders == []
     # Automation: the beanie below its reorder point with its request open, and the order
     # that backordered it filled when two more arrived (the printed command finds it).
-    requests = (await client.get("/v1/replenishments", params={"status": "open"},
-                                 headers=admin_key)).json()["data"]  # fmt: skip
+    requests = [
+        r
+        for sku in ("BEANIE-WOOL", "CAP-BLACK")
+        for r in (await client.get("/v1/replenishments", params={"status": "open", "sku": sku},
+                                   headers=admin_key)).json()["data"]
+    ]  # fmt: skip
     # The beanie's, and the cap's: stocked below its point (4 of 5), reordered at its sale.
     assert sorted((r["sku"], r["quantity"]) for r in requests) == [
         ("BEANIE-WOOL", 24),

@@ -187,3 +187,25 @@ async def test_no_event_is_lost_when_the_server_is_killed(
         )
     ).json()["data"]
     assert len(delivered) == 10
+
+
+async def test_a_long_transaction_in_another_database_holds_nothing_back(
+    server_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Transaction ids are the server's, but only this database's transactions can still
+    commit events here: one open elsewhere (a report, a bulk load) does not delay the feed.
+    One open here does (the feed never skips)."""
+    _, cursor = await _drain(admin, None)
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    elsewhere = await asyncpg.connect(server_url)  # the server's `postgres` database
+    try:
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # holds an xid, open
+            placed = await place(client, order_body(None, [(product["sku"], 1)]),
+                                 headers=shop.headers)  # fmt: skip
+            assert placed.status_code == 201, placed.text
+            seen, _ = await _drain(admin, cursor)
+            assert placed.json()["id"] in {e["order_id"] for e in seen}
+    finally:
+        await elsewhere.close()

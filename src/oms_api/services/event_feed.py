@@ -1,8 +1,8 @@
 """The event feed: every event, oldest first, for integrators that poll.
 
 Events are ordered by (writing transaction id, position) and only events of
-transactions older than every transaction still running are shown
-(`txid < pg_snapshot_xmin(pg_current_snapshot())`). A transaction that commits late
+transactions older than every transaction still running in this database are shown
+(`HORIZON_CTE`). A transaction that commits late
 therefore always sorts after everything already shown: a reader paging with `after`
 never skips an event. (Position alone would not do: it is assigned at insert, not at
 commit.)
@@ -20,12 +20,31 @@ from oms_api.services.scoping import fence_sql
 # The cursor is an event the caller may see: another channel's id is as unknown as a made-up
 # one (the fence on both reads, so the answers cannot differ).
 CURSOR_SQL = f"SELECT 1 FROM events e WHERE e.id = $1 AND {fence_sql('e.channel_id', 2)}"
+# The horizon: events of transactions older than it are all committed or gone, and any
+# transaction still to commit an event sorts after it. Transaction ids are the server's: a
+# long transaction in another database (a report, a bulk load) would hold the snapshot's
+# xmin back, and the feed with it, so it is the oldest running transaction not seen running
+# in another database (one that ended since the snapshot counts: never too far). The
+# notifier reads the outbox up to the same horizon.
+HORIZON_CTE = """
+snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid AS x FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+),
+horizon AS (
+    SELECT coalesce(
+        (SELECT min(r) FROM pg_snapshot_xip((SELECT s FROM snap)) AS r
+         WHERE r::xid NOT IN (SELECT x FROM elsewhere)),
+        pg_snapshot_xmax((SELECT s FROM snap))) AS h
+)"""
+
 FEED_SQL = f"""
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+WITH {HORIZON_CTE},
 cursor AS (SELECT txid, position FROM events e WHERE e.id = $1 AND {fence_sql("e.channel_id", 2)})
 SELECT e.id, e.type, e.order_id, e.channel_id, e.sequence, e.created_at, e.data
 FROM events e, horizon
-WHERE e.txid < horizon.xmin
+WHERE e.txid < horizon.h
   AND ($1::text IS NULL OR (e.txid, e.position) > (SELECT txid, position FROM cursor))
   AND {fence_sql("e.channel_id", 2)}
   AND ($3::text[] IS NULL OR e.type = ANY($3))

@@ -39,6 +39,7 @@ from oms_api.models import Notification
 from oms_api.notifications.mail import sender
 from oms_api.notifications.render import TemplateProblem, check_overrides, render
 from oms_api.notifications.samples import sample_context
+from oms_api.services.event_feed import HORIZON_CTE
 from oms_api.services.order_documents import load_order
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.paperwork import location_of
@@ -144,23 +145,10 @@ LOCK_CURSOR_SQL = (
     "SELECT txid, position FROM notification_cursor WHERE name = $1 FOR UPDATE SKIP LOCKED"
 )
 # The events after the cursor, in commit order, of transactions older than any still
-# running that may write events (a later commit always sorts after them); the data only of
-# those that notify. Transaction ids are the cluster's: a long transaction in another
-# database on the same server (a report, a bulk load) would hold the snapshot's xmin back
-# and every email with it, so the horizon is the oldest running transaction not seen
-# running in another database (one that ended since the snapshot counts: never too far).
-SCAN_SQL = """
-WITH snap AS (SELECT pg_current_snapshot() AS s),
-elsewhere AS (
-    SELECT backend_xid AS x FROM pg_stat_activity
-    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
-),
-horizon AS (
-    SELECT coalesce(
-        (SELECT min(r) FROM pg_snapshot_xip((SELECT s FROM snap)) AS r
-         WHERE r::xid NOT IN (SELECT x FROM elsewhere)),
-        pg_snapshot_xmax((SELECT s FROM snap))) AS h
-)
+# running that may write events (a later commit always sorts after them: the event feed's
+# horizon, `event_feed.HORIZON_CTE`); the data only of those that notify.
+SCAN_SQL = f"""
+WITH {HORIZON_CTE}
 SELECT e.txid, e.position, e.id, e.type, e.order_id, e.channel_id, e.created_at,
        CASE WHEN e.type = ANY($3::text[]) THEN e.data END AS data
 FROM events e, horizon
