@@ -30,6 +30,7 @@ from oms_api.api import (
     shipments,
 )
 from oms_api.api import events as events_api
+from oms_api.api import reports as reports_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
 from oms_api.api.problems import PROBLEM_CONTENT_TYPE, install_error_handlers
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(settings_api.router)
     app.include_router(notifications.router)
+    app.include_router(reports_api.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
@@ -244,5 +246,9 @@ TAGS = [
         "description": "Runtime settings: risk rules, return window, auto-allocation.",
     },
     {"name": "notifications", "description": "Customer emails: per-channel settings, sent mail."},
+    {
+        "name": "reports",
+        "description": "Sales, fulfilment lead times, returns, inventory: JSON or CSV.",
+    },
     {"name": "operations", "description": "Health, readiness and metrics."},
 ]

@@ -1,0 +1,298 @@
+"""Reports: every figure is computed in PostgreSQL, in one statement per report.
+
+Every report over a period counts the orders *placed* in it (`orders.created_at` within the
+period's bounds, `domain.reports.Period`) and leaves cancelled orders out. A channel-bound
+key sees only its own channel's orders (`scoping.fence_sql`), and for the inventory report
+only the locations its channel sells from (`scoping.fence_location_sql`). The optional
+`channel` filter (a channel code) narrows further; naming another channel from a bound key,
+or a code no channel has, gives no rows — as the orders list does.
+
+What makes them fast on a million orders (docs/performance.md): the index
+`ix_orders_created_at_report`, which every period report starts from, holds each order's
+placement time with the columns the reports read of it, so the orders are read from the
+index alone; the order lines and shipments are reached from it by their `order_id`
+indexes, which hold the columns the reports read of them (migration 0015).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from oms_api.domain.reports import (
+    Period,
+    SalesGrouping,
+    reasons_in_full,
+    return_rate,
+)
+from oms_api.services.scoping import fence_location_sql, fence_sql
+
+# Sorts and hashes of a report over a year hold a few hundred thousand rows: in memory.
+REPORT_WORK_MEM = "SET LOCAL work_mem = '64MB'"
+
+# The orders a period report counts: placed in [$1, $2), not cancelled, fenced to the
+# caller's channel ($3), of the channel whose code is $4 when given.
+_ORDERS_IN_PERIOD = f"""
+    SELECT o.id, o.created_at, o.channel_id, o.currency, o.total, c.code AS channel
+    FROM orders o
+    JOIN channels c ON c.id = o.channel_id
+    WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled'
+      AND {fence_sql("o.channel_id", 3)}
+      AND ($4::text IS NULL OR c.code = $4)
+"""
+
+# Sales per UTC day or per channel: orders, units (their lines' quantities), revenue (the
+# orders' totals), per currency. Units are summed per order first, so each order's total
+# is counted once.
+SALES_BY_ORDER_SQL = {
+    SalesGrouping.DAY: "to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    SalesGrouping.CHANNEL: "o.channel",
+}
+_SALES_BY_ORDER = """
+WITH o AS ({orders})
+SELECT {key} AS key, o.currency, count(*) AS orders,
+       coalesce(sum(u.units), 0)::bigint AS units, sum(o.total)::bigint AS revenue
+FROM o
+CROSS JOIN LATERAL (SELECT sum(l.quantity) AS units FROM order_lines l
+                    WHERE l.order_id = o.id) u
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+# Sales per SKU: orders holding it, units, revenue (the lines' quantity x unit price), per
+# currency. A SKU on two lines of one order counts that order once.
+_SALES_BY_SKU = """
+WITH o AS ({orders}),
+lines AS (
+    SELECT l.sku, o.currency, o.id, sum(l.quantity) AS units,
+           sum(l.quantity * l.unit_price) AS revenue
+    FROM o JOIN order_lines l ON l.order_id = o.id
+    GROUP BY l.sku, o.currency, o.id
+)
+SELECT sku AS key, currency, count(*) AS orders, sum(units)::bigint AS units,
+       sum(revenue)::bigint AS revenue
+FROM lines
+GROUP BY sku, currency
+ORDER BY sku, currency
+"""
+
+# Fulfilment lead times over the orders placed in the period. Per order: when its first
+# shipment shipped, and when it was delivered (every shipment delivered: the order's
+# `delivered_at`). Per shipping location: the orders with a shipment from it (not
+# cancelled), when the first of those shipped, and when the last was delivered once every
+# one of them was. Hours as fractions; median and p90 by percentile_cont (interpolated).
+_FULFILMENT = """
+WITH o AS ({orders}),
+per_location AS (
+    SELECT o.id, s.location_id, o.created_at,
+           min(s.shipped_at) AS shipped_at,
+           CASE WHEN bool_and(s.delivered_at IS NOT NULL) THEN max(s.delivered_at) END
+               AS delivered_at
+    FROM o JOIN shipments s ON s.order_id = o.id
+    WHERE s.status <> 'cancelled'
+    GROUP BY o.id, s.location_id, o.created_at
+),
+per_order AS (
+    SELECT o.id, o.created_at, f.shipped_at, od.delivered_at
+    FROM o
+    LEFT JOIN (SELECT id, min(shipped_at) AS shipped_at FROM per_location GROUP BY id) f
+      ON f.id = o.id
+    LEFT JOIN LATERAL (SELECT x.delivered_at FROM orders x
+                       WHERE x.id = o.id AND x.status = 'delivered') od ON true
+),
+hours AS (
+    SELECT NULL::text AS location_id, id, shipped_at, delivered_at,
+           extract(epoch FROM shipped_at - created_at) / 3600 AS to_ship,
+           extract(epoch FROM delivered_at - created_at) / 3600 AS to_deliver
+    FROM per_order
+    UNION ALL
+    SELECT location_id, id, shipped_at, delivered_at,
+           extract(epoch FROM shipped_at - created_at) / 3600,
+           extract(epoch FROM delivered_at - created_at) / 3600
+    FROM per_location
+)
+SELECT h.location_id, l.code AS location_code,
+       count(*) AS orders_placed,
+       count(h.shipped_at) AS orders_shipped,
+       count(h.delivered_at) AS orders_delivered,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY h.to_ship)::numeric, 2)
+           AS hours_to_ship_median,
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY h.to_ship)::numeric, 2)
+           AS hours_to_ship_p90,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY h.to_deliver)::numeric, 2)
+           AS hours_to_deliver_median,
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY h.to_deliver)::numeric, 2)
+           AS hours_to_deliver_p90
+FROM hours h
+LEFT JOIN locations l ON l.id = h.location_id
+GROUP BY h.location_id, l.code
+ORDER BY h.location_id NULLS FIRST, l.code
+"""
+
+# Returns per SKU over the orders placed in the period: units sold (the lines' quantities),
+# units returned (return lines of returns neither rejected nor cancelled), per reason.
+_RETURNS = """
+WITH o AS ({orders}),
+sold AS (
+    SELECT l.sku, sum(l.quantity)::bigint AS units_sold
+    FROM o JOIN order_lines l ON l.order_id = o.id
+    GROUP BY l.sku
+),
+returned AS (
+    SELECT l.sku, rl.reason, sum(rl.quantity)::bigint AS units
+    FROM o
+    JOIN returns r ON r.order_id = o.id
+    JOIN return_lines rl ON rl.return_id = r.id
+    JOIN order_lines l ON l.id = rl.line_id
+    WHERE r.status NOT IN ('rejected', 'cancelled')
+    GROUP BY l.sku, rl.reason
+)
+SELECT s.sku, s.units_sold,
+       coalesce((SELECT sum(x.units) FROM returned x WHERE x.sku = s.sku), 0)::bigint
+           AS units_returned,
+       (SELECT jsonb_object_agg(x.reason, x.units) FROM returned x WHERE x.sku = s.sku)
+           AS reasons
+FROM sold s
+ORDER BY s.sku
+"""
+
+# Stock per SKU over the locations the caller may see ($1: a channel-bound key's channel):
+# on hand, reserved, available, the reorder point, whether it is low, and what the stock on
+# hand is worth at the product's price. Low-stock products first, then by SKU.
+INVENTORY_SQL = f"""
+SELECT p.sku, coalesce(v.on_hand, 0)::bigint AS on_hand,
+       coalesce(v.reserved, 0)::bigint AS reserved,
+       coalesce(v.on_hand - v.reserved, 0)::bigint AS available,
+       p.reorder_point,
+       coalesce(v.on_hand - v.reserved, 0) <= p.reorder_point AS low_stock,
+       (coalesce(v.on_hand, 0) * p.unit_price)::bigint AS stock_value, p.currency
+FROM products p
+LEFT JOIN (
+    SELECT il.product_id, sum(il.on_hand) AS on_hand, sum(il.reserved) AS reserved
+    FROM inventory_levels il
+    WHERE {fence_location_sql("il.location_id", 1)}
+    GROUP BY il.product_id
+) v ON v.product_id = p.id
+ORDER BY low_stock DESC, p.sku
+"""
+
+SALES_COLUMNS = {
+    SalesGrouping.DAY: ["day", "currency", "orders", "units", "revenue"],
+    SalesGrouping.CHANNEL: ["channel", "currency", "orders", "units", "revenue"],
+    SalesGrouping.SKU: ["sku", "currency", "orders", "units", "revenue"],
+}
+FULFILMENT_FIGURES = [
+    "orders_placed", "orders_shipped", "orders_delivered", "hours_to_ship_median",
+    "hours_to_ship_p90", "hours_to_deliver_median", "hours_to_deliver_p90",
+]  # fmt: skip
+FULFILMENT_COLUMNS = ["location_id", "location_code", *FULFILMENT_FIGURES]
+RETURNS_COLUMNS = ["sku", "units_sold", "units_returned", "return_rate", "reasons"]
+INVENTORY_COLUMNS = [
+    "sku", "on_hand", "reserved", "available", "reorder_point", "low_stock", "stock_value",
+    "currency",
+]  # fmt: skip
+
+
+def _envelope(period: Period | None, **rest: Any) -> dict[str, Any]:
+    return {
+        "from": period.first.isoformat() if period else None,
+        "to": period.last.isoformat() if period else None,
+        "generated_at": datetime.now(UTC),
+        **rest,
+    }
+
+
+def _args(period: Period, channel_id: str | None, channel: str | None) -> list[Any]:
+    return [period.starts, period.ends, channel_id, channel]
+
+
+async def sales(
+    conn: asyncpg.Connection, *, period: Period, group_by: SalesGrouping,
+    channel_id: str | None, channel: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Sales in `period` grouped by UTC day, channel code or SKU, per currency."""
+    if group_by is SalesGrouping.SKU:
+        sql = _SALES_BY_SKU.format(orders=_ORDERS_IN_PERIOD)
+    else:
+        sql = _SALES_BY_ORDER.format(orders=_ORDERS_IN_PERIOD, key=SALES_BY_ORDER_SQL[group_by])
+    await conn.execute(REPORT_WORK_MEM)
+    rows = await conn.fetch(sql, *_args(period, channel_id, channel))
+    key = group_by.value
+    return _envelope(
+        period, group_by=key,
+        rows=[
+            {key: r["key"], "currency": r["currency"], "orders": r["orders"],
+             "units": r["units"], "revenue": r["revenue"]}
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def _figures(row: asyncpg.Record) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in FULFILMENT_FIGURES:
+        value = row[name]
+        out[name] = float(value) if name.startswith("hours") and value is not None else value
+    return out
+
+
+async def fulfilment(
+    conn: asyncpg.Connection, *, period: Period, channel_id: str | None, channel: str | None
+) -> dict[str, Any]:
+    """Lead times of the orders placed in `period`: the totals, and per shipping location."""
+    await conn.execute(REPORT_WORK_MEM)
+    rows = await conn.fetch(
+        _FULFILMENT.format(orders=_ORDERS_IN_PERIOD), *_args(period, channel_id, channel)
+    )
+    totals = next((r for r in rows if r["location_id"] is None), None)
+    empty = dict.fromkeys(FULFILMENT_FIGURES) | {
+        "orders_placed": 0, "orders_shipped": 0, "orders_delivered": 0,
+    }  # fmt: skip
+    return _envelope(
+        period,
+        **(_figures(totals) if totals is not None else empty),
+        rows=[
+            {"location_id": r["location_id"], "location_code": r["location_code"]} | _figures(r)
+            for r in rows
+            if r["location_id"] is not None
+        ],
+    )
+
+
+async def returns(
+    conn: asyncpg.Connection, *, period: Period, channel_id: str | None, channel: str | None
+) -> dict[str, Any]:
+    """Per SKU sold in `period`: units sold and returned, the rate, units per reason."""
+    await conn.execute(REPORT_WORK_MEM)
+    rows = await conn.fetch(
+        _RETURNS.format(orders=_ORDERS_IN_PERIOD), *_args(period, channel_id, channel)
+    )
+    return _envelope(
+        period,
+        rows=[
+            {
+                "sku": r["sku"], "units_sold": r["units_sold"],
+                "units_returned": r["units_returned"],
+                "return_rate": return_rate(r["units_returned"], r["units_sold"]),
+                "reasons": reasons_in_full(_decoded(r["reasons"])),
+            }
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def _decoded(value: Any) -> dict[str, int] | None:
+    """A `jsonb` value as asyncpg gives it (text, unless a codec decoded it)."""
+    if value is None or isinstance(value, dict):
+        return value
+    decoded: dict[str, int] = orjson.loads(value)
+    return decoded
+
+
+async def inventory(conn: asyncpg.Connection, *, channel_id: str | None) -> dict[str, Any]:
+    """Stock per SKU at the locations the caller may see; low-stock products first."""
+    rows = await conn.fetch(INVENTORY_SQL, channel_id)
+    return _envelope(None, rows=[dict(r) for r in rows])
