@@ -136,27 +136,27 @@ ORDER BY location_code NULLS FIRST
 # Returns per SKU over the orders placed in the period: units sold (the lines' quantities),
 # units returned (return lines of returns neither rejected nor cancelled), per reason.
 _RETURNS = """
-WITH o AS ({orders}),
+WITH o AS MATERIALIZED ({orders}),
 sold AS (
     SELECT l.sku, sum(l.quantity)::bigint AS units_sold
     FROM o JOIN order_lines l ON l.order_id = o.id
     GROUP BY l.sku
 ),
 returned AS (
-    SELECT l.sku, rl.reason, sum(rl.quantity)::bigint AS units
-    FROM o
-    JOIN returns r ON r.order_id = o.id
-    JOIN return_lines rl ON rl.return_id = r.id
-    JOIN order_lines l ON l.id = rl.line_id
-    WHERE r.status NOT IN ('rejected', 'cancelled')
-    GROUP BY l.sku, rl.reason
+    SELECT x.sku, sum(x.units)::bigint AS units, jsonb_object_agg(x.reason, x.units) AS reasons
+    FROM (
+        SELECT l.sku, rl.reason, sum(rl.quantity)::bigint AS units
+        FROM o
+        JOIN returns r ON r.order_id = o.id
+        JOIN return_lines rl ON rl.return_id = r.id
+        JOIN order_lines l ON l.id = rl.line_id
+        WHERE r.status NOT IN ('rejected', 'cancelled')
+        GROUP BY l.sku, rl.reason
+    ) x
+    GROUP BY x.sku
 )
-SELECT s.sku, s.units_sold,
-       coalesce((SELECT sum(x.units) FROM returned x WHERE x.sku = s.sku), 0)::bigint
-           AS units_returned,
-       (SELECT jsonb_object_agg(x.reason, x.units) FROM returned x WHERE x.sku = s.sku)
-           AS reasons
-FROM sold s
+SELECT s.sku, s.units_sold, coalesce(r.units, 0)::bigint AS units_returned, r.reasons
+FROM sold s LEFT JOIN returned r ON r.sku = s.sku
 ORDER BY s.sku
 """
 
