@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,6 @@ from oms_api.domain.access import display_prefix, generate_key, hash_key  # noqa
 from oms_api.domain.reports import SalesGrouping, period  # noqa: E402
 from oms_api.services import reports  # noqa: E402
 
-PORT = 8098
 REPORTS = [
     ("sales by day", "/v1/reports/sales", {"group_by": "day"}),
     ("sales by channel", "/v1/reports/sales", {"group_by": "channel"}),
@@ -115,6 +115,12 @@ async def explain(url: str, channel_id: str | None) -> None:
         await conn.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", default="oms_bench_million")
@@ -132,13 +138,14 @@ def main() -> None:
         "DATABASE_URL": url, "OMS_ADMIN_API_KEY": admin_key, "OMS_DISPATCHER": "false",
         "OMS_LOG_LEVEL": "WARNING", "OMS_MAINTENANCE_INTERVAL": "86400",
     }  # fmt: skip
+    port = free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         server_process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "oms-api"), "serve", "--port", str(PORT)],
+            [str(Path(sys.executable).parent / "oms-api"), "serve", "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         try:
-            base = f"http://127.0.0.1:{PORT}"
+            base = f"http://127.0.0.1:{port}"
             wait_until_ready(base, 60, log.name)
             print(f"{args.name}: each report over {year['from']} .. {year['to']}, "
                   f"{args.runs} runs after a warm-up")  # fmt: skip
