@@ -404,6 +404,8 @@ async def test_csv_has_one_header_row_and_one_line_per_row(
         ("sales", {"group_by": "week"}, "validation_error"),
         ("sales", {"from": "2026-13-01"}, "validation_error"),
         ("sales", {"to": "yesterday"}, "validation_error"),
+        ("sales", {"to": "0"}, "validation_error"),  # not seconds since 1970
+        ("returns", {"from": "2026-11-01T00:00:00Z"}, "validation_error"),  # a date, no time
         ("sales", {"from": "2026-11-02", "to": "2026-11-01"}, "invalid_period"),
         ("fulfillment", {"from": "2025-01-01", "to": "2026-01-02"}, "period_too_long"),
         ("returns", {"channel": "Not A Code!"}, "validation_error"),

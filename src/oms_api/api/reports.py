@@ -14,14 +14,14 @@ from oms_api.db import driver_connection
 from oms_api.domain import reports as rules
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.reports import SalesGrouping
-from oms_api.schemas.common import Code
+from oms_api.schemas.common import Code, DateText
 from oms_api.schemas.reports import FulfilmentReport, InventoryReport, ReturnsReport, SalesReport
 from oms_api.services import reports as service
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reporter = Annotated[Principal, require(Scope.REPORTS_READ)]
 From = Annotated[
-    date | None,
+    DateText | None,
     Query(
         alias="from",
         description="First day (UTC), inclusive; default 30 days before `to`.",
@@ -29,7 +29,7 @@ From = Annotated[
     ),
 ]
 To = Annotated[
-    date | None,
+    DateText | None,
     Query(description="Last day (UTC), inclusive; default today.", examples=["2026-11-30"]),
 ]
 ChannelFilter = Annotated[

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import pycountry
@@ -135,6 +135,17 @@ TimestampFilter = Annotated[
         }
     ),
 ]
+
+
+def _date_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("expected a date, YYYY-MM-DD, e.g. 2026-11-30")
+    return value
+
+
+# A calendar date (a report's `from` and `to`): `YYYY-MM-DD` text, nothing else (not a
+# number of seconds, not a date-time).
+DateText = Annotated[date, BeforeValidator(_date_text), Field(strict=False)]
 
 Sku = Annotated[
     str,
