@@ -5,8 +5,8 @@ rows become CSV. Pure: the clock comes in as today's date; the figures come from
 A period is two dates, `to` inclusive, in UTC: orders placed from `from` 00:00Z up to (not
 including) the day after `to` 00:00Z. `to` defaults to today and `from` to 30 days before
 `to`. `from` after `to` is refused (422 `invalid_period`), and so is a period longer than
-`MAX_PERIOD_DAYS` (422 `period_too_long`): a year — a leap year too — always fits, and each
-report answers it in under a second on a million orders (docs/performance.md).
+`MAX_PERIOD_DAYS` (422 `period_too_long`): a year — a leap year too — always fits, and no
+request asks for more than a year's work (docs/performance.md, "Reports").
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ only the locations its channel sells from (`scoping.fence_location_sql`). The op
 `channel` filter (a channel code) narrows further; naming another channel from a bound key,
 or a code no channel has, gives no rows — as the orders list does.
 
-What makes them fast on a million orders (docs/performance.md): the index
-`ix_orders_created_at_report`, which every period report starts from, holds each order's
-placement time with the columns the reports read of it, so the orders are read from the
-index alone; the order lines and shipments are reached from it by their `order_id`
-indexes, which hold the columns the reports read of them (migration 0015).
+Every period report starts from `_ORDERS_IN_PERIOD`, served by the index
+`ix_orders_created_at_report` (migration 0015): it holds each order's placement time with
+every column the reports read of it, so the period's orders are read from the index alone.
+Their lines, shipments and returns are reached by hash joins. What that costs on a million
+orders, and what would make it cheaper: docs/performance.md, "Reports".
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from oms_api.domain.reports import (
 )
 from oms_api.services.scoping import fence_location_sql, fence_sql
 
-# Sorts and hashes of a report over a year hold a few hundred thousand rows: in memory.
-# No JIT: compiling a report's plan costs more than it saves at this size.
+# Sorts and hashes of a report over a year hold up to a million rows: in memory (at 64 MB
+# fulfilment's grouping spilled to disk). No JIT: compiling one of these plans took ~100 ms.
 REPORT_WORK_MEM = "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off"
 
 # The orders a period report counts: placed in [$1, $2), not cancelled, fenced to the
