@@ -11,6 +11,7 @@ import asyncio
 import email
 import email.policy
 import json
+import re
 import signal
 import threading
 import time
@@ -373,6 +374,11 @@ async def test_a_mail_server_that_is_down_is_retried(
     assert pending["status"] == "pending"
     assert pending["attempts"] == 1
     assert pending["last_error"]
+    # Waiting for its retry, it counts on /metrics: an alert sees the mail server down.
+    metrics = (await admin.get("/metrics")).text
+    depth = re.search(r"^oms_notification_queue_depth (\S+)$", metrics, re.M)
+    assert depth is not None
+    assert float(depth.group(1)) >= 1
 
 
 async def test_a_550_fails_at_once(
@@ -460,6 +466,15 @@ async def test_a_channels_template_override_is_what_goes_out(
         "{{ order.lines.append(1) }}",
         "{{ order.number ",
         "{{ no_such_thing.at_all }}",
+        # CPU and memory: a loop of loops is stopped, huge strings are never built.
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ 'x'|center(1000000000) }}",
+        "{{ 'x'|indent(1000000000, true) }}",
+        '{{ "%.999999999f" % 1.0 }}',
+        "{{ '%5000d'|format(3) }}",
+        "{{ '{:>1000000000}'.format(1) }}",
+        "{{ 'x'|replace('x', 'xxxxxxxxxx')|replace('x', 'xxxxxxxxxx')|replace('x', 'xxxxxxxxxx')"
+        "|replace('x', 'xxxxxxxxxx')|replace('x', 'xxxxxxxxxx') }}",
     ],
 )
 async def test_the_sandbox_refuses_what_a_template_may_not_do(
@@ -744,3 +759,36 @@ async def test_the_notifier_runs_with_the_app_and_placement_never_waits_for_it(
                 await _paid_order(admin2, admin2, shop)
             assert time.monotonic() - started < 5
         inbox.release.set()
+
+
+async def test_a_sender_name_that_would_break_the_header_is_refused(
+    admin: httpx.AsyncClient,
+) -> None:
+    shop = await Shop.open(admin)
+    url = f"/v1/channels/{shop.channel['id']}/notifications"
+    for name in ("x\r\nBcc: a@b.c", "tab\there"):
+        response = await admin.put(url, json={"from": {"name": name, "email": "a@b.com"}})
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    quoted = await admin.put(url, json={"from": {"name": 'Κατάστημα, "Best" <evil@x.com>',
+                                                 "email": "shop@example.gr"}})  # fmt: skip
+    assert quoted.status_code == 200, quoted.text
+
+
+async def test_the_greeting_uses_the_name_the_channel_knows(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI, caught_up: None
+) -> None:
+    """The customer's name as their channel has it, not the gift's recipient on the
+    shipping address."""
+    notifier = notifier_for(app, None)
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    body = order_body(
+        None, [(product["sku"], 1)], payment=PAID,
+        shipping_address=SHIP_TO | {"name": "Bob Giftee"},
+        customer={"email": f"{unique('alice')}@example.com", "name": "Alice Buyer"},
+    )  # fmt: skip
+    order = await _ok(await place(client, body, headers=shop.headers), 201)
+    await drain(notifier)
+    [told] = await _notifications(admin, order["id"])
+    full = await _ok(await admin.get(f"/v1/notifications/{told['id']}"))
+    assert "Hello Alice Buyer" in full["text"]

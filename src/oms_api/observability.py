@@ -55,12 +55,12 @@ WEBHOOK_OLDEST_PENDING = Gauge(
 )
 NOTIFICATION_QUEUE_DEPTH = Gauge(
     "oms_notification_queue_depth",
-    "Customer notifications due and not yet sent.",
+    "Customer notifications due, or tried and waiting for a retry, not yet sent.",
     multiprocess_mode="mostrecent",
 )
 NOTIFICATION_OLDEST_PENDING = Gauge(
     "oms_notification_oldest_pending_seconds",
-    "Seconds since the oldest unsent customer notification fell due.",
+    "Seconds since the oldest of those fell due.",
     multiprocess_mode="mostrecent",
 )
 

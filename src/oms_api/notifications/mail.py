@@ -19,10 +19,10 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -62,7 +62,9 @@ class Outgoing:
 
 def sender(name: str | None, email: str) -> str:
     """`"Name" <addr>` (encoded as RFC 2047 when the name needs it)."""
-    return formataddr((name or "", email)) if name else email
+    # headerregistry quotes the name whatever it holds (commas, quotes, `<…>`), so a name
+    # can never read as another address; the message's policy encodes it (RFC 2047).
+    return str(Address(display_name=name, addr_spec=email)) if name else email
 
 
 def message_id(notification_id: str, from_address: str) -> str:
@@ -74,7 +76,8 @@ def message_id(notification_id: str, from_address: str) -> str:
 def build_message(out: Outgoing) -> EmailMessage:
     message = EmailMessage()
     message["Message-ID"] = message_id(out.id, out.from_address)
-    message["Date"] = format_datetime(out.created_at)
+    # When it is sent (a follow-up is made at delivery, sent days later; a retry later still).
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["From"] = out.from_address
     message["To"] = out.to
     if out.reply_to:

@@ -4,17 +4,22 @@ The package ships a default template for each kind (`templates/<kind>.subject.tx
 `<kind>.txt`, `<kind>.html`, the HTML extending `base.html`); a channel may override any
 part of any kind. Every template — shipped or a channel's — runs in Jinja2's immutable
 sandbox: no attribute starting with `_`, no Python internals, no method that changes a
-value, no file (the loader serves the shipped templates by name and nothing else), and
-no `*`/`**` that builds something huge. A channel's template that fails on a sample
+value, no file (the loader serves the shipped templates by name and nothing else), no
+`*`/`**`, format width or string filter that builds something huge, and no render longer
+than `RENDER_SECONDS` (an alarm interrupts a template that loops for ever). A channel's template that fails on a sample
 order is refused when it is saved (`check_overrides`), not found broken in an email later.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
 from importlib import resources
 from typing import Any
 
@@ -26,7 +31,8 @@ from oms_api.domain.notifications import TEMPLATE_PARTS, Kind, format_money
 
 MAX_OUTPUT_CHARS = 200_000
 MAX_SUBJECT_CHARS = 250
-MAX_SEQUENCE = 10_000  # the longest string or list `*` may build in a template
+MAX_SEQUENCE = 10_000  # the longest string or list `*` (or a filter) may build in a template
+RENDER_SECONDS = 0.5  # one part of one email; the shipped templates take milliseconds
 
 
 class TemplateProblem(Exception):
@@ -73,15 +79,95 @@ def _safe_pow(a: Any, b: Any) -> Any:
     return operator.pow(a, b)
 
 
+# A width or precision in a format (`%1000000000d`, `{:>1000000000}`) builds a string of
+# that size before anything can measure it: no number of more than 3 digits in a format.
+_BIG_NUMBER = re.compile(r"\d{4,}")
+
+
+def _check_format(spec: Any) -> None:
+    if isinstance(spec, str) and _BIG_NUMBER.search(spec):
+        raise SecurityError("a width or precision over 999 in a format")
+
+
+def _safe_mod(a: Any, b: Any) -> Any:
+    _check_format(a)
+    return operator.mod(a, b)
+
+
+def _bounded(limit_of: Callable[..., int], filter_: Callable[..., Any]) -> Callable[..., Any]:
+    """`filter_`, refused when the size it would build (`limit_of(*args)`) is too large."""
+
+    # Jinja passes a context, an eval context or the environment first to some filters.
+    skip = 1 if hasattr(filter_, "jinja_pass_arg") else 0
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if limit_of(*args[skip:], **kwargs) > MAX_SEQUENCE:
+            raise SecurityError(f"{filter_.__name__} would build too long a string")
+        return filter_(*args, **kwargs)
+
+    return update_wrapper(checked, filter_)
+
+
+def _width(value: Any, width: Any = 80, *_: Any, **__: Any) -> int:
+    return int(width) if isinstance(width, int | float) else 0
+
+
+def _replaced_length(value: Any, old: Any = "", new: Any = "", count: Any = None, **_: Any) -> int:
+    text, old, new = str(value), str(old), str(new)
+    times = text.count(old) if old else len(text) + 1
+    return len(text) + times * max(len(new) - len(old), 0)
+
+
+def _indent_size(value: Any, width: Any = 4, *_: Any, **__: Any) -> int:
+    step = width if isinstance(width, int) else len(str(width))
+    return len(str(value)) + (str(value).count("\n") + 1) * step
+
+
+class _TooSlow(BaseException):
+    """The render ran out of time (raised by the alarm, so that no `except Exception` in a
+    template's code path swallows it)."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Interrupt what runs in this thread after `seconds` (a template looping for ever).
+    Signals reach the main thread only: elsewhere this guard is not set (every render of
+    the service — the API and the notifier — runs on the event loop's main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "*":
             return _safe_mul(left, right)
         if operator_ == "**":
             return _safe_pow(left, right)
+        if operator_ == "%":
+            return _safe_mod(left, right)
         return super().call_binop(context, operator_, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`'…'.format(…)`, sandboxed as Jinja does, and no huge width in the format."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        _check_format(value.__self__)
+        return wrapped
 
 
 def _environment(html: bool) -> _Sandbox:
@@ -97,6 +183,17 @@ def _environment(html: bool) -> _Sandbox:
     )
     env.filters["money"] = format_money
     env.filters["date"] = _date
+    # Filters that build a string as large as a number they are given: bounded.
+    for name, size in (("center", _width), ("wordwrap", _width), ("indent", _indent_size),
+                       ("replace", _replaced_length)):  # fmt: skip
+        env.filters[name] = _bounded(size, env.filters[name])
+    plain_format = env.filters["format"]
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_format(value)
+        return plain_format(value, *args, **kwargs)
+
+    env.filters["format"] = format_
     return env
 
 
@@ -126,7 +223,12 @@ def _compiled(source: str, html: bool) -> Template:
 
 def _render(part: str, source: str, context: Mapping[str, Any], *, html: bool) -> str:
     try:
-        out = _compiled(source, html).render(**context)
+        with _deadline(RENDER_SECONDS):
+            out = _compiled(source, html).render(**context)
+    except _TooSlow:
+        raise TemplateProblem(
+            part, f"takes longer than {RENDER_SECONDS} s to render (a loop too long?)"
+        ) from None
     except SecurityError as exc:
         raise TemplateProblem(part, f"not allowed in a template: {exc}") from exc
     except TemplateError as exc:

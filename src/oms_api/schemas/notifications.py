@@ -17,7 +17,11 @@ DEFAULT_KINDS: list[NotificationKind] = [
     "order_confirmed", "shipment_shipped", "shipment_delivered", "order_cancelled",
     "return_approved", "return_completed",
 ]  # fmt: skip
-SenderName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# A display name goes into a header: no control characters (a CR/LF would break the header,
+# and every email of the channel with it — refused when saved, not found in the inbox).
+SenderName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 class Sender(RequestModel):

@@ -11,6 +11,7 @@ notifier gets to it, whatever crashed meanwhile), nothing is sent for a rolled-b
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,10 +161,15 @@ ADVANCE_CURSOR_SQL = """
 UPDATE notification_cursor SET txid = $2::xid8, position = $3, updated_at = now()
 WHERE name = $1
 """
-CUSTOMER_SQL = "SELECT id, email, name, accepts_follow_up FROM customers WHERE id = $1"
-CUSTOMERS_SQL = (
-    "SELECT id, email, name, accepts_follow_up FROM customers WHERE id = ANY($1::text[])"
-)
+# The customer, with the name each channel knows them by (their profile there): the
+# greeting uses the name the order's channel was given.
+_CUSTOMER_COLUMNS = """
+SELECT c.id, c.email, c.name, c.accepts_follow_up,
+       (SELECT jsonb_object_agg(p.channel_id, p.name) FROM customer_profiles p
+        WHERE p.customer_id = c.id AND p.name IS NOT NULL) AS profile_names
+FROM customers c"""
+CUSTOMER_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = $1"
+CUSTOMERS_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = ANY($1::text[])"
 ORDER_NUMBER_SQL = "SELECT number FROM orders WHERE id = $1"
 INSERT_SQL = """
 INSERT INTO notifications (id, channel_id, order_id, customer_id, kind, event_id, shipment_id,
@@ -241,6 +247,17 @@ async def _channel(conn: asyncpg.Connection, ident: str, cache: dict[str, _Chann
     return cache[ident]
 
 
+def _name_in_channel(customer: asyncpg.Record | None, channel_id: str | None) -> str | None:
+    """The name the order's channel knows the customer by, else the one on their record."""
+    if customer is None:
+        return None
+    names = customer["profile_names"] or {}
+    if isinstance(names, str):
+        names = json.loads(names)
+    named: str | None = names.get(channel_id) if channel_id else None
+    return named or customer["name"]
+
+
 async def _derive_one(
     conn: asyncpg.Connection, event: asyncpg.Record, channels: dict[str, _Channel],
     customers: Mapping[str, asyncpg.Record], default_from: str,
@@ -263,7 +280,7 @@ async def _derive_one(
     shipping_name = (order.get("shipping_address") or {}).get("name")
     who = {
         "id": order["customer_id"],
-        "name": (customer["name"] if customer else None) or shipping_name,
+        "name": _name_in_channel(customer, order.get("channel_id")) or shipping_name,
         "email": customer["email"] if customer else order.get("email"),
     }
     context: dict[str, Any] = {

@@ -86,10 +86,16 @@ SET status = $2, last_error = $3, sent_at = $4,
     next_attempt_at = coalesce($5, next_attempt_at), updated_at = now()
 WHERE id = $1 AND status = 'pending'
 """
+# Waiting to go out: due now, or tried and waiting for a retry (a mail server that is down
+# shows here at once). Its age counts from when it first fell due: its creation — for a
+# follow-up, made at delivery for later, its due time while untried.
 OLDEST_SQL = """
 SELECT count(*) AS due,
-       coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest
-FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
+       greatest(coalesce(extract(epoch FROM now() - min(
+           CASE WHEN kind = 'follow_up' AND attempts = 0 THEN next_attempt_at
+                ELSE created_at END)), 0), 0)::float8 AS oldest
+FROM notifications
+WHERE status = 'pending' AND (next_attempt_at <= now() OR attempts > 0)
 """
 NO_SMTP = "OMS_SMTP_URL is not set: recorded, not sent"
 # (id, status, last_error, sent_at, next_attempt_at): RECORD_SQL's arguments
@@ -97,7 +103,8 @@ Outcome = tuple[str, str, str | None, datetime | None, datetime | None]
 
 
 async def pending_stats(conn: asyncpg.Connection) -> tuple[int, float]:
-    """Notifications due and not sent yet, and the age in seconds of the oldest (0: none)."""
+    """Notifications due, or tried and waiting for a retry, and the age in seconds of the
+    oldest (0: none)."""
     row = await conn.fetchrow(OLDEST_SQL)
     return (0, 0.0) if row is None else (int(row["due"]), float(row["oldest"]))
 
