@@ -586,6 +586,19 @@ async def test_without_an_smtp_url_everything_is_recorded_as_skipped_with_its_te
     assert filtered["data"][0]["text"] is None  # lists leave the bodies out
 
 
+async def test_a_pending_notification_is_not_resent(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI, caught_up: None
+) -> None:
+    """Not sent yet (here: its mail server down, waiting for a retry): a resend would send
+    it twice."""
+    notifier = notifier_for(app, f"smtp://127.0.0.1:{free_port()}")  # nobody listens
+    order = await _paid_order(admin, client, await Shop.open(admin))
+    await drain(notifier)
+    [pending] = await _notifications(admin, order["id"])
+    refused = await admin.post(f"/v1/notifications/{pending['id']}/resend")
+    assert (refused.status_code, refused.json()["code"]) == (409, "notification_pending")
+
+
 async def test_a_resend_is_a_new_message_and_other_channels_see_none(
     admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI,
     smtp: tuple[Inbox, int], caught_up: None,

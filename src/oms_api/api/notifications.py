@@ -141,7 +141,8 @@ async def resend_notification(
 ) -> Response:  # fmt: skip
     """A new notification with the same message, to the same address, sent as soon as the
     notifier gets to it: its own id and `Message-ID` (so a mail program keeps both), and
-    `resend_of` naming the first."""
+    `resend_of` naming the first. A notification still pending (not due yet, or waiting
+    for a retry) is not resent: 409 `notification_pending`."""
 
     async def create() -> bytes:
         return _notification_json(

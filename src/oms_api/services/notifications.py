@@ -33,7 +33,7 @@ from oms_api.domain.notifications import (
     notification_for,
     ordered_kinds,
 )
-from oms_api.errors import NotFound, Unprocessable
+from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id, new_ids
 from oms_api.jsonutil import dumps, iso
 from oms_api.models import Notification
@@ -394,6 +394,12 @@ async def resend_notification(
     """A new notification with the same message (its own id and so its own Message-ID: a
     mail program that kept the first does not drop the second as a duplicate), pending now."""
     original = await _fenced(session, principal, notification_id)
+    if original.status == Status.PENDING.value:  # it has not gone yet: it will, once
+        raise Conflict(
+            f"Notification {notification_id} has not been sent yet (it is pending): it goes "
+            "out as it is due; resend it once it is sent, failed or skipped.",
+            code="notification_pending",
+        )
     copy = Notification(
         id=new_id("ntf"), channel_id=original.channel_id, order_id=original.order_id,
         customer_id=original.customer_id, kind=original.kind, event_id=None,
