@@ -45,8 +45,8 @@ from oms_api.services.scoping import sells_from_sql
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 # The waiting orders, locked. `FOR UPDATE` re-checks the status of an order that changed
-# while this waited for it (a cancelled one is skipped). `{lock}`: `FOR UPDATE`, or with
-# `SKIP LOCKED` where the caller already holds stock levels (released units, below).
+# while this waited for it (a cancelled one is skipped). `{skip}`: nothing, or `SKIP LOCKED`
+# where the caller already holds stock levels (released units, below).
 WAITING_ORDERS_SQL = f"""
 SELECT o.id FROM orders o
 WHERE o.id IN (
@@ -120,7 +120,6 @@ class Fills:
     location_id: str
     lines: list[tuple[Any, int]] = field(default_factory=list)  # (waiting line, units)
 
-    @property
     def moves(self) -> list[StockMove]:
         """The reservations, to apply in the same call of the stock path as the units that
         make them possible (after them: the stock path keeps the order of moves on a
@@ -190,7 +189,7 @@ async def receive_stock(
     for move in arrivals:
         arriving[move["product_id"]] = arriving.get(move["product_id"], 0) + move["on_hand_delta"]
     fills = await plan_fills_at(conn, location_id, arriving, waiting)
-    await move_stock(conn, [*arrivals, *fills.moves])
+    await move_stock(conn, [*arrivals, *fills.moves()])
     return await record_fills(conn, [fills])
 
 
@@ -226,6 +225,6 @@ async def fill_passed_over(conn: asyncpg.Connection, *, limit: int = 100) -> int
         product_id, location_id = pair["product_id"], pair["location_id"]
         waiting = await lock_waiting_orders(conn, location_id, [product_id])
         fills = await plan_fills_at(conn, location_id, {product_id: 0}, waiting)
-        await move_stock(conn, fills.moves)
+        await move_stock(conn, fills.moves())
         await record_fills(conn, [fills])
     return len(pairs)

@@ -146,7 +146,7 @@ async def change_state(
         )
         # What they release goes on to waiting backorders, in the same call of the stock path.
         fills = await plan_release_fills(conn, releases)
-        await move_stock(conn, [*releases, *(m for f in fills for m in f.moves)])
+        await move_stock(conn, [*releases, *(m for f in fills for m in f.moves())])
         await cancel_unshipped(conn, order_id)
         await record_fills(conn, fills)
     if current is OrderStatus.PARTIALLY_SHIPPED:  # the rest cancelled: delivered already?
