@@ -247,14 +247,15 @@ async def _channel(conn: asyncpg.Connection, ident: str, cache: dict[str, _Chann
     return cache[ident]
 
 
-def _name_in_channel(customer: asyncpg.Record | None, channel_id: str | None) -> str | None:
-    """The name the order's channel knows the customer by, else the one on their record."""
+def _name_in_channel(customer: asyncpg.Record | None, order: Mapping[str, Any]) -> str | None:
+    """The name the order's channel knows the customer by (the order's own profile: the
+    names are keyed by channel), else the one on their record."""
     if customer is None:
         return None
     names = customer["profile_names"] or {}
     if isinstance(names, str):
         names = json.loads(names)
-    named: str | None = names.get(channel_id) if channel_id else None
+    named: str | None = names.get(order.get("channel_id"))
     return named or customer["name"]
 
 
@@ -280,7 +281,7 @@ async def _derive_one(
     shipping_name = (order.get("shipping_address") or {}).get("name")
     who = {
         "id": order["customer_id"],
-        "name": _name_in_channel(customer, order.get("channel_id")) or shipping_name,
+        "name": _name_in_channel(customer, order) or shipping_name,
         "email": customer["email"] if customer else order.get("email"),
     }
     context: dict[str, Any] = {
