@@ -435,3 +435,43 @@ async def test_reports_need_the_reports_scope(
         response = await client.get(f"/v1/reports/{path}", headers=bearer(key["secret"]))
         assert (response.status_code, response.json()["code"]) == (403, "missing_scope"), path
         assert (await client.get(f"/v1/reports/{path}")).status_code == 401
+
+
+async def test_units_cancelled_after_others_shipped_are_not_sold(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """An order whose first parcel shipped and whose rest was cancelled: `shipped`, so it
+    counts — with what it sold, not what was cancelled. Its own channel, so the figures
+    are this order's alone."""
+    shop = await Shop.open(admin, locations=2)
+    kept = await shop.product(admin, 1, at=0, unit_price=1000)
+    dropped = await shop.product(admin, 2, at=1, unit_price=500)
+    body = {
+        "customer": {"email": f"{unique('part')}@example.com"},
+        "payment": PAID,
+        "shipping_address": SHIP_TO,
+        "lines": [{"sku": kept["sku"], "quantity": 1}, {"sku": dropped["sku"], "quantity": 2}],
+    }
+    order = await _ok(await place(client, body, headers=shop.headers), 201)
+    shipments = (await _ok(await admin.post(f"/v1/orders/{order['id']}/allocate"), 201))["data"]
+    first = next(s for s in shipments if s["location_id"] == shop.locations[0]["id"])
+    for step, parcel in (("pick", None), ("pack", {"carrier": "UPS", "tracking_number": "1Z1"}),
+                         ("ship", None)):  # fmt: skip
+        await _ok(await admin.post(f"/v1/shipments/{first['id']}/{step}", json=parcel))
+    cancelled = await _ok(await admin.post(f"/v1/orders/{order['id']}/cancel"))
+    assert cancelled["status"] == "shipped"
+    admin_headers = dict(admin.headers)
+    code = shop.channel["code"]
+    by_channel = await _report(client, "sales", admin_headers, group_by="channel", channel=code)
+    # 1 order, 1 unit sold (2 cancelled), revenue the order's total as charged (20.00).
+    assert by_channel["rows"] == [
+        {"channel": code, "currency": "EUR", "orders": 1, "units": 1, "revenue": 2000}
+    ]
+    by_sku = await _report(client, "sales", admin_headers, group_by="sku", channel=code)
+    assert [(r["sku"], r["orders"], r["units"], r["revenue"]) for r in by_sku["rows"]] == [
+        (kept["sku"], 1, 1, 1000)
+    ]
+    returns = await _report(client, "returns", admin_headers, channel=code)
+    sold = {r["sku"]: r["units_sold"] for r in returns["rows"]}
+    assert sold.get(kept["sku"]) == 1
+    assert sold.get(dropped["sku"], 0) == 0

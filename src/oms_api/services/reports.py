@@ -60,7 +60,7 @@ totals AS (
     FROM o GROUP BY 1, 2
 ),
 units AS (
-    SELECT {key} AS key, o.currency, sum(l.quantity)::bigint AS units
+    SELECT {key} AS key, o.currency, sum(l.quantity - l.quantity_cancelled)::bigint AS units
     FROM o JOIN order_lines l ON l.order_id = o.id
     GROUP BY 1, 2
 )
@@ -70,13 +70,15 @@ ORDER BY 1, 2
 """
 
 # Sales per SKU: orders holding it, units, revenue (the lines' quantity x unit price), per
-# currency. A SKU on two lines of one order counts that order once.
+# currency — units cancelled (the rest of an order cancelled after some shipped) not sold.
+# A SKU on two lines of one order counts that order once; a line cancelled whole, not at all.
 _SALES_BY_SKU = """
 WITH o AS ({orders}),
 lines AS (
-    SELECT l.sku, o.currency, o.id, sum(l.quantity) AS units,
-           sum(l.quantity * l.unit_price) AS revenue
+    SELECT l.sku, o.currency, o.id, sum(l.quantity - l.quantity_cancelled) AS units,
+           sum((l.quantity - l.quantity_cancelled) * l.unit_price) AS revenue
     FROM o JOIN order_lines l ON l.order_id = o.id
+    WHERE l.quantity > l.quantity_cancelled
     GROUP BY l.sku, o.currency, o.id
 )
 SELECT sku AS key, currency, count(*) AS orders, sum(units)::bigint AS units,
@@ -133,12 +135,13 @@ FROM located x JOIN locations l ON l.id = x.location_id
 ORDER BY location_code NULLS FIRST
 """
 
-# Returns per SKU over the orders placed in the period: units sold (the lines' quantities),
+# Returns per SKU over the orders placed in the period: units sold (the lines' quantities
+# less those cancelled),
 # units returned (return lines of returns neither rejected nor cancelled), per reason.
 _RETURNS = """
 WITH o AS MATERIALIZED ({orders}),
 sold AS (
-    SELECT l.sku, sum(l.quantity)::bigint AS units_sold
+    SELECT l.sku, sum(l.quantity - l.quantity_cancelled)::bigint AS units_sold
     FROM o JOIN order_lines l ON l.order_id = o.id
     GROUP BY l.sku
 ),
