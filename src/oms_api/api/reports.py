@@ -136,8 +136,8 @@ async def returns_report(
     channel: ChannelFilter = None,
     accept: Accept = None,
 ) -> Response:
-    """Per SKU on the orders placed in the period (not cancelled): units sold, units
-    returned (on returns neither rejected nor cancelled), the return rate and the units per
+    """Per SKU on the orders placed in the period (not cancelled): units sold (less any
+    cancelled), units returned (on returns neither rejected nor cancelled), the return rate and the units per
     reason. A channel-bound key gets its own channel's figures only."""
     report = await service.returns(
         await driver_connection(session), period=_period(from_, to),
