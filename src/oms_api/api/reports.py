@@ -83,8 +83,8 @@ async def sales_report(
     accept: Accept = None,
 ) -> Response:
     """Orders placed in the period, cancelled ones left out: per group and currency, the
-    orders, the units on their lines and the revenue (the orders' totals; by SKU, the lines'
-    quantity x unit price). A channel-bound key gets its own channel's figures only."""
+    orders, the units on their lines not cancelled and the revenue (the orders' totals; by
+    SKU, the lines' units not cancelled x unit price). A channel-bound key gets its own channel's figures only."""
     report = await service.sales(
         await driver_connection(session), period=_period(from_, to), group_by=group_by,
         channel_id=principal.channel_id, channel=channel,
