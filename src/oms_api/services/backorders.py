@@ -44,26 +44,22 @@ from oms_api.services.reservations import change_lines, load_held, write_book
 from oms_api.services.scoping import sells_from_sql
 from oms_api.services.stock import lock_levels, move_stock, stock_move
 
-# The waiting orders, locked. `FOR UPDATE` re-checks the status of an order that changed
-# while this waited for it (a cancelled one is skipped). `{skip}`: nothing, or `SKIP LOCKED`
-# where the caller already holds stock levels (released units, below).
-WAITING_ORDERS_SQL = f"""
-SELECT o.id FROM orders o
-WHERE o.id IN (
-    SELECT l.order_id FROM order_lines l JOIN orders w ON w.id = l.order_id
-    WHERE l.product_id = ANY($2::text[]) AND l.quantity_backordered > 0
-      AND w.status = ANY($3::text[]) AND {sells_from_sql("w.channel_id", "$1")}
-) AND o.status = ANY($3::text[])
-ORDER BY o.id
-FOR UPDATE OF o{{skip}}
-"""
-
-# Waiting orders a release passed over (locked elsewhere): their (product, location) pairs,
-# for housekeeping to fill from what is still available (`fill_passed_over`).
+# The orders with backordered lines of these products ($2) whose channel sells from the
+# location ($1), in a waiting state ($3).
 WAITING_IDS_SQL = f"""
 SELECT DISTINCT l.order_id FROM order_lines l JOIN orders w ON w.id = l.order_id
 WHERE l.product_id = ANY($2::text[]) AND l.quantity_backordered > 0
   AND w.status = ANY($3::text[]) AND {sells_from_sql("w.channel_id", "$1")}
+"""
+# The same orders, locked. `FOR UPDATE` re-checks the status of an order that changed while
+# this waited for it (a cancelled one is skipped). `{skip}`: nothing, or `SKIP LOCKED`
+# where the caller already holds stock levels (released units, below) — the orders it
+# passes over are those `WAITING_IDS_SQL` finds and it does not.
+WAITING_ORDERS_SQL = f"""
+SELECT o.id FROM orders o
+WHERE o.id IN ({WAITING_IDS_SQL}) AND o.status = ANY($3::text[])
+ORDER BY o.id
+FOR UPDATE OF o{{skip}}
 """
 CHECK_LATER_SQL = """
 INSERT INTO backorder_checks (product_id, location_id)
