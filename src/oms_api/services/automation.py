@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 
 from oms_api.domain.orders import FULFILLABLE, OrderStatus
-from oms_api.domain.shipments import FulfillmentSettings, plan_allocation
+from oms_api.domain.shipments import FulfillmentSettings
 from oms_api.services.app_settings import FULFILLMENT
-from oms_api.services.reservations import load_held
 from oms_api.services.shipments import allocate
 
 SETTINGS_SQL = f"SELECT value FROM app_settings WHERE key = '{FULFILLMENT}'"
@@ -32,6 +31,6 @@ async def allocate_if_automatic(
         return []
     if settings is None:
         settings = await fulfillment_settings(conn)
-    if not settings.auto_allocate or not plan_allocation(await load_held(conn, order_id)):
+    if not settings.auto_allocate:
         return []
-    return await allocate(conn, channel_id=None, order_id=order_id)
+    return await allocate(conn, channel_id=None, order_id=order_id, nothing_is_an_error=False)

@@ -145,12 +145,17 @@ async def create_shipment(
 
 
 async def allocate(
-    conn: asyncpg.Connection, *, channel_id: str | None, order_id: str
-) -> list[dict[str, Any]]:
-    """A shipment per location holding the order's reserved units not yet in one."""
+    conn: asyncpg.Connection, *, channel_id: str | None, order_id: str,
+    nothing_is_an_error: bool = True,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """A shipment per location holding the order's reserved units not yet in one. None to
+    make: 409 `nothing_to_allocate`, or (`nothing_is_an_error=False`, auto-allocation) no
+    shipment."""
     order = await _lock_fulfillable_order(conn, order_id, channel_id)
     held = await load_held(conn, order_id)
     plans = plan_allocation(held)
+    if not plans and not nothing_is_an_error:
+        return []
     if not plans:
         raise DomainError(
             "nothing_to_allocate",
