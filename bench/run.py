@@ -189,6 +189,14 @@ async def seed(url: str, secret: str) -> None:
                       'received', 'adjustment' FROM generate_series(1, $1) i""",
             n, LOCATION,
         )  # fmt: skip
+        if await conn.fetchval("SELECT to_regclass('stock_totals') IS NOT NULL"):
+            # Each product's total, as the stock path keeps it (migration 0013 on); without
+            # it every product's first order would create the row.
+            await conn.execute(
+                """INSERT INTO stock_totals (product_id, available)
+                   SELECT product_id, sum(on_hand - reserved) FROM inventory_levels
+                   GROUP BY product_id"""
+            )
         await conn.execute(
             """INSERT INTO customers (id, email) SELECT 'cus_bench_' || i, 'bench-' || i || '@example.com'
                FROM generate_series(1, 1000) i"""
