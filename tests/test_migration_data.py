@@ -5,6 +5,7 @@ downgrades and checks again."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -284,5 +285,64 @@ async def test_0013_totals_each_products_stock_so_the_next_fall_is_seen(
             ("q", "loc_1", 3, 3),
         ]
         assert await conn.fetchval("SELECT to_regclass('stock_totals')") is None
+    finally:
+        await conn.close()
+
+
+async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgrade(
+    empty_database: str,
+) -> None:
+    """At 0018 a placement's Idempotency-Key record names its `order.created` event instead
+    of keeping a copy of the document; the retry answers the same document. Downgraded,
+    the record has its body again (the event's data), and the retry still answers it."""
+    from tests.factories import create_channel, create_location, create_product, order_body
+    from tests.factories import stock as add_stock
+
+    url = empty_database
+    await migrate(url, "head")
+
+    async def placed_again(key: str, body: dict[str, object]) -> httpx.Response:
+        app = create_app(make_settings(url))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as admin:  # fmt: skip
+            return await admin.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
+
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as admin:  # fmt: skip
+        location = await create_location(admin)
+        channel = await create_channel(admin, location_ids=[location["id"]])
+        product = await create_product(admin)
+        await add_stock(admin, product["sku"], location["id"], 5)
+        body = order_body(channel["code"], [(product["sku"], 2)])
+        first = await admin.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-18"})
+        assert first.status_code == 201, first.text
+    conn = await asyncpg.connect(url)
+    try:
+        stored = await conn.fetchrow(
+            "SELECT response_body, response_event_id FROM idempotency_records WHERE key = 'k-18'"
+        )
+        assert stored["response_body"] is None
+        assert await conn.fetchval(
+            "SELECT type FROM events WHERE id = $1", stored["response_event_id"]
+        ) == "order.created"  # fmt: skip
+        again = await placed_again("k-18", body)
+        assert (again.status_code, again.json()) == (201, first.json())
+
+        await migrate(url, "0018", down=True)
+        await migrate(url, "-1", down=True)
+        body_after = await conn.fetchval(
+            "SELECT response_body FROM idempotency_records WHERE key = 'k-18'"
+        )
+        assert body_after is not None
+        assert json.loads(body_after) == first.json()
+        await migrate(url, "head")
+        again = await placed_again("k-18", body)
+        assert (again.status_code, again.json()) == (201, first.json())
+        assert await conn.fetchval("SELECT count(*) FROM orders") == 1
     finally:
         await conn.close()

@@ -278,7 +278,7 @@ def plan_order(request: OrderRequest, at: Placement) -> OrderPlan:
         "risk_reasons": risk.reasons,
         "hold_reason": "risk: " + ", ".join(risk.reasons) if risk.hold else None,
         "cancel_reason": None, "exchange_for_return_id": request.exchange_for_return_id,
-        "event_sequence": 0, "version": 1, "expires_at": at.expires_at,
+        "event_sequence": len(events), "version": 1, "expires_at": at.expires_at,
         "created_at": at.now, "updated_at": at.now,
         "confirmed_at": at.now if status is OrderStatus.CONFIRMED else None,
         "shipped_at": None, "delivered_at": None, "cancelled_at": None,

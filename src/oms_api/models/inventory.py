@@ -24,7 +24,11 @@ from oms_api.models.base import (
 
 class InventoryLevel(Base):
     """Stock of one product at one location. `available = on_hand - reserved` is never
-    negative: the database refuses it, whatever the code does."""
+    negative: the database refuses it, whatever the code does.
+
+    Stored with `fillfactor = 25` (migration 0018), as `StockTotal`: every placement
+    updates the levels it reserves from, and the room left lets the update stay on its
+    page (HOT), with no new index entry."""
 
     __tablename__ = "inventory_levels"
     __table_args__ = (
@@ -55,8 +59,11 @@ class InventoryMovement(Base):
             name="cause_type",
         ),
         CheckConstraint("on_hand_delta <> 0 OR reserved_delta <> 0", name="changes_something"),
-        Index("ix_inventory_movements_product_id_location_id", "product_id", "location_id"),
-        Index("ix_inventory_movements_cause_id", "cause_id"),
+        # `GET /v1/inventory/movements?sku=`: one SKU's ledger, newest first (the list's
+        # order is the id's). Every movement adds an entry to each index here, so there is
+        # no other: by cause nothing is looked up, and `inventory verify` reads the whole
+        # ledger (migration 0018 dropped the two that served no query).
+        Index("ix_inventory_movements_sku_id", "sku", "id"),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -77,7 +84,11 @@ class StockTotal(Base):
     (`oms_move_stock`) beside the levels: each change of a level changes it by as much, so
     it always equals their sum (`oms-api inventory verify` checks it). Its row is the one
     place where concurrent changes of a product at different locations meet, one at a
-    time — which is how a fall through the reorder point is seen exactly once."""
+    time — which is how a fall through the reorder point is seen exactly once.
+
+    Stored with `fillfactor = 25` (migration 0018): every placement updates its products'
+    rows, and the room left on each page lets the update stay on the page (HOT), with no
+    new index entry."""
 
     __tablename__ = "stock_totals"
 
@@ -88,6 +99,12 @@ class StockTotal(Base):
     # A fall to or below the reorder point was reported (request, `inventory.low_stock`)
     # and the total has not been above the point since: the next fall is no new crossing.
     low_stock_reported: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
+    )
+    # Whether the row's last change was such a crossing: `oms_move_stock` changes the row
+    # with one UPDATE and learns from it (RETURNING sees only the new row) whether to open
+    # a request. Meaningful only to the change that wrote it.
+    last_change_crossed: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=text("false")
     )
 

@@ -32,7 +32,15 @@ ORDER_STATUSES = (
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("channel_id", "external_id", name="uq_orders_channel_id_external_id"),
+        # One order per external id in a channel; an order without one has no entry
+        # (migration 0018: placement's insert of such an order writes none).
+        Index(
+            "uq_orders_channel_id_external_id",
+            "channel_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
         # The order's customer is always one its channel knows (has a profile of).
         ForeignKeyConstraint(
             ["customer_id", "channel_id"],

@@ -1,6 +1,7 @@
--- oms_idempotency_claim: the head definition (installed by migration 0005).
+-- oms_idempotency_claim: the head definition (installed by migration 0018).
 -- Take the request's advisory lock, then look its record up with a fresh snapshot (each
--- statement of a VOLATILE PL/pgSQL function takes one), in one round trip.
+-- statement of a VOLATILE PL/pgSQL function takes one), in one round trip. The response
+-- is the record's body, or the data of the event it names (a placement's `order.created`).
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
 CREATE OR REPLACE FUNCTION oms_idempotency_claim(lock_key text, p_principal text, p_key text)
@@ -11,10 +12,13 @@ BEGIN
         RETURN QUERY SELECT false, NULL::bytea, NULL::integer, NULL::bytea;
         RETURN;
     END IF;
+    -- A placement's record keeps no body of its own: its response is an event's data.
     RETURN QUERY
-        SELECT true, r.request_hash, r.response_status, r.response_body
+        SELECT true, r.request_hash, r.response_status,
+               coalesce(r.response_body, convert_to(e.data::text, 'UTF8'))
         FROM (SELECT 1) AS one
         LEFT JOIN idempotency_records r
-          ON r.principal = p_principal AND r.key = p_key AND r.expires_at > now();
+          ON r.principal = p_principal AND r.key = p_key AND r.expires_at > now()
+        LEFT JOIN events e ON e.id = r.response_event_id;
 END
 $$;

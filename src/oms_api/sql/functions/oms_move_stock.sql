@@ -1,4 +1,4 @@
--- oms_move_stock: the head definition (installed by migration 0013).
+-- oms_move_stock: the head definition (installed by migration 0018).
 -- The one path for stock: changes the levels and writes one ledger row per move; keeps
 -- each product's total `available` (stock_totals) and, when it falls to or below the
 -- product's reorder point, opens one replenishment request and records the stock events.
@@ -13,9 +13,10 @@ DECLARE
     n integer := 0;
     before bigint;
     after bigint;
-    reported boolean;
     crossing boolean;
-    p record;
+    product_sku text;
+    point bigint;
+    reorder_qty bigint;
     opened text;
     stock_events jsonb;
 BEGIN
@@ -61,31 +62,38 @@ BEGIN
     -- (`low_stock_reported`): exactly one change sees each.
     FOR i IN 1 .. n LOOP
         CONTINUE WHEN deltas[i] = 0;
-        SELECT t.available, t.low_stock_reported INTO before, reported
-        FROM stock_totals t WHERE t.product_id = touched[i] FOR UPDATE;
-        IF NOT FOUND THEN  -- the product's first stock
+        -- One UPDATE, which locks the row as it changes it (no SELECT … FOR UPDATE before
+        -- it: one WAL record where there were two), HOT (the table's fillfactor leaves
+        -- room on its page). The SET sees the row as it was and RETURNING as it is, so
+        -- the row keeps whether this change was the crossing (`last_change_crossed`).
+        LOOP
+            UPDATE stock_totals t
+            SET available = t.available + deltas[i],
+                low_stock_reported = CASE WHEN t.available + deltas[i] > p.reorder_point
+                                          THEN false
+                                          ELSE t.low_stock_reported OR deltas[i] < 0 END,
+                last_change_crossed = deltas[i] < 0 AND NOT t.low_stock_reported
+                                      AND t.available + deltas[i] <= p.reorder_point
+            FROM products p
+            WHERE t.product_id = touched[i] AND p.id = t.product_id
+            RETURNING t.available, t.last_change_crossed, p.sku, p.reorder_point,
+                      p.reorder_quantity
+            INTO after, crossing, product_sku, point, reorder_qty;
+            EXIT WHEN FOUND;
+            -- The product's first stock: its total from zero, then the UPDATE again.
             INSERT INTO stock_totals (product_id, available, low_stock_reported)
             VALUES (touched[i], 0, false) ON CONFLICT (product_id) DO NOTHING;
-            SELECT t.available, t.low_stock_reported INTO before, reported
-            FROM stock_totals t WHERE t.product_id = touched[i] FOR UPDATE;
-        END IF;
-        after := before + deltas[i];
-        SELECT id, sku, reorder_point, reorder_quantity INTO p FROM products WHERE id = touched[i];
-        crossing := deltas[i] < 0 AND after <= p.reorder_point AND NOT reported;
-        UPDATE stock_totals
-        SET available = after,
-            low_stock_reported = CASE WHEN after > p.reorder_point THEN false
-                                      ELSE reported OR crossing END
-        WHERE product_id = touched[i];
+        END LOOP;
+        before := after - deltas[i];
         CONTINUE WHEN NOT crossing AND NOT (before > 0 AND after <= 0);
         opened := NULL;
         stock_events := '[]';
         IF crossing THEN
-            IF p.reorder_quantity > 0 THEN  -- a product with no reorder quantity is not reordered
+            IF reorder_qty > 0 THEN  -- a product with no reorder quantity is not reordered
                 opened := oms_new_id('rpl');
                 INSERT INTO replenishments (id, product_id, sku, status, quantity, reorder_point,
                                             available_at_opening, created_at, updated_at)
-                VALUES (opened, p.id, p.sku, 'open', p.reorder_quantity, p.reorder_point, after,
+                VALUES (opened, touched[i], product_sku, 'open', reorder_qty, point, after,
                         now(), now());
             END IF;
             stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
@@ -96,8 +104,8 @@ BEGIN
                                                                'type', 'inventory.out_of_stock');
         END IF;
         PERFORM oms_record_events(NULL, stock_events, jsonb_build_object(
-            'product_id', p.id, 'sku', p.sku, 'available', after,
-            'reorder_point', p.reorder_point, 'reorder_quantity', p.reorder_quantity,
+            'product_id', touched[i], 'sku', product_sku, 'available', after,
+            'reorder_point', point, 'reorder_quantity', reorder_qty,
             'replenishment_id', opened));
     END LOOP;
 END

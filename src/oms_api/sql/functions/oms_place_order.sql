@@ -1,4 +1,4 @@
--- oms_place_order: the head definition (installed by migration 0011).
+-- oms_place_order: the head definition (installed by migration 0018).
 -- Writes a planned order (one jsonb record) through the stock and event paths.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
@@ -22,15 +22,23 @@ BEGIN
             updated_at = excluded.updated_at, version = cp.version + 1;
     END IF;
     -- Every column of each row from the plan: the table's row type is the column list,
-    -- and the service checks once that the plan's rows have exactly those keys.
-    INSERT INTO orders
-    SELECT * FROM jsonb_populate_record(NULL::orders, o)
-    ON CONFLICT (channel_id, external_id) DO NOTHING
-    RETURNING id INTO placed;
-    IF placed IS NULL THEN
-        RETURN QUERY SELECT 'external_id_taken'::text, x.id FROM orders x
-            WHERE x.channel_id = o->>'channel_id' AND x.external_id = o->>'external_id';
-        RETURN;
+    -- and the service checks once that the plan's rows have exactly those keys. The row
+    -- counts its events already (`event_sequence`). Without an external id nothing can
+    -- conflict: a plain insert (ON CONFLICT's speculative insert logs a second record).
+    IF o->>'external_id' IS NULL THEN
+        INSERT INTO orders
+        SELECT * FROM jsonb_populate_record(NULL::orders, o)
+        RETURNING id INTO placed;
+    ELSE
+        INSERT INTO orders
+        SELECT * FROM jsonb_populate_record(NULL::orders, o)
+        ON CONFLICT (channel_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+        RETURNING id INTO placed;
+        IF placed IS NULL THEN
+            RETURN QUERY SELECT 'external_id_taken'::text, x.id FROM orders x
+                WHERE x.channel_id = o->>'channel_id' AND x.external_id = o->>'external_id';
+            RETURN;
+        END IF;
     END IF;
     INSERT INTO order_lines
     SELECT * FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
@@ -41,18 +49,19 @@ BEGIN
     END IF;
     INSERT INTO payments
     SELECT * FROM jsonb_populate_recordset(NULL::payments, p->'payments');
-    PERFORM oms_record_events(placed, p->'events', p_document::jsonb);
+    PERFORM oms_record_events(placed, p->'events', p_document::jsonb, o->>'channel_id', true);
+    -- The Idempotency-Key's record does not keep a second copy of the document: its
+    -- response is the first event's data (`order.created`, the same document).
     IF jsonb_typeof(p->'idempotency') = 'object' THEN
         INSERT INTO idempotency_records AS r (principal, key, request_hash, response_status,
-                                              response_body, created_at, expires_at)
+                                              response_event_id, created_at, expires_at)
         VALUES (p->'idempotency'->>'principal', p->'idempotency'->>'key',
                 decode(p->'idempotency'->>'request_hash', 'hex'), 201,
-                convert_to(p_document, 'UTF8'), now(),
-                (p->'idempotency'->>'expires_at')::timestamptz)
+                p->'events'->0->>'id', now(), (p->'idempotency'->>'expires_at')::timestamptz)
         ON CONFLICT (principal, key) DO UPDATE
         SET request_hash = excluded.request_hash, response_status = excluded.response_status,
-            response_body = excluded.response_body, created_at = excluded.created_at,
-            expires_at = excluded.expires_at
+            response_body = NULL, response_event_id = excluded.response_event_id,
+            created_at = excluded.created_at, expires_at = excluded.expires_at
         WHERE r.expires_at <= now()
         RETURNING 1 INTO recorded;
         IF recorded IS NULL THEN
