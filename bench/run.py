@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oms_api import migrations_runner  # noqa: E402
+from oms_api.db import HOT_PATH_BEGIN  # noqa: E402
 from oms_api.domain.access import display_prefix, generate_key, hash_key  # noqa: E402
 from oms_api.domain.inventory import StockAt  # noqa: E402
 from oms_api.domain.placement import (  # noqa: E402
@@ -282,13 +283,16 @@ def _placement_record() -> tuple[list[str], str, str]:
 def pgbench_script(secret: str) -> str:
     """The statements one placement sends, with pgbench expressions for the parameters."""
     skus = "ARRAY['BENCH-' || :a::text, 'BENCH-' || :b::text, 'BENCH-' || :c::text]"
+    # Each value a sub-select or an expression of a pgbench variable: to the planner an
+    # unknown, as a bound parameter is to the service's generic plan (a literal would be
+    # folded into the plan and could change it).
     read_params = {
-        1: f"'{CHANNEL}'",
-        2: "NULL",
+        1: f"(SELECT '{CHANNEL}'::text)",
+        2: "(SELECT NULL::text)",
         3: skus,
-        4: "NULL",
+        4: "(SELECT NULL::text)",
         5: "'bench-' || :cust::text || '@example.com'",
-        6: "NULL",  # the shipping address's key: the bench's orders ship to none
+        6: "(SELECT NULL::text)",  # the shipping address's key: the bench's orders ship to none
     }
     draws, record, document = _placement_record()
 
@@ -311,7 +315,7 @@ def pgbench_script(secret: str) -> str:
                 "\\set cust random(1, 1000)",
                 "\\set k random(1, 2000000000)",
                 *draws,
-                "BEGIN;",
+                HOT_PATH_BEGIN + ";",  # as the service opens placement's transaction
                 one_line(auth_and_claim) + ";",
                 one_line(substitute(placement.READ_SQL, read_params)),
                 "\\gset",
