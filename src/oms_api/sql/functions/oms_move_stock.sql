@@ -25,8 +25,8 @@ BEGIN
     -- services/placement.py holds StockMove's keys to the ledger's columns at import.)
     -- Move by move, in (product, location) order (the order every path locks levels in),
     -- and on one level in the order given (units arrive before they are reserved); each a
-    -- keyed update of its level and its ledger row. The CHECK constraints refuse any level
-    -- that would go negative. (One set-based UPDATE was planned against the functions'
+    -- keyed update of its level. The CHECK constraints refuse any level that would go
+    -- negative. (One set-based UPDATE was planned against the functions'
     -- 100-row estimate: a scan of every level.)
     FOR m IN SELECT r.*
              FROM jsonb_array_elements(p_moves) WITH ORDINALITY AS e(move, position)
@@ -45,8 +45,6 @@ BEGIN
             RAISE EXCEPTION 'oms_move_stock: no stock level for product % at location %',
                 m.product_id, m.location_id;
         END IF;
-        m.created_at := now();  -- the writer's, not the move's
-        INSERT INTO inventory_movements VALUES (m.*);
         -- The change of the product's available, summed (moves come product by product).
         IF n = 0 OR touched[n] <> m.product_id THEN
             n := n + 1;
@@ -55,6 +53,12 @@ BEGIN
         END IF;
         deltas[n] := deltas[n] + m.on_hand_delta - m.reserved_delta;
     END LOOP;
+    -- The ledger's rows, all in one statement (the writer's time, not the moves').
+    INSERT INTO inventory_movements
+    SELECT r.*
+    FROM jsonb_array_elements(p_moves) AS e(move)
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::inventory_movements, e.move || jsonb_build_object('created_at', now())) AS r;
     -- Then each product's total, in product order, after every level (the order of locks:
     -- levels, then totals), changed once by the call's net amount. Its row serialises the
     -- product's changes at every location. A fall to or below the reorder point is a

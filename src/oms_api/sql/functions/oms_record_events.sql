@@ -1,8 +1,9 @@
 -- oms_record_events: the head definition (installed by migration 0018).
 -- The one path for events: numbers them in their order's sequence and writes the outbox
--- rows. `p_numbered`: the caller has already counted them in `orders.event_sequence`
--- (placement inserts a new order with its events counted), so the order's row is not
--- updated a second time in its own transaction.
+-- rows. `p_numbered`: the order is new, inserted in this transaction with these events
+-- already counted in `orders.event_sequence` (placement) — they are its first, numbered
+-- from 1, in the channel the caller gives — so its row is neither updated a second time
+-- nor read again.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
 CREATE OR REPLACE FUNCTION oms_record_events(p_order_id text, p_events jsonb, p_data jsonb DEFAULT NULL,
@@ -16,14 +17,13 @@ DECLARE
 BEGIN
     -- An order's events take the next numbers of its sequence, and its channel.
     IF p_order_id IS NOT NULL AND p_numbered THEN
-        SELECT event_sequence, channel_id INTO last_sequence, channel
-        FROM orders WHERE id = p_order_id;
+        last_sequence := how_many;
     ELSIF p_order_id IS NOT NULL THEN
         UPDATE orders SET event_sequence = event_sequence + how_many WHERE id = p_order_id
         RETURNING event_sequence, channel_id INTO last_sequence, channel;
-    END IF;
-    IF p_order_id IS NOT NULL AND NOT FOUND THEN
-        RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
+        END IF;
     END IF;
     INSERT INTO events (id, type, order_id, channel_id, sequence, data, created_at)
     SELECT e.id, e.type, p_order_id, channel, last_sequence - how_many + e.n::integer,
