@@ -5,7 +5,9 @@ transactions older than every transaction still running in this database are sho
 (`HORIZON_CTE`). A transaction that commits late
 therefore always sorts after everything already shown: a reader paging with `after`
 never skips an event. (Position alone would not do: it is assigned at insert, not at
-commit.)
+commit.) The feed reads from the replica when there is one; a cursor the replica has not
+replayed yet is unknown there, and the feed is then read on the primary
+(`replica.ReadOnPrimary`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ CURSOR_SQL = f"SELECT 1 FROM events e WHERE e.id = $1 AND {fence_sql('e.channel_
 # xmin back, and the feed with it, so it is the oldest running transaction not seen running
 # in another database (one that ended since the snapshot counts: never too far). The
 # notifier reads the outbox up to the same horizon.
+#
+# On a hot standby (OMS_READ_DATABASE_URL) a snapshot lists no running transaction where
+# SQL can see it (PostgreSQL keeps them all in its subtransaction array) and its xmax is
+# past the newest commit replayed, which may be past a transaction still running on the
+# primary: there the horizon is the snapshot's xmin, the oldest transaction the standby
+# knows to be running — every id below it that it has not seen end is in that count — in
+# any database of the primary's cluster, as nothing on a standby says which. On the
+# primary a snapshot listing none has xmin = xmax, or xmin is the reader's own
+# transaction (the notifier's, which has locked its cursor), the one case where xmax
+# stays the horizon. Each read is consistent with its own server's snapshot, so a client
+# paging across the primary and replicas of any lag never skips an event: every event
+# before one shown was committed, and visible, where that one was shown.
 HORIZON_CTE = """
 snap AS (SELECT pg_current_snapshot() AS s),
 elsewhere AS (
@@ -36,7 +50,11 @@ horizon AS (
     SELECT coalesce(
         (SELECT min(r) FROM pg_snapshot_xip((SELECT s FROM snap)) AS r
          WHERE r::xid NOT IN (SELECT x FROM elsewhere)),
-        pg_snapshot_xmax((SELECT s FROM snap))) AS h
+        (SELECT CASE
+            WHEN EXISTS (SELECT FROM pg_snapshot_xip(s))
+              OR pg_snapshot_xmin(s) = pg_current_xact_id_if_assigned()
+            THEN pg_snapshot_xmax(s) ELSE pg_snapshot_xmin(s) END
+         FROM snap)) AS h
 )"""
 
 FEED_SQL = f"""
