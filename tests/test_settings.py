@@ -41,6 +41,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value"),
     [
         ("DATABASE_URL", "sqlite:///x.db"),
+        ("OMS_READ_DATABASE_URL", "mysql://replica/oms"),
+        ("OMS_READ_MAX_LAG_SECONDS", "0"),
         ("OMS_WEBHOOK_RETRY_DELAYS", "5,-1"),
         ("OMS_WEBHOOK_RETRY_DELAYS", ","),
         ("OMS_LOG_FORMAT", "xml"),
@@ -51,6 +53,16 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_read_replica_is_configured_beside_the_primary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMS_READ_DATABASE_URL", raising=False)
+    assert Settings().read_database_url is None
+    monkeypatch.setenv("OMS_READ_DATABASE_URL", "postgresql://u@replica:5432/oms")
+    monkeypatch.setenv("OMS_READ_MAX_LAG_SECONDS", "2.5")
+    settings = Settings()
+    assert settings.read_database_url == "postgresql://u@replica:5432/oms"
+    assert settings.read_max_lag_seconds == 2.5
 
 
 def test_database_urls_are_normalised_for_asyncpg() -> None:

@@ -8,8 +8,8 @@ dependency on it is `api.deps.SessionDep`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.util import greenlet_spawn
 
 from oms_api.settings import Settings
+
+if TYPE_CHECKING:
+    from oms_api.replica import ReadReplica
 
 
 def async_url(url: str) -> str:
@@ -42,7 +45,17 @@ def libpq_url(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine:
+def create_engine(
+    settings: Settings,
+    url: str,
+    *,
+    connect_timeout: float | None = None,
+    command_timeout: float | None = None,
+    **overrides: Any,
+) -> AsyncEngine:
+    """The pool of connections to `url`; `connect_timeout` (seconds) instead of asyncpg's 60;
+    `command_timeout`: seconds after which asyncpg gives up waiting for any statement's
+    answer (none by default)."""
     # TimeZone UTC: times PostgreSQL renders as text (its JSON functions) come in UTC, so a
     # time near year 9999 is not written as year 10000 of some zone east of it.
     server_settings = {"application_name": "oms-api", "TimeZone": "UTC"}
@@ -56,6 +69,10 @@ def create_engine(settings: Settings, url: str, **overrides: Any) -> AsyncEngine
         "pool_pre_ping": False,
         "connect_args": {"server_settings": server_settings},
     }
+    if connect_timeout is not None:
+        options["connect_args"]["timeout"] = connect_timeout
+    if command_timeout is not None:
+        options["connect_args"]["command_timeout"] = command_timeout
     options.update(overrides)
     return create_async_engine(async_url(url), **options)
 
@@ -91,12 +108,16 @@ async def _begun(conn: asyncpg.Connection, begin: str) -> AsyncIterator[asyncpg.
 
 
 class Database:
-    """The connection pool, and the two ways to hold one of its connections in a
-    transaction. Either way the transaction is ours: BEGIN, then COMMIT when the block ends
-    or ROLLBACK when it raises; a connection interrupted mid-transaction is never reused."""
+    """The connection pool, and the ways to hold one of its connections: in a transaction
+    (asyncpg alone, or an ORM session), or for a lone statement. A transaction is ours: BEGIN, then COMMIT when the block ends
+    or ROLLBACK when it raises; a connection interrupted mid-transaction is never reused.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    With a `replica` (OMS_READ_DATABASE_URL), `read_session` reads from it while it is
+    healthy and close enough (`replica.ReadReplica`)."""
+
+    def __init__(self, engine: AsyncEngine, *, replica: ReadReplica | None = None) -> None:
         self.engine = engine
+        self.replica = replica
 
     @asynccontextmanager
     async def transaction(self, *, begin: str = "BEGIN") -> AsyncIterator[asyncpg.Connection]:
@@ -113,22 +134,72 @@ class Database:
             await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled asyncpg connection in no transaction: each statement commits alone — one
+        round trip for a lone read (authenticating the caller of a read on the replica)."""
+        pooled = await self.engine.raw_connection()
+        conn: asyncpg.Connection = pooled.driver_connection
+        try:
+            yield conn
+        finally:
+            if conn.is_closed() or conn.is_in_transaction():  # interrupted: never reuse it
+                await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
         """An ORM session in our transaction; `driver_connection(session)` gives the same
-        connection as asyncpg, in the same transaction. SQLAlchemy runs the connection in
-        its autocommit mode, so it never sends BEGIN or COMMIT itself."""
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            conn: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-            session = AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
-            try:
-                async with _begun(conn, "BEGIN"):
+        connection as asyncpg, in the same transaction."""
+        return engine_session(self.engine)
+
+    @asynccontextmanager
+    async def read_session(self, *, primary: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a READ ONLY transaction for a read that may lag the primary (a
+        list, a report, the event feed): on the replica while it serves reads (then
+        `on_replica(session)`), else — or with `primary` — on the primary. A failure of the
+        replica, or an answer it gives that the primary might not (a not-found, an unknown
+        reference), raises `replica.ReadOnPrimary`: the caller reads again with
+        `primary=True`."""
+        if self.replica is not None and not primary:
+            async with self.replica.session() as session:
+                if session is not None:
                     yield session
-                    await session.flush()
-            finally:
-                await session.close()
-                if conn.is_closed() or conn.is_in_transaction():
-                    await connection.invalidate()
+                    return
+        async with engine_session(self.engine, begin=READ_ONLY_BEGIN) as session:
+            yield session
 
     async def dispose(self) -> None:
+        if self.replica is not None:
+            await self.replica.dispose()
         await self.engine.dispose()
+
+
+READ_ONLY_BEGIN = "BEGIN READ ONLY"
+
+
+@asynccontextmanager
+async def engine_session(
+    engine: AsyncEngine, *, begin: str = "BEGIN"
+) -> AsyncIterator[AsyncSession]:
+    """An ORM session on one of `engine`'s connections, in a transaction opened with `begin`.
+    SQLAlchemy runs the connection in its autocommit mode, so it never sends BEGIN or COMMIT
+    itself."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        conn: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        session = AsyncSession(bind=connection, expire_on_commit=False, autoflush=False)
+        try:
+            async with _begun(conn, begin):
+                yield session
+                await session.flush()
+        finally:
+            await session.close()
+            if conn.is_closed() or conn.is_in_transaction():
+                await connection.invalidate()
+
+
+def on_replica(session: AsyncSession) -> bool:
+    """Whether `session` reads from the replica (`Database.read_session`)."""
+    return bool(session.info.get(ON_REPLICA))
+
+
+ON_REPLICA = "oms_on_replica"

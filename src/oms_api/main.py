@@ -38,6 +38,7 @@ from oms_api.db import Database, create_engine
 from oms_api.domain.rate_limit import TokenBuckets
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
+from oms_api.replica import ReadReplica
 from oms_api.services import backorders, idempotency
 from oms_api.services import orders as order_service
 from oms_api.services.notifier import Notifier
@@ -129,9 +130,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "DATABASE_URL is not set. Start the service with `oms-api serve`, which starts an "
             "embedded PostgreSQL when DATABASE_URL is unset."
         )
-    database = Database(create_engine(settings, settings.database_url))
+    engine = create_engine(settings, settings.database_url)
+    replica = ReadReplica.from_settings(settings, engine, revision=app.state.migration_head)
+    database = Database(engine, replica=replica)
     app.state.database = database
     tasks = background_tasks(settings, database, dispatcher=settings.dispatcher)
+    if replica is not None:
+        await replica.check()  # serve the first reads from it if it is healthy
+        tasks.append(asyncio.create_task(replica.run(), name="oms-read-replica-check"))
     tune_garbage_collector()
     try:
         yield

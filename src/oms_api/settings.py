@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # 5 s … 12 h, eleven attempts after the first, spanning a little over 75 hours.
@@ -32,6 +32,22 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "OMS_DATABASE_URL"),
         description="PostgreSQL URL; unset means an embedded PostgreSQL in data_dir.",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A streaming replica of DATABASE_URL for lists, reports and the event feed; "
+        "unset: every read on the primary.",
+    )
+    read_db_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections to the replica per process; unset: db_pool_size.",
+    )
+    read_max_lag_seconds: float = Field(
+        default=5.0, gt=0, description="Replica lag past which reads go to the primary."
+    )
+    read_check_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between checks of the replica's health and lag."
     )
     data_dir: Path = Field(default=Path(".oms-data"), description="Embedded PostgreSQL's home.")
     admin_api_key: str | None = Field(default=None, description="A bootstrap admin key.")
@@ -110,13 +126,14 @@ class Settings(BaseSettings):
             raise ValueError("OMS_SMTP_URL must be smtp://…, smtps://… or file:DIR")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _postgres_only(cls, value: str | None) -> str | None:
+    def _postgres_only(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
             return None
         if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+            name = "DATABASE_URL" if info.field_name == "database_url" else "OMS_READ_DATABASE_URL"
+            raise ValueError(f"{name} must be a postgresql:// URL")
         return value
 
 

@@ -6,8 +6,11 @@ from fastapi import APIRouter, Path, Response
 
 from oms_api.api.deps import (
     AdminPrincipal,
+    AdminReader,
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     UnboundAdmin,
     idempotent_create,
@@ -19,7 +22,7 @@ from oms_api.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from oms_api.schemas.common import ListResponse
 from oms_api.services import access as service
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], route_class=ReadRoute)
 KeyId = Annotated[str, Path(max_length=64, description="The key's id (not the secret).")]
 
 
@@ -61,7 +64,7 @@ async def create_api_key(
     responses=problem_responses(401, 403, 422),
 )
 async def list_api_keys(
-    session: SessionDep, _admin: AdminPrincipal, page: PageDep
+    session: ReadSessionDep, _admin: AdminReader, page: PageDep
 ) -> ListResponse[ApiKeyPublic]:
     """Newest first, revoked ones included (see `revoked_at`). Secrets are never shown."""
     result = await service.list_keys(session, limit=page.limit, cursor=page.cursor)

@@ -10,10 +10,13 @@ from oms_api.api.deps import (
     IdempotentCreate,
     IfMatch,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     etag,
     idempotent_create,
     parse_if_match,
+    read_require,
     require,
     require_unbound,
     shared_write_responses,
@@ -31,10 +34,11 @@ from oms_api.schemas.catalog import (
 from oms_api.schemas.common import ListResponse
 from oms_api.services import catalog as service
 
-locations = APIRouter(prefix="/v1/locations", tags=["locations"])
-products = APIRouter(prefix="/v1/products", tags=["products"])
+locations = APIRouter(prefix="/v1/locations", tags=["locations"], route_class=ReadRoute)
+products = APIRouter(prefix="/v1/products", tags=["products"], route_class=ReadRoute)
 
 InventoryReader = Annotated[Principal, require(Scope.INVENTORY_READ)]
+InventoryListReader = Annotated[Principal, read_require(Scope.INVENTORY_READ)]
 InventoryWriter = Annotated[Principal, require_unbound(Scope.INVENTORY_WRITE)]
 SkuPath = Annotated[str, Path(max_length=64, description="The product's SKU.")]
 
@@ -64,7 +68,7 @@ async def create_location(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_locations(
-    session: SessionDep, _reader: InventoryReader, page: PageDep
+    session: ReadSessionDep, _reader: InventoryListReader, page: PageDep
 ) -> ListResponse[LocationPublic]:
     result = await service.list_locations(session, limit=page.limit, cursor=page.cursor)
     return ListResponse.of(LocationPublic, result)
@@ -127,8 +131,8 @@ async def create_product(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_products(
-    session: SessionDep,
-    _reader: InventoryReader,
+    session: ReadSessionDep,
+    _reader: InventoryListReader,
     page: PageDep,
     active: Annotated[bool | None, Query(description="Only active (or inactive) products.")] = None,
 ) -> ListResponse[ProductPublic]:

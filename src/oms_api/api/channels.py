@@ -6,9 +6,12 @@ from fastapi import APIRouter, Path, Response
 
 from oms_api.api.deps import (
     CurrentPrincipal,
+    CurrentReader,
     IdempotentCreate,
     IfMatch,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     UnboundAdmin,
     etag,
@@ -22,7 +25,7 @@ from oms_api.schemas.channels import ChannelCreate, ChannelPublic, ChannelUpdate
 from oms_api.schemas.common import ListResponse
 from oms_api.services import channels as service
 
-router = APIRouter(prefix="/v1/channels", tags=["channels"])
+router = APIRouter(prefix="/v1/channels", tags=["channels"], route_class=ReadRoute)
 ChannelId = Annotated[str, Path(max_length=64, description="The channel's id.")]
 
 
@@ -54,7 +57,7 @@ async def create_channel(
     responses=problem_responses(401, 422),
 )
 async def list_channels(
-    session: SessionDep, principal: CurrentPrincipal, page: PageDep
+    session: ReadSessionDep, principal: CurrentReader, page: PageDep
 ) -> ListResponse[ChannelPublic]:
     """Newest first. A channel-bound key sees only its own channel."""
     result = await service.list_channels(

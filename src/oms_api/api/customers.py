@@ -4,7 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
+from oms_api.api.deps import (
+    IdempotentCreate,
+    PageDep,
+    ReadRoute,
+    ReadSessionDep,
+    SessionDep,
+    idempotent_create,
+    read_require,
+    require,
+)
 from oms_api.api.orders import orders_page
 from oms_api.api.problems import problem_responses
 from oms_api.domain.access import Principal, Scope
@@ -14,8 +23,9 @@ from oms_api.schemas.orders import OrderPublic
 from oms_api.services import customers as service
 from oms_api.services import orders as order_service
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=ReadRoute)
 OrdersReader = Annotated[Principal, require(Scope.ORDERS_READ)]
+OrdersListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 CustomerId = Annotated[str, Path(max_length=64)]
 
 
@@ -49,7 +59,7 @@ async def create_customer(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_customers(
-    session: SessionDep, principal: OrdersReader, page: PageDep,
+    session: ReadSessionDep, principal: OrdersListReader, page: PageDep,
     email: Annotated[str | None, Query(max_length=254, description="Exact, any case.")] = None,
 ) -> ListResponse[CustomerPublic]:  # fmt: skip
     """Newest first. A channel-bound key sees the customers its channel created or sold to,
@@ -95,7 +105,7 @@ async def update_customer(
     responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def list_customer_orders(
-    customer_id: CustomerId, session: SessionDep, principal: OrdersReader, page: PageDep
+    customer_id: CustomerId, session: ReadSessionDep, principal: OrdersListReader, page: PageDep
 ) -> Response:
     """Purchase history, newest first (for a channel-bound key: its channel's orders)."""
     await service.ensure_visible(session, principal=principal, customer_id=customer_id)

@@ -1,24 +1,28 @@
-"""Dependencies every router shares: who is calling, paging, If-Match, Idempotency-Key."""
+"""Dependencies every router shares: who is calling, paging, If-Match, Idempotency-Key,
+and the read session of lists, reports and the event feed (`ReadRoute`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from oms_api.api.problems import ProblemDetail, problem_responses
-from oms_api.db import Database, driver_connection
+from oms_api.db import Database, driver_connection, on_replica
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
-from oms_api.errors import Forbidden, TooManyRequests
+from oms_api.errors import Forbidden, Problem, TooManyRequests
+from oms_api.replica import PrimaryFailed, ReadOnPrimary
 from oms_api.services import access, idempotency
 from oms_api.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -34,6 +38,50 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs when the endpoint returns, before the response is sent,
 # so a failed commit is answered as an error and never as a success.
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+def read_session(request: Request) -> AsyncSession:
+    """The read's session, opened by `ReadRoute`: on the replica while it serves reads, else
+    on the primary; READ ONLY either way."""
+    session: AsyncSession | None = getattr(request.state, "read_session", None)
+    if session is None:
+        raise RuntimeError("ReadSessionDep is for routes of a router with route_class=ReadRoute")
+    return session
+
+
+# Lists, reports and the event feed: what may lag the primary by the replica's lag. A single
+# resource (a resource just written), commands and creates stay on the primary (SessionDep).
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
+
+
+class ReadRoute(APIRoute):
+    """A route whose endpoint asks for `ReadSessionDep` runs in a read session opened here
+    (`Database.read_session`) and closed before the response is sent; when the replica
+    fails under it, or answers with a not-found or an unknown reference
+    (`replica.ReadOnPrimary`), the endpoint runs again on the primary, whose answer is the
+    one given. Other routes of the router run as any route does."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not _depends_on(self.dependant, read_session):
+            return handler
+
+        async def read_handler(request: Request) -> Response:
+            database: Database = request.app.state.database
+            try:
+                async with database.read_session() as session:
+                    request.state.read_session = session
+                    return await handler(request)
+            except ReadOnPrimary:
+                async with database.read_session(primary=True) as session:
+                    request.state.read_session = session
+                    return await handler(request)
+
+        return read_handler
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def _null_as_empty(value: Any) -> Any:
@@ -148,7 +196,59 @@ def require_unbound(scope: Scope) -> Any:
     return Depends(unbound_principal)
 
 
+async def authorize_read(
+    request: Request, session: AsyncSession, scope: Scope | None, *, unbound: bool = False
+) -> Principal:
+    """`authorize` for a read (`ReadSessionDep`): in the read's own transaction when it is
+    on the primary; on the primary, one statement on a connection of its own, when it is on
+    the replica — a key revoked a moment ago is refused at once, whatever the replica has
+    replayed. A read done again on the primary keeps the caller it had."""
+    known: Principal | None = getattr(request.state, "reader", None)
+    if known is not None:
+        return known
+    if on_replica(session):
+        database: Database = request.app.state.database
+        try:
+            async with database.connection() as conn:
+                principal = await authorize(request, conn, scope, unbound=unbound)
+        except Problem:
+            raise
+        except Exception as exc:
+            raise PrimaryFailed("authenticating on the primary failed") from exc
+    else:
+        principal = await authorize(
+            request, await driver_connection(session), scope, unbound=unbound
+        )
+    request.state.reader = principal
+    return principal
+
+
+def read_require(scope: Scope | None) -> Any:
+    """`require(scope)` for a read (`ReadSessionDep`): see `authorize_read`; no scope: any
+    valid key (as `CurrentPrincipal`)."""
+
+    async def reader_with_scope(
+        request: Request, session: ReadSessionDep, _credentials: BearerCredentials
+    ) -> Principal:
+        return await authorize_read(request, session, scope)
+
+    return Depends(reader_with_scope)
+
+
+def read_require_unbound(scope: Scope) -> Any:
+    """`require_unbound(scope)` for a read (`ReadSessionDep`): see `authorize_read`."""
+
+    async def unbound_reader(
+        request: Request, session: ReadSessionDep, _credentials: BearerCredentials
+    ) -> Principal:
+        return await authorize_read(request, session, scope, unbound=True)
+
+    return Depends(unbound_reader)
+
+
 AdminPrincipal = Annotated[Principal, require(Scope.ADMIN)]
+AdminReader = Annotated[Principal, read_require(Scope.ADMIN)]
+CurrentReader = Annotated[Principal, read_require(None)]
 UnboundAdmin = Annotated[Principal, require_unbound(Scope.ADMIN)]
 
 SHARED_WRITE_403: dict[int | str, dict[str, Any]] = {

@@ -6,7 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from oms_api.api.deps import SessionDep, require
+from oms_api.api.deps import (
+    ReadRoute,
+    ReadSessionDep,
+    read_require,
+)
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
@@ -17,7 +21,7 @@ from oms_api.schemas.webhooks import EventFeed
 from oms_api.services.event_feed import read_feed
 from oms_api.services.pagination import MAX_LIMIT
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ReadRoute)
 
 
 @router.get(
@@ -25,8 +29,8 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_events(
-    session: SessionDep,
-    principal: Annotated[Principal, require(Scope.ORDERS_READ)],
+    session: ReadSessionDep,
+    principal: Annotated[Principal, read_require(Scope.ORDERS_READ)],
     after: Annotated[
         str | None, Query(max_length=64, description="An event id: return what follows it.")
     ] = None,

@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
+from oms_api.api.deps import (
+    IdempotentCreate,
+    PageDep,
+    ReadRoute,
+    ReadSessionDep,
+    SessionDep,
+    idempotent_create,
+    read_require,
+    require,
+)
 from oms_api.api.problems import problem_responses
 from oms_api.domain.access import Principal, Scope
 from oms_api.schemas.common import ListResponse
@@ -19,8 +28,9 @@ from oms_api.schemas.inventory import (
 )
 from oms_api.services import inventory as service
 
-router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
+router = APIRouter(prefix="/v1/inventory", tags=["inventory"], route_class=ReadRoute)
 InventoryReader = Annotated[Principal, require(Scope.INVENTORY_READ)]
+InventoryListReader = Annotated[Principal, read_require(Scope.INVENTORY_READ)]
 SkuFilter = Annotated[str | None, Query(max_length=64)]
 LocationFilter = Annotated[str | None, Query(max_length=64)]
 
@@ -30,7 +40,7 @@ LocationFilter = Annotated[str | None, Query(max_length=64)]
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_inventory_levels(
-    session: SessionDep, principal: InventoryReader, page: PageDep,
+    session: ReadSessionDep, principal: InventoryListReader, page: PageDep,
     sku: SkuFilter = None, location_id: LocationFilter = None,
 ) -> ListResponse[InventoryLevelPublic]:  # fmt: skip
     """One row per product and location, ordered by product then location. A
@@ -72,7 +82,7 @@ async def create_inventory_adjustment(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_inventory_movements(
-    session: SessionDep, principal: InventoryReader, page: PageDep,
+    session: ReadSessionDep, principal: InventoryListReader, page: PageDep,
     sku: SkuFilter = None, location_id: LocationFilter = None,
 ) -> ListResponse[MovementPublic]:  # fmt: skip
     """Every change of `on_hand` or `reserved`, newest first, with its cause. A key bound

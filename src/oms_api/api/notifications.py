@@ -10,9 +10,12 @@ from oms_api.api.deps import (
     CurrentPrincipal,
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     UnboundAdmin,
     idempotent_create,
+    read_require,
     require,
     shared_write_responses,
 )
@@ -30,8 +33,9 @@ from oms_api.schemas.notifications import (
 )
 from oms_api.services import notifications as service
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], route_class=ReadRoute)
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
+ListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 ChannelId = Annotated[str, Path(max_length=64, description="The channel's id.")]
 NotificationId = Annotated[str, Path(max_length=64, description="The notification's id.")]
 
@@ -94,7 +98,7 @@ async def put_channel_notifications(
     summary="List customer notifications", responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_notifications(
-    session: SessionDep, principal: Reader, page: PageDep,
+    session: ReadSessionDep, principal: ListReader, page: PageDep,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     status: NotificationStatus | None = None,
     kind: NotificationKind | None = None,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.responses import Response
 
@@ -16,6 +18,7 @@ from oms_api.observability import (
     WEBHOOK_QUEUE_DEPTH,
     metrics_payload,
 )
+from oms_api.replica import ReadReplica
 from oms_api.services.notifier import pending_stats
 from oms_api.services.webhooks import queue_stats
 
@@ -26,10 +29,28 @@ class Health(BaseModel):
     status: str
 
 
+class ReadDatabaseReadiness(BaseModel):
+    """The read replica (OMS_READ_DATABASE_URL) at its last check."""
+
+    status: Literal["ok", "lagging", "down"] = Field(
+        description="`ok`: lists, reports and the event feed read from it; `lagging` (more "
+        "than OMS_READ_MAX_LAG_SECONDS behind) or `down`: they read from the primary."
+    )
+    lag_seconds: float | None = Field(
+        description="How far it is behind the primary; null when down."
+    )
+    detail: str
+
+
 class Readiness(BaseModel):
     status: str
     database: str
     migration: str | None
+    read_database: ReadDatabaseReadiness | None = Field(
+        default=None,
+        description="The read replica, when one is configured. Its state never makes the "
+        "service unready: the primary answers the reads meanwhile.",
+    )
 
 
 @router.get("/healthz", response_model=Health, summary="Is the process alive")
@@ -45,7 +66,8 @@ async def healthz() -> Health:
     responses=problem_responses(503),
 )
 async def readyz(request: Request) -> Response | Readiness:
-    """200 when the database answers and its schema is at the migration head; else 503."""
+    """200 when the database answers and its schema is at the migration head; else 503.
+    With a read replica, its state and lag (`read_database`), which never make it 503."""
     expected = request.app.state.migration_head
     try:
         async with request.app.state.database.engine.connect() as conn:
@@ -61,7 +83,15 @@ async def readyz(request: Request) -> Response | Readiness:
             detail=f"The database schema is at {current}, the code expects {expected}; "
             "run `oms-api migrate`.",
         )  # fmt: skip
-    return Readiness(status="ok", database="ok", migration=current)
+    replica: ReadReplica | None = request.app.state.database.replica
+    read_database = None
+    if replica is not None:
+        status = replica.status
+        lag = None if status.lag_seconds is None else round(status.lag_seconds, 3)
+        read_database = ReadDatabaseReadiness(
+            status=status.state.value, lag_seconds=lag, detail=status.detail
+        )
+    return Readiness(status="ok", database="ok", migration=current, read_database=read_database)
 
 
 @router.get(
@@ -73,7 +103,8 @@ async def readyz(request: Request) -> Response | Readiness:
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, webhook attempts by outcome, webhook
     queue depth and oldest undelivered age, customer notifications by outcome and the oldest
-    unsent one's age, in Prometheus text format."""
+    unsent one's age, and with a read replica its lag, whether reads go to it, and the reads
+    the primary answered instead, in Prometheus text format."""
     try:
         async with request.app.state.database.session() as session:
             depth, oldest = await queue_stats(session)

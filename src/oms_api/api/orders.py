@@ -12,10 +12,13 @@ from oms_api.api.deps import (
     IdempotencyKeyHeader,
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     authorize,
     authorize_creation,
     idempotent_create,
+    read_require,
     require,
 )
 from oms_api.api.problems import problem_responses
@@ -38,8 +41,9 @@ from oms_api.services import placement
 from oms_api.services.idempotency import Claim
 from oms_api.services.pagination import Page
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=ReadRoute)
 OrdersReader = Annotated[Principal, require(Scope.ORDERS_READ)]
+OrdersListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 OrdersWriter = Annotated[Principal, require(Scope.ORDERS_WRITE)]
 OrderId = Annotated[str, Path(max_length=64, description="The order's id.")]
 # A command's optional reason: no body, `{}` or `null` give none.
@@ -127,8 +131,8 @@ def order_request(body: OrderCreate) -> OrderRequest:
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_orders(
-    session: SessionDep,
-    principal: OrdersReader,
+    session: ReadSessionDep,
+    principal: OrdersListReader,
     page: PageDep,
     status: OrderStatus | None = None,
     channel: Annotated[str | None, Query(max_length=64, description="Channel code.")] = None,
@@ -164,7 +168,7 @@ async def get_order(order_id: OrderId, session: SessionDep, principal: OrdersRea
     summary="An order's timeline", responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def list_order_events(
-    order_id: OrderId, session: SessionDep, principal: OrdersReader, page: PageDep
+    order_id: OrderId, session: ReadSessionDep, principal: OrdersListReader, page: PageDep
 ) -> Response:
     """The order's events, oldest first (by `sequence`), in pages; `data` is the order as
     it was then."""

@@ -9,8 +9,11 @@ from fastapi import APIRouter, Path, Query, Response
 from oms_api.api.deps import (
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     idempotent_create,
+    read_require,
     require,
     require_unbound,
     shared_write_responses,
@@ -27,8 +30,9 @@ from oms_api.schemas.shipments import PickupCreate, PickupPublic
 from oms_api.services import paperwork
 from oms_api.services import pickups as service
 
-router = APIRouter(tags=["pickups"])
+router = APIRouter(tags=["pickups"], route_class=ReadRoute)
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
+ListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 Fulfiller = Annotated[Principal, require_unbound(Scope.FULFILLMENT_WRITE)]
 PickupId = Annotated[str, Path(max_length=64, description="The pickup's id.")]
 COMMAND_ERRORS = shared_write_responses(401, 403, 404, 409, 422)
@@ -65,7 +69,7 @@ async def schedule_pickup(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_pickups(
-    session: SessionDep, principal: Reader, page: PageDep,
+    session: ReadSessionDep, principal: ListReader, page: PageDep,
     location_id: Annotated[str | None, Query(max_length=64)] = None,
     carrier: Annotated[str | None, Query(max_length=100)] = None,
     status: PickupStatus | None = None,

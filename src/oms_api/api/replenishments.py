@@ -8,7 +8,10 @@ from fastapi import APIRouter, Path, Query, Response
 
 from oms_api.api.deps import (
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
+    read_require_unbound,
     require_unbound,
     shared_write_responses,
 )
@@ -20,10 +23,11 @@ from oms_api.schemas.common import ListResponse
 from oms_api.schemas.replenishments import ReplenishmentPublic, ReplenishmentReceive
 from oms_api.services import replenishments as service
 
-router = APIRouter(prefix="/v1/replenishments", tags=["inventory"])
+router = APIRouter(prefix="/v1/replenishments", tags=["inventory"], route_class=ReadRoute)
 # A request speaks of a product's stock over every location, whichever channels sell from
 # them: for keys not bound to a channel (403 `channel_bound_key`), reads and changes alike.
 Reader = Annotated[Principal, require_unbound(Scope.INVENTORY_READ)]
+ListReader = Annotated[Principal, read_require_unbound(Scope.INVENTORY_READ)]
 Writer = Annotated[Principal, require_unbound(Scope.INVENTORY_WRITE)]
 ReplenishmentId = Annotated[str, Path(max_length=64, description="The request's id.")]
 COMMAND_ERRORS = shared_write_responses(401, 403, 404, 409, 422)
@@ -34,7 +38,7 @@ COMMAND_ERRORS = shared_write_responses(401, 403, 404, 409, 422)
     responses=shared_write_responses(401, 403, 422),
 )  # fmt: skip
 async def list_replenishments(
-    session: SessionDep, _principal: Reader, page: PageDep,
+    session: ReadSessionDep, _principal: ListReader, page: PageDep,
     status: ReplenishmentStatus | None = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:  # fmt: skip

@@ -7,7 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from oms_api.api.deps import SessionDep, require
+from oms_api.api.deps import (
+    ReadRoute,
+    ReadSessionDep,
+    read_require,
+)
 from oms_api.api.orders import document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
@@ -18,8 +22,8 @@ from oms_api.schemas.common import Code, DateText
 from oms_api.schemas.reports import FulfilmentReport, InventoryReport, ReturnsReport, SalesReport
 from oms_api.services import reports as service
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
-Reporter = Annotated[Principal, require(Scope.REPORTS_READ)]
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=ReadRoute)
+Reporter = Annotated[Principal, read_require(Scope.REPORTS_READ)]
 From = Annotated[
     DateText | None,
     Query(
@@ -72,7 +76,7 @@ def _period(first: date | None, last: date | None) -> rules.Period:
     responses=_csv_docs("day,currency,orders,units,revenue\r\n2026-11-01,EUR,14,27,68450\r\n"),
 )  # fmt: skip
 async def sales_report(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: Reporter,
     from_: From = None,
     to: To = None,
@@ -101,7 +105,7 @@ async def sales_report(
     ),
 )  # fmt: skip
 async def fulfillment_report(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: Reporter,
     from_: From = None,
     to: To = None,
@@ -129,7 +133,7 @@ async def fulfillment_report(
     ),
 )  # fmt: skip
 async def returns_report(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: Reporter,
     from_: From = None,
     to: To = None,
@@ -154,7 +158,7 @@ async def returns_report(
     ),
 )  # fmt: skip
 async def inventory_report(
-    session: SessionDep, principal: Reporter, accept: Accept = None
+    session: ReadSessionDep, principal: Reporter, accept: Accept = None
 ) -> Response:
     """Every product with its stock summed over the locations the caller may see (a
     channel-bound key: those its channel sells from): on hand, reserved, available, the

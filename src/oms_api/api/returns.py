@@ -11,8 +11,11 @@ from oms_api.api.deps import (
     NULL_AS_EMPTY,
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     idempotent_create,
+    read_require,
     require,
 )
 from oms_api.api.orders import OptionalReason, document_response
@@ -28,8 +31,9 @@ from oms_api.schemas.returns import CompleteBody, ReceiveBody, ReturnCreate, Ret
 from oms_api.services import returns as service
 from oms_api.services.paperwork import location_of
 
-router = APIRouter(prefix="/v1/returns", tags=["returns"])
+router = APIRouter(prefix="/v1/returns", tags=["returns"], route_class=ReadRoute)
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
+ListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 Handler = Annotated[Principal, require(Scope.RETURNS_WRITE)]
 ReturnId = Annotated[str, Path(max_length=64, description="The return's id.")]
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 413, 422)
@@ -70,7 +74,7 @@ async def open_return(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_returns(
-    session: SessionDep, principal: Reader, page: PageDep,
+    session: ReadSessionDep, principal: ListReader, page: PageDep,
     status: ReturnStatus | None = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     number: Annotated[str | None, Query(max_length=32, description="An RMA number.")] = None,

@@ -11,8 +11,11 @@ from oms_api.api.deps import (
     NULL_AS_EMPTY,
     IdempotentCreate,
     PageDep,
+    ReadRoute,
+    ReadSessionDep,
     SessionDep,
     idempotent_create,
+    read_require,
     require,
 )
 from oms_api.api.orders import OptionalReason, OrderId, document_response
@@ -38,8 +41,9 @@ from oms_api.services import paperwork, pickups
 from oms_api.services import shipments as service
 from oms_api.services.shipment_documents import load_shipment
 
-router = APIRouter(tags=["shipments"])
+router = APIRouter(tags=["shipments"], route_class=ReadRoute)
 Reader = Annotated[Principal, require(Scope.ORDERS_READ)]
+ListReader = Annotated[Principal, read_require(Scope.ORDERS_READ)]
 Fulfiller = Annotated[Principal, require(Scope.FULFILLMENT_WRITE)]
 ShipmentId = Annotated[str, Path(max_length=64, description="The shipment's id.")]
 LocationId = Annotated[str, Path(max_length=64, description="The location's id.")]
@@ -139,7 +143,7 @@ async def get_order_tracking(order_id: OrderId, session: SessionDep, principal: 
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_shipments(
-    session: SessionDep, principal: Reader, page: PageDep,
+    session: ReadSessionDep, principal: ListReader, page: PageDep,
     status: ShipmentStatus | None = None,
     location_id: Annotated[str | None, Query(max_length=64)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,

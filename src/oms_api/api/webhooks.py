@@ -6,7 +6,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from oms_api.api.deps import IdempotentCreate, PageDep, SessionDep, idempotent_create, require
+from oms_api.api.deps import (
+    IdempotentCreate,
+    PageDep,
+    ReadRoute,
+    ReadSessionDep,
+    SessionDep,
+    idempotent_create,
+    read_require,
+    require,
+)
 from oms_api.api.problems import problem_responses
 from oms_api.domain.access import Principal, Scope
 from oms_api.models import WebhookAttempt, WebhookDelivery
@@ -21,9 +30,10 @@ from oms_api.schemas.webhooks import (
 )
 from oms_api.services import webhooks as service
 
-endpoints = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
-deliveries = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+endpoints = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"], route_class=ReadRoute)
+deliveries = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"], route_class=ReadRoute)
 WebhookAdmin = Annotated[Principal, require(Scope.WEBHOOKS_WRITE)]
+WebhookReader = Annotated[Principal, read_require(Scope.WEBHOOKS_WRITE)]
 EndpointId = Annotated[str, Path(max_length=64)]
 DeliveryId = Annotated[str, Path(max_length=64)]
 
@@ -58,7 +68,7 @@ async def create_webhook_endpoint(
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_webhook_endpoints(
-    session: SessionDep, principal: WebhookAdmin, page: PageDep
+    session: ReadSessionDep, principal: WebhookReader, page: PageDep
 ) -> ListResponse[WebhookEndpointPublic]:
     result = await service.list_endpoints(
         session, principal=principal, limit=page.limit, cursor=page.cursor
@@ -117,8 +127,8 @@ def _detail(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> Webhoo
     responses=problem_responses(401, 403, 422),
 )  # fmt: skip
 async def list_webhook_deliveries(
-    session: SessionDep,
-    principal: WebhookAdmin,
+    session: ReadSessionDep,
+    principal: WebhookReader,
     page: PageDep,
     endpoint_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["pending", "succeeded", "failed"] | None = None,
