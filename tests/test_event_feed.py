@@ -209,3 +209,42 @@ async def test_a_long_transaction_in_another_database_holds_nothing_back(
             assert placed.json()["id"] in {e["order_id"] for e in seen}
     finally:
         await elsewhere.close()
+
+
+async def test_a_paid_placement_stores_its_document_once_and_every_reader_has_it(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A paid order's three placement events carry one document: the database keeps it
+    once (the later two store none), and the feed and the order's timeline give each
+    event the whole document, as the response had it."""
+    _, start = await _drain(admin, None)
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    body = order_body(None, [(product["sku"], 2)], payment={"method": "card", "status": "paid"})
+    placed = await place(client, body, headers=shop.headers)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetch(
+            "SELECT type, data IS NOT NULL AS kept FROM events WHERE order_id = $1 "
+            "ORDER BY sequence",
+            order["id"],
+        )
+    finally:
+        await conn.close()
+    assert [(r["type"], r["kept"]) for r in stored] == [
+        ("order.created", True), ("payment.recorded", False), ("order.confirmed", False),
+    ]  # fmt: skip
+    events, _ = await _drain(admin, start)
+    mine = [e for e in events if e["order_id"] == order["id"]]
+    assert [e["type"] for e in mine] == ["order.created", "payment.recorded", "order.confirmed"]
+    assert all(e["data"] == order for e in mine)
+    timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()
+    assert [e["data"] for e in timeline["data"]] == [order, order, order]
+    # A later event has its own document again.
+    cancelled = await client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()
+    assert timeline["data"][-1]["data"]["status"] == "cancelled"
+    assert timeline["data"][1]["data"] == order

@@ -293,8 +293,9 @@ async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgr
     empty_database: str,
 ) -> None:
     """At 0018 a placement's Idempotency-Key record names its `order.created` event instead
-    of keeping a copy of the document; the retry answers the same document. Downgraded,
-    the record has its body again (the event's data), and the retry still answers it."""
+    of keeping a copy of the document, and a paid order's three events keep it once; the
+    retry answers the same document. Downgraded, the record has its body again (the
+    event's data) and every event its data, and the retry still answers it."""
     from tests.factories import create_channel, create_location, create_product, order_body
     from tests.factories import stock as add_stock
 
@@ -318,7 +319,9 @@ async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgr
         channel = await create_channel(admin, location_ids=[location["id"]])
         product = await create_product(admin)
         await add_stock(admin, product["sku"], location["id"], 5)
-        body = order_body(channel["code"], [(product["sku"], 2)])
+        body = order_body(
+            channel["code"], [(product["sku"], 2)], payment={"method": "card", "status": "paid"}
+        )
         first = await admin.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-18"})
         assert first.status_code == 201, first.text
     conn = await asyncpg.connect(url)
@@ -340,6 +343,9 @@ async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgr
         )
         assert body_after is not None
         assert json.loads(body_after) == first.json()
+        # The paid order's three events each have the document again.
+        datas = await conn.fetch("SELECT data FROM events WHERE order_id = $1", first.json()["id"])
+        assert [json.loads(r["data"]) for r in datas] == [first.json()] * 3
         await migrate(url, "head")
         again = await placed_again("k-18", body)
         assert (again.status_code, again.json()) == (201, first.json())

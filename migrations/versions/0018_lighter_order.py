@@ -24,6 +24,10 @@ What a placement writes to the WAL, record by record (`bench/wal.py`), made smal
   a placement keeps no copy of the order document: `response_event_id` names the
   `order.created` event, whose data is that document (`oms_idempotency_claim` answers it).
   Exactly one of `response_body` and `response_event_id` is set.
+- An order's events recorded together with one document store it once (a paid order's
+  `order.created`, `payment.recorded` and `order.confirmed` wrote it three times): the
+  later ones keep `data` NULL, read as the nearest earlier event's (`outbox.event_data_sql`,
+  the one expression every reader uses). Downgrade writes each event's data back.
 - `events.data` is compressed with lz4 where the server has it (an order's document is
   over TOAST's threshold; pglz cost placement ~4 % of its database time).
 - Fewer index entries per order, each index naming the query that needs it: the unique
@@ -180,9 +184,17 @@ BEGIN
             RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
         END IF;
     END IF;
+    -- An order's events that carry `p_data` store it once: the first of a run of them
+    -- keeps it, the next ones store NULL — "the data of the order's nearest earlier event
+    -- that has some" (outbox.event_data_sql, how every reader reads it), which is that
+    -- first one, since the run's numbers follow each other.
     INSERT INTO events (id, type, order_id, channel_id, sequence, data, created_at)
     SELECT e.id, e.type, p_order_id, channel, last_sequence - how_many + e.n::integer,
-           coalesce(e.data, p_data), now()
+           CASE WHEN p_order_id IS NOT NULL AND e.data IS NULL AND e.n > 1
+                     AND coalesce(p_events -> (e.n::integer - 2) -> 'data', 'null') = 'null'
+                THEN NULL
+                ELSE coalesce(e.data, p_data) END,
+           now()
     FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, data jsonb))
          WITH ORDINALITY AS e(id, type, data, n);
 END
@@ -531,6 +543,7 @@ def upgrade() -> None:
     op.create_index("ix_inventory_movements_sku_id", "inventory_movements", ["sku", "id"])
     op.execute("DROP FUNCTION oms_record_events(text, jsonb, jsonb, text)")
     op.execute(EVENT_DATA_LZ4)
+    op.alter_column("events", "data", nullable=True)
     for function in (RECORD_EVENTS, MOVE_STOCK, PLACE_ORDER, IDEMPOTENCY_CLAIM):
         op.execute(function)
 
@@ -561,5 +574,14 @@ def downgrade() -> None:
     )
     op.drop_column("stock_totals", "last_change_crossed")
     op.execute("ALTER TABLE events ALTER COLUMN data SET COMPRESSION default")
+    # Every event its own data again: the nearest earlier event's of the same order.
+    op.execute(
+        """UPDATE events e SET data = (
+               SELECT d.data FROM events d WHERE d.order_id = e.order_id
+                 AND d.sequence < e.sequence AND d.data IS NOT NULL
+               ORDER BY d.sequence DESC LIMIT 1)
+           WHERE e.data IS NULL"""
+    )
+    op.alter_column("events", "data", nullable=False)
     op.execute("ALTER TABLE stock_totals RESET (fillfactor)")
     op.execute("ALTER TABLE inventory_levels RESET (fillfactor)")

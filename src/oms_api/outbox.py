@@ -23,6 +23,20 @@ from oms_api.jsonutil import dumps
 RECORD_EVENTS_SQL = "SELECT oms_record_events($1, $2::jsonb, $3::jsonb, $4)"
 
 
+def event_data_sql(alias: str) -> str:
+    """An event's data, as SQL over the events row `alias`. Events recorded together that
+    carry the same document (an order's `order.created`, `payment.recorded` and
+    `order.confirmed` at placement) store it once: the first keeps it, each later one
+    stores NULL, meaning the data of the order's nearest earlier event that has some
+    (`oms_record_events`; one probe of `ix_events_order_id_sequence`). Every reader of
+    event data reads it through this."""
+    return (
+        f"coalesce({alias}.data, (SELECT d.data FROM events d WHERE d.order_id = {alias}.order_id"
+        f" AND d.sequence < {alias}.sequence AND d.data IS NOT NULL"
+        " ORDER BY d.sequence DESC LIMIT 1))"
+    )
+
+
 async def record_events(
     conn: asyncpg.Connection,
     events: Sequence[str | tuple[str, Mapping[str, Any]]],

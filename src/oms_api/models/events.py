@@ -40,7 +40,9 @@ class Event(Base):
     order_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     channel_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # NULL: the same data as the order's nearest earlier event that has some — events
+    # recorded together with one document store it once (`outbox.event_data_sql`).
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
     # The writing transaction's id: the feed orders by (txid, position) and only shows
     # transactions older than every one still running, so a late commit is never skipped.

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from oms_api.errors import Unprocessable
+from oms_api.outbox import event_data_sql
 from oms_api.services.scoping import fence_sql
 
 # The cursor is an event the caller may see: another channel's id is as unknown as a made-up
@@ -60,7 +61,8 @@ horizon AS (
 FEED_SQL = f"""
 WITH {HORIZON_CTE},
 cursor AS (SELECT txid, position FROM events e WHERE e.id = $1 AND {fence_sql("e.channel_id", 2)})
-SELECT e.id, e.type, e.order_id, e.channel_id, e.sequence, e.created_at, e.data
+SELECT e.id, e.type, e.order_id, e.channel_id, e.sequence, e.created_at,
+       {event_data_sql("e")} AS data
 FROM events e, horizon
 WHERE e.txid < horizon.h
   AND ($1::text IS NULL OR (e.txid, e.position) > (SELECT txid, position FROM cursor))

@@ -40,6 +40,7 @@ from oms_api.models import Notification
 from oms_api.notifications.mail import sender
 from oms_api.notifications.render import TemplateProblem, check_overrides, render
 from oms_api.notifications.samples import sample_context
+from oms_api.outbox import event_data_sql
 from oms_api.services.event_feed import HORIZON_CTE
 from oms_api.services.order_documents import load_order
 from oms_api.services.pagination import Page, paginate
@@ -151,7 +152,7 @@ LOCK_CURSOR_SQL = (
 SCAN_SQL = f"""
 WITH {HORIZON_CTE}
 SELECT e.txid, e.position, e.id, e.type, e.order_id, e.channel_id, e.created_at,
-       CASE WHEN e.type = ANY($3::text[]) THEN e.data END AS data
+       CASE WHEN e.type = ANY($3::text[]) THEN {event_data_sql("e")} END AS data
 FROM events e, horizon
 WHERE (e.txid, e.position) > ($1::xid8, $2::bigint) AND e.txid < horizon.h
 ORDER BY e.txid, e.position

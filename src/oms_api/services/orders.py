@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
@@ -30,7 +31,7 @@ from oms_api.domain.payments import (
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.models import Channel, Event, Order
-from oms_api.outbox import record_events
+from oms_api.outbox import event_data_sql, record_events
 from oms_api.services.automation import allocate_if_automatic
 from oms_api.services.backorders import plan_release_fills, record_fills
 from oms_api.services.order_documents import load_order, load_orders
@@ -104,7 +105,8 @@ async def order_events(
     )  # fmt: skip
     if not visible:
         raise NotFound(f"No order with id {order_id}.")
-    stmt = select(Event.id, Event.type, Event.sequence, Event.created_at, Event.data).where(
+    data = literal_column(event_data_sql(Event.__tablename__), type_=JSONB).label("data")
+    stmt = select(Event.id, Event.type, Event.sequence, Event.created_at, data).where(
         Event.order_id == order_id
     )
     page = await paginate(

@@ -33,7 +33,7 @@ from oms_api.db import Database, libpq_url
 from oms_api.domain.events import WEBHOOK_ENDPOINT_DISABLED
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
-from oms_api.outbox import record_events
+from oms_api.outbox import event_data_sql, record_events
 from oms_api.settings import Settings
 from oms_api.webhooks.signing import signature_header
 from oms_api.webhooks.targets import UnsafeTarget, pin
@@ -48,7 +48,7 @@ DELIVERIES = Counter(
     "oms_webhook_attempts_total", "Webhook delivery attempts by outcome.", ["outcome"]
 )
 
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 WITH due AS (
     SELECT d.id FROM webhook_deliveries d
     JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
@@ -63,7 +63,8 @@ FROM due, webhook_endpoints ep, events e
 WHERE d.id = due.id AND ep.id = d.endpoint_id AND e.id = d.event_id
 RETURNING d.id, d.attempts, ep.id AS endpoint_id, ep.url, ep.secret, ep.previous_secret,
           ep.previous_secret_expires_at > now() AS previous_secret_valid, ep.channel_id,
-          e.id AS event_id, e.type, e.created_at, e.sequence, e.data, now() AS now
+          e.id AS event_id, e.type, e.created_at, e.sequence, {event_data_sql("e")} AS data,
+          now() AS now
 """
 
 

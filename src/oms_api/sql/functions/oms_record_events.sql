@@ -25,9 +25,17 @@ BEGIN
             RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
         END IF;
     END IF;
+    -- An order's events that carry `p_data` store it once: the first of a run of them
+    -- keeps it, the next ones store NULL — "the data of the order's nearest earlier event
+    -- that has some" (outbox.event_data_sql, how every reader reads it), which is that
+    -- first one, since the run's numbers follow each other.
     INSERT INTO events (id, type, order_id, channel_id, sequence, data, created_at)
     SELECT e.id, e.type, p_order_id, channel, last_sequence - how_many + e.n::integer,
-           coalesce(e.data, p_data), now()
+           CASE WHEN p_order_id IS NOT NULL AND e.data IS NULL AND e.n > 1
+                     AND coalesce(p_events -> (e.n::integer - 2) -> 'data', 'null') = 'null'
+                THEN NULL
+                ELSE coalesce(e.data, p_data) END,
+           now()
     FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, data jsonb))
          WITH ORDINALITY AS e(id, type, data, n);
 END
