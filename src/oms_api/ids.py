@@ -8,12 +8,12 @@ itself something to keep from some readers (a customer shared by several channel
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10-bit value as 2 characters
-_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_id(prefix: str) -> str:
@@ -34,6 +34,26 @@ def random_id(prefix: str) -> str:
 
 def encode_ulid(millis: int, randomness: bytes) -> str:
     """48 bits of milliseconds, then 80 random bits: 26 characters, most significant first
-    (the 128 bits with 2 zero bits in front, as 13 pairs of 5-bit groups)."""
-    value = (millis << 80) | int.from_bytes(randomness, "big")
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    (the 128 bits with 2 zero bits in front): the time as 10 characters, the randomness
+    as 16."""
+    return _time_part(millis) + _random_part(int.from_bytes(randomness, "big"))
+
+
+@functools.lru_cache(maxsize=4)
+def _time_part(millis: int) -> str:
+    """The 10 characters of a millisecond: ids made in the same one share them."""
+    p = _PAIRS
+    return "".join((
+        p[millis >> 40 & 1023], p[millis >> 30 & 1023], p[millis >> 20 & 1023],
+        p[millis >> 10 & 1023], p[millis & 1023],
+    ))  # fmt: skip
+
+
+def _random_part(r: int) -> str:
+    """80 bits as 16 characters: 8 pairs, unrolled (a loop costs twice as much, and every
+    order makes ~8 ids)."""
+    p = _PAIRS
+    return "".join((
+        p[r >> 70 & 1023], p[r >> 60 & 1023], p[r >> 50 & 1023], p[r >> 40 & 1023],
+        p[r >> 30 & 1023], p[r >> 20 & 1023], p[r >> 10 & 1023], p[r & 1023],
+    ))  # fmt: skip
