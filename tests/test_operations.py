@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import json
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from oms_api.db import libpq_url
 from oms_api.main import create_app
+from oms_api.observability import configure_logging, log_time
 from tests.conftest import ADMIN_KEY, free_port, make_settings
 from tests.factories import Shop, bearer, inventory, order_body
 
@@ -55,6 +60,32 @@ async def test_metrics_count_requests_by_route_template(admin: httpx.AsyncClient
     assert "oms_webhook_queue_depth" in text
     assert "oms_webhook_oldest_pending_seconds" in text
     assert "ch_missing_for_metrics" not in text  # ids never become label values
+
+
+async def test_each_request_is_logged_as_one_json_line(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings(database_url, log_format="json", log_level="INFO"))
+    try:
+        response = await _call(app, "GET", "/healthz", headers={"X-Request-ID": "req-log-1"})
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging("console", "WARNING")  # as the other tests' app has it
+    assert response.status_code == 200
+    (line,) = [entry for entry in lines if entry.get("request_id") == "req-log-1"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line.pop("ts"))
+    assert isinstance(line.pop("duration_ms"), float)
+    assert line == {
+        "level": "info", "logger": "oms_api.access", "msg": "GET /healthz 200",
+        "request_id": "req-log-1", "status": 200, "route": "/healthz",
+    }  # fmt: skip
+
+
+def test_the_log_time_is_the_millisecond_datetime_writes() -> None:
+    for created in (0.0, 1_700_000_000.0004999, 1_700_000_000.0005, 1_700_000_000.9999995,
+                    1_700_000_000.9999996, 1_764_675_000.123456, 4_102_444_799.999):  # fmt: skip
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert log_time(created) == expected
 
 
 async def _call(app: FastAPI, method: str, path: str, **kw: Any) -> httpx.Response:
