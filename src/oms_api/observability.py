@@ -21,9 +21,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oms_api.api.problems import problem_response
+from oms_api.api.problems import problem_response, unexpected_response
 from oms_api.jsonutil import dumps
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -76,11 +77,24 @@ def metrics_payload() -> tuple[bytes, str]:
 
 class RequestContextMiddleware:
     """Gives every request an id (echoing a sane `X-Request-ID`), refuses bodies over the
-    limit with 413, counts and times each request by route template, and logs it."""
+    limit with 413, answers an exception no handler took (`problems.unexpected_response`),
+    counts and times each request by route template, and logs it: one layer, so a request
+    passes one frame here on each of its awaits, and its response one wrapper.
+
+    Answering the unexpected here, instead of letting it reach Starlette's
+    ServerErrorMiddleware: that one answers and then re-raises, and uvicorn, seeing an
+    exception after the response, drops the keep-alive connection without saying
+    `Connection: close`, so the client's next request on it is reset. The answer carries
+    `X-Request-ID` and is counted. An exception after the response has started still
+    propagates: that response is cut short, and closing the connection is then the only
+    honest end."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # (method, route template, status) -> its request counter and latency histogram,
+        # looked up once: prometheus_client's `labels()` checks and locks on every call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +104,7 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
-        status_holder = [500]
+        status_holder = [0]  # the response's status once it has started
         raw_id = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
@@ -125,16 +139,29 @@ class RequestContextMiddleware:
                     request_id=request_id,
                 )
                 await response(scope, receive, send_with_id)
-            else:
+                return
+            try:
                 await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if status_holder[0]:
+                    raise
+                response = unexpected_response(Request(scope), exc)
+                await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            status = status_holder[0]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template, str(status)).observe(elapsed)
+            status = status_holder[0] or 500
+            key = (method, template, status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    HTTP_REQUESTS.labels(method, template, str(status)),
+                    HTTP_LATENCY.labels(method, template, str(status)),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %s", method, scope.get("path"), status,

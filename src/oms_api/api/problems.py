@@ -20,7 +20,6 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms_api.domain.errors import DomainError
 from oms_api.errors import Problem
@@ -200,9 +199,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        # Reached only by an exception raised outside `CatchUnexpected` (in an outer
-        # middleware): Starlette re-raises it after this answer and the server then closes
-        # the connection, so the answer says so.
+        # Reached only by an exception raised outside the app's own answer to one
+        # (`observability.RequestContextMiddleware`): Starlette re-raises it after this
+        # answer and the server then closes the connection, so the answer says so.
         return unexpected_response(request, exc, headers={"Connection": "close"})
 
     app.add_exception_handler(Problem, on_problem)
@@ -210,7 +209,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
-    app.add_middleware(CatchUnexpected)
 
 
 def unexpected_response(
@@ -247,39 +245,6 @@ def unexpected_response(
         request_id=request_id,
         headers=headers,
     )
-
-
-class CatchUnexpected:
-    """Answers an exception that no handler took, instead of letting it reach Starlette's
-    ServerErrorMiddleware: that one answers and then re-raises, and uvicorn, seeing an
-    exception after the response, drops the keep-alive connection without saying
-    `Connection: close`, so the client's next request on it is reset. Installed inside
-    the request-id middleware, so the answer carries `X-Request-ID` and is counted. An
-    exception after the response has started still propagates: that response is cut
-    short, and closing the connection is then the only honest end."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if started:
-                raise
-            response = unexpected_response(Request(scope), exc)
-            await response(scope, receive, send)
 
 
 def database_unavailable(exc: BaseException) -> tuple[str, str] | None:
