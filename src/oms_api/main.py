@@ -158,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         static_url="/docs-assets",
+        # FastAPI's own OpenTelemetry spans, metrics and logs: off, so that no request asks
+        # whether a provider is configured. Ours are the Prometheus metrics and JSON logs.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.migration_head = head_revision()
