@@ -193,8 +193,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+# Every /v1 operation is authenticated by `api.deps.authorize`, which reads the header
+# itself: the scheme is documented here, once, rather than by a dependency that every
+# request would run only to be documented.
+BEARER_SCHEME = {
+    "type": "http",
+    "description": "An API key: `Authorization: Bearer oms_…`",
+    "scheme": "bearer",
+}
+
+
+def authenticated(operation: dict[str, Any]) -> dict[str, Any]:
+    """`operation` with the bearer scheme as its security, where FastAPI writes it (after
+    the operationId)."""
+    out: dict[str, Any] = {}
+    for key, value in operation.items():
+        out[key] = value
+        if key == "operationId":
+            out["security"] = [{"HTTPBearer": []}]
+    return out
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema, with error responses as problem+json (RFC 9457)."""
+    """The schema, with error responses as problem+json (RFC 9457) and every /v1
+    operation behind the bearer scheme."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -205,8 +227,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         tags=TAGS,
     )
     problem_ref = {"$ref": "#/components/schemas/ProblemDetail"}
+    schema.setdefault("components", {})["securitySchemes"] = {"HTTPBearer": BEARER_SCHEME}
     for path, path_item in schema.get("paths", {}).items():
-        for operation in path_item.values():
+        for method, operation in list(path_item.items()):
+            if path.startswith("/v1/"):
+                operation = path_item[method] = authenticated(operation)
             responses = operation.setdefault("responses", {})
             if path.startswith("/v1/"):
                 # Every /v1 operation may answer these (see docs/api-conventions.md).

@@ -12,7 +12,6 @@ import asyncpg
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -94,8 +93,6 @@ def _null_as_empty(value: Any) -> Any:
 # body makes openapi-python-client send its `Unset` marker as JSON).
 NULL_AS_EMPTY = BeforeValidator(_null_as_empty)
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oms_…`")
-
 
 async def authorize(
     request: Request, conn: asyncpg.Connection, scope: Scope | None, *, unbound: bool = False
@@ -157,13 +154,7 @@ async def _admitted(
     return principal, row
 
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-"""Documents the bearer scheme on an operation; `authorize` reads the header itself."""
-
-
-async def current_principal(
-    request: Request, session: SessionDep, _credentials: BearerCredentials
-) -> Principal:
+async def current_principal(request: Request, session: SessionDep) -> Principal:
     return await authorize(request, await driver_connection(session), None)
 
 
@@ -173,9 +164,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require(scope: Scope) -> Any:
     """A dependency: the caller, who must hold `scope` (or `admin`), else 403."""
 
-    async def principal_with_scope(
-        request: Request, session: SessionDep, _credentials: BearerCredentials
-    ) -> Principal:
+    async def principal_with_scope(request: Request, session: SessionDep) -> Principal:
         return await authorize(request, await driver_connection(session), scope)
 
     return Depends(principal_with_scope)
@@ -188,9 +177,7 @@ def require_unbound(scope: Scope) -> Any:
     looked at — and must hold `scope` (or `admin`), else 403 `missing_scope`. Routes using
     it document their 403 with `SHARED_WRITE_403`."""
 
-    async def unbound_principal(
-        request: Request, session: SessionDep, _credentials: BearerCredentials
-    ) -> Principal:
+    async def unbound_principal(request: Request, session: SessionDep) -> Principal:
         return await authorize(request, await driver_connection(session), scope, unbound=True)
 
     return Depends(unbound_principal)
@@ -227,9 +214,7 @@ def read_require(scope: Scope | None) -> Any:
     """`require(scope)` for a read (`ReadSessionDep`): see `authorize_read`; no scope: any
     valid key (as `CurrentPrincipal`)."""
 
-    async def reader_with_scope(
-        request: Request, session: ReadSessionDep, _credentials: BearerCredentials
-    ) -> Principal:
+    async def reader_with_scope(request: Request, session: ReadSessionDep) -> Principal:
         return await authorize_read(request, session, scope)
 
     return Depends(reader_with_scope)
@@ -238,9 +223,7 @@ def read_require(scope: Scope | None) -> Any:
 def read_require_unbound(scope: Scope) -> Any:
     """`require_unbound(scope)` for a read (`ReadSessionDep`): see `authorize_read`."""
 
-    async def unbound_reader(
-        request: Request, session: ReadSessionDep, _credentials: BearerCredentials
-    ) -> Principal:
+    async def unbound_reader(request: Request, session: ReadSessionDep) -> Principal:
         return await authorize_read(request, session, scope, unbound=True)
 
     return Depends(unbound_reader)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from oms_api.api.deps import (
     NULL_AS_EMPTY,
-    BearerCredentials,
     IdempotencyKeyHeader,
     IdempotentCreate,
     PageDep,
@@ -65,7 +64,6 @@ def orders_page(page: Page[dict[str, Any]]) -> Response:
 async def create_order(
     request: Request,
     body: OrderCreate,
-    _credentials: BearerCredentials,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Reserves stock in the same transaction that creates the order: at the channel's
