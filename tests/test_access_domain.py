@@ -34,7 +34,18 @@ def test_a_single_changed_character_fails_the_checksum(position: int) -> None:
     assert not is_well_formed(typo)
 
 
-@pytest.mark.parametrize("bad", ["", "oms_", "sk_" + "a" * 39, "oms_" + "!" * 38, "x" * 500])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "oms_",
+        "sk_" + "a" * 39,
+        "oms_" + "!" * 38,
+        "oms_" + "ä" * 38,
+        "oms_" + "٣" * 38,
+        "x" * 500,
+    ],
+)
 def test_malformed_keys_are_refused(bad: str) -> None:
     assert not is_well_formed(bad)
 

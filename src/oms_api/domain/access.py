@@ -55,7 +55,7 @@ def is_well_formed(key: str) -> bool:
     if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
         return False
     body = key[len(KEY_PREFIX) : len(KEY_PREFIX) + _RANDOM_LEN]
-    if any(c not in _BASE62 for c in body):
+    if not (body.isascii() and body.isalnum()):  # ASCII letters and digits: base 62
         return False
     return secrets.compare_digest(key[-_CHECKSUM_LEN:], _checksum(body))
 
