@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -73,6 +74,9 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     made = (await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})).headers
     assert made["x-request-id"] != "bad id\twith spaces"
     assert len(made["x-request-id"]) == 32
+    assert uuid.UUID(hex=made["x-request-id"]).version == 4  # as uuid4().hex writes it
+    others = {(await client.get("/healthz")).headers["x-request-id"] for _ in range(20)}
+    assert len(others) == 20
     problem = (await client.get("/v1/channels")).json()
     assert problem["request_id"]
 
