@@ -364,8 +364,11 @@ async def claim_idempotency_key(
 
 
 def _request_hash(request: Request, body: BaseModel) -> bytes:
+    # The path as the server decoded it: `request.url.path` writes the same text for every
+    # path a creating request can succeed on (ids have no `?`, `#`, `\\` or control
+    # characters) and would build and parse the whole URL for it, on every placement.
     return idempotency.fingerprint(
-        request.method, request.url.path, body.model_dump_json().encode()
+        request.scope["method"], request.scope["path"], body.model_dump_json().encode()
     )
 
 
