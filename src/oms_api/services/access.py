@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 
@@ -35,6 +36,13 @@ FROM api_keys k
 CROSS JOIN LATERAL oms_idempotency_claim(k.id || E'\\n' || $2, k.id, $2) c
 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL
 """
+
+
+@functools.lru_cache(maxsize=64)
+def scope_set(names: tuple[str, ...]) -> frozenset[Scope]:
+    """A key's stored scopes as `Scope`s: made once per combination (keys share a few),
+    not by an enum lookup per scope per request."""
+    return frozenset(Scope(name) for name in names)
 
 
 def _unauthorized(detail: str) -> Unauthorized:
@@ -71,7 +79,7 @@ async def authenticate(
         row = await conn.fetchrow(AUTHENTICATE_AND_CLAIM_SQL, hash_key(token), claiming)
     if row is None:
         raise _unauthorized("The API key is unknown or revoked.")
-    principal = Principal(row["id"], frozenset(Scope(s) for s in row["scopes"]), row["channel_id"])
+    principal = Principal(row["id"], scope_set(tuple(row["scopes"])), row["channel_id"])
     return principal, (row if claiming is not None else None)
 
 
