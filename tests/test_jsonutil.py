@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
 
+import orjson
 import pytest
 
-from oms_api.jsonutil import iso
+from oms_api.jsonutil import dumps, iso
 
 
 @pytest.mark.parametrize(
@@ -27,3 +30,26 @@ def test_times_are_rfc3339_utc_with_microseconds(
     value: datetime | str | None, text: str | None
 ) -> None:
     assert iso(value) == text
+
+
+class Colour(StrEnum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [{"c": datetime(2026, 11, 30, 8, 13, 16, 123456, tzinfo=UTC)}]},
+        {1: "one", "two": 2},
+        {"nested": {Colour.RED: 3}},
+        {datetime(2026, 11, 30, tzinfo=UTC): None},
+    ],
+)
+def test_dumps_writes_what_orjson_writes_with_keys_as_text(value: Any) -> None:
+    expected = orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+    assert dumps(value) == expected
+
+
+def test_dumps_refuses_what_json_cannot_hold() -> None:
+    with pytest.raises(TypeError):
+        dumps({"x": object()})
