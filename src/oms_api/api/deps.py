@@ -39,7 +39,9 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
-def read_session(request: Request) -> AsyncSession:
+# `async def`, as every dependency here that awaits nothing: FastAPI runs a plain `def` in
+# its thread pool, a hand-off to a worker thread and back on every request.
+async def read_session(request: Request) -> AsyncSession:
     """The read's session, opened by `ReadRoute`: on the replica while it serves reads, else
     on the primary; READ ONLY either way."""
     session: AsyncSession | None = getattr(request.state, "read_session", None)
@@ -256,7 +258,7 @@ class PageQuery:
     cursor: str | None
 
 
-def page_query(
+async def page_query(  # async: no thread hop (see `read_session`)
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")
     ] = DEFAULT_LIMIT,
