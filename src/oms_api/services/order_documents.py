@@ -107,18 +107,14 @@ FROM orders o JOIN channels c ON c.id = o.channel_id
 """
 
 
+# The documents of a page of ids (`pagination.page_statement`), newest first.
+ORDER_PAGE_SQL = ORDER_SELECT + " WHERE o.id IN ({page}) ORDER BY o.id DESC"
+
+
 def document_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return order_document(
         row, row["lines_"] or (), row["reservations_"] or (), row["payments_"] or ()
     )
-
-
-async def load_orders(conn: asyncpg.Connection, order_ids: list[str]) -> list[dict[str, Any]]:
-    """The documents of `order_ids`, newest first."""
-    rows = await conn.fetch(
-        ORDER_SELECT + " WHERE o.id = ANY($1::text[]) ORDER BY o.id DESC", order_ids
-    )
-    return [document_from_row(r) for r in rows]
 
 
 async def load_order(

@@ -10,10 +10,11 @@ order placement uses — so the two never deadlock.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import literal_column, select
+from sqlalchemy import bindparam, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,11 +35,11 @@ from oms_api.models import Channel, Event, Order
 from oms_api.outbox import event_data_sql, record_events
 from oms_api.services.automation import allocate_if_automatic
 from oms_api.services.backorders import plan_release_fills, record_fills
-from oms_api.services.order_documents import load_order, load_orders
+from oms_api.services.order_documents import ORDER_PAGE_SQL, document_from_row, load_order
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
-from oms_api.services.pagination import Page, paginate, paginate_documents
+from oms_api.services.pagination import Page, PageStatement, fetch_page, page_statement, paginate
 from oms_api.services.reservations import cancel_unshipped, release_unshipped
-from oms_api.services.scoping import fence_sql, scope_to_channel
+from oms_api.services.scoping import fence_param, fence_sql
 from oms_api.services.shipments import cancel_open_shipments
 from oms_api.services.stock import move_stock
 from oms_api.services.transitions import ORDER, transition
@@ -64,33 +65,63 @@ async def list_orders(
     limit: int,
     cursor: str | None,
 ) -> Page[dict[str, Any]]:
-    """Newest first. Filters combine with AND; `q` is an order number or an email. The page
-    of ids is chosen first, then their documents are read in one statement."""
-    stmt = scope_to_channel(select(Order.id), channel_id, Order.channel_id)
+    """Newest first. Filters combine with AND; `q` is an order number or an email. One
+    statement: the page of ids, chosen first, and their documents."""
+    values: dict[str, Any] = {"channel_id": channel_id}
     if status is not None:
-        stmt = stmt.where(Order.status == status)
+        values["status"] = status
     if channel_code is not None:
-        stmt = stmt.join(Channel, Channel.id == Order.channel_id).where(
-            Channel.code == channel_code
-        )
+        values["channel_code"] = channel_code
     if customer_id is not None:
-        stmt = stmt.where(Order.customer_id == customer_id)
+        values["customer_id"] = customer_id
     if external_id is not None:
-        stmt = stmt.where(Order.external_id == external_id)
+        values["external_id"] = external_id
     if created_after is not None:
-        stmt = stmt.where(Order.created_at >= created_after)
+        values["created_after"] = created_after
     if created_before is not None:
-        stmt = stmt.where(Order.created_at < created_before)
+        values["created_before"] = created_before
     if q is not None:
         text = q.strip().lstrip("#")
         if text.isdigit() and len(text) <= 18:
-            stmt = stmt.where(Order.number == int(text))
+            values["number"] = int(text)
         elif "@" in text:
-            stmt = stmt.where(Order.email_normalized == text.lower())
+            values["email"] = text.lower()
         else:
-            stmt = stmt.where(Order.external_id == text)
-    return await paginate_documents(
-        session, stmt, keys=[Order.id], limit=limit, cursor=cursor, load=load_orders
+            values["q_external_id"] = text
+    statement = _list_statement(frozenset(values), cursor is not None)
+    return await fetch_page(
+        await driver_connection(session), statement, values, limit=limit, cursor=cursor,
+        render=document_from_row,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def _list_statement(filters: frozenset[str], after_cursor: bool) -> PageStatement:
+    """The list's statement for one set of filters (their names, as `list_orders` binds
+    them), compiled once."""
+    stmt = select(Order.id).where(fence_param(Order.channel_id))
+    if "status" in filters:
+        stmt = stmt.where(Order.status == bindparam("status"))
+    if "channel_code" in filters:
+        stmt = stmt.join(Channel, Channel.id == Order.channel_id).where(
+            Channel.code == bindparam("channel_code")
+        )
+    if "customer_id" in filters:
+        stmt = stmt.where(Order.customer_id == bindparam("customer_id"))
+    if "external_id" in filters:
+        stmt = stmt.where(Order.external_id == bindparam("external_id"))
+    if "created_after" in filters:
+        stmt = stmt.where(Order.created_at >= bindparam("created_after"))
+    if "created_before" in filters:
+        stmt = stmt.where(Order.created_at < bindparam("created_before"))
+    if "number" in filters:
+        stmt = stmt.where(Order.number == bindparam("number"))
+    if "email" in filters:
+        stmt = stmt.where(Order.email_normalized == bindparam("email"))
+    if "q_external_id" in filters:
+        stmt = stmt.where(Order.external_id == bindparam("q_external_id"))
+    return page_statement(
+        stmt, keys=[Order.id], documents=ORDER_PAGE_SQL, after_cursor=after_cursor
     )
 
 

@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import BigInteger, DateTime, Integer, Select, tuple_
+from sqlalchemy import BigInteger, DateTime, Integer, Select, bindparam, tuple_
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -129,3 +130,68 @@ async def paginate_documents(
     page = await paginate(session, stmt, keys=keys, limit=limit, cursor=cursor)
     conn = await driver_connection(session)
     return Page(await load(conn, [row[0] for row in page.items]), page.next_cursor)
+
+
+# The driver's dialect: what `page_statement` compiles for (`$n` parameters).
+_ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+PAGE_IDS = "{page}"
+
+
+@dataclass(frozen=True, slots=True)
+class PageStatement:
+    """A list's statement compiled once, for asyncpg: the documents of a page of ids in one
+    round trip, with no SQLAlchemy between a request and the driver. `names`: the
+    parameters in `$n` order (the caller's, `limit`, and `cursor_<i>` when paging on)."""
+
+    sql: str
+    names: tuple[str, ...]
+    keys: tuple[InstrumentedAttribute[Any], ...]
+
+
+def page_statement(
+    ids: Select[*tuple[Any, ...]],
+    *,
+    keys: Sequence[InstrumentedAttribute[Any]],
+    documents: str,
+    after_cursor: bool,
+) -> PageStatement:
+    """`ids` (its first column the page's ids, filtered with named `bindparam`s), newest
+    first by `keys`, `limit` of them — past the cursor's key when `after_cursor` — inside
+    `documents`, SQL that reads the documents of the ids at `{page}` in the same order.
+    Build it once per shape of filters and keep it; bind values with `fetch_page`."""
+    if after_cursor:
+        params = [bindparam(f"cursor_{i}", type_=k.expression.type) for i, k in enumerate(keys)]
+        left: Any = tuple_(*keys) if len(keys) > 1 else keys[0]
+        right: Any = tuple_(*params) if len(keys) > 1 else params[0]
+        ids = ids.where(left < right)
+    page = ids.order_by(*(k.desc() for k in keys)).limit(bindparam("limit", type_=Integer))
+    compiled = page.compile(dialect=_ASYNCPG)
+    return PageStatement(
+        documents.replace(PAGE_IDS, compiled.string), tuple(compiled.positiontup or ()), tuple(keys)
+    )
+
+
+async def fetch_page(
+    conn: asyncpg.Connection,
+    statement: PageStatement,
+    values: dict[str, Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    render: Callable[[asyncpg.Record], T],
+) -> Page[T]:
+    """One page of `statement` (`page_statement`, built with a cursor condition exactly
+    when `cursor` is given), its parameters bound from `values`; each row rendered by
+    `render`. The rows hold the keys under their attribute names (the next cursor)."""
+    bound = {**values, "limit": limit + 1}
+    if cursor is not None:
+        decoded = decode_cursor(cursor, statement.keys)
+        bound.update((f"cursor_{i}", value) for i, value in enumerate(decoded))
+    rows = await conn.fetch(statement.sql, *[bound[name] for name in statement.names])
+    if len(rows) <= limit:
+        return Page([render(row) for row in rows], None)
+    last = rows[limit - 1]
+    return Page(
+        [render(row) for row in rows[:limit]],
+        encode_cursor([last[k.key] for k in statement.keys]),
+    )

@@ -8,7 +8,8 @@ of other channels' rows leak nothing — as paths, as filters or as cursors.
 The fence takes the caller's channel id: None means no fence (a key not bound to a channel,
 or the service itself re-reading a row it has already fenced). It has two forms, one rule:
 
-- ORM: `scope_to_channel(stmt, caller, Model.channel_id)`;
+- ORM: `scope_to_channel(stmt, caller, Model.channel_id)`; for a statement compiled once
+  and run for any caller, `fence_param(Model.channel_id)`, binding the caller's channel id;
 - SQL (asyncpg `$n`, or SQLAlchemy `:name`): `fence_sql("o.channel_id", 2)` is the predicate,
   and the caller's channel id is bound as that parameter;
 - SQL fenced to a channel the query resolves itself (placement's read finds the channel by
@@ -31,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, false
+from sqlalchemy import ColumnElement, Select, String, bindparam, false, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from oms_api.domain.access import Principal
@@ -58,6 +59,17 @@ def scope_to_channel(
     if channel_id is None:
         return stmt
     return stmt.where(channel_column == channel_id)
+
+
+def fence_param(
+    channel_column: InstrumentedAttribute[Any], name: str = "channel_id"
+) -> ColumnElement[bool]:
+    """The fence as an ORM predicate on a parameter, for a statement compiled once and run
+    for any caller (`pagination.page_statement`): `channel_column` is the channel bound as
+    `name`, or that parameter is NULL (not fenced) — `fence_sql`'s rule. Bind
+    `channel_of(caller)`."""
+    param = bindparam(name, type_=String)
+    return or_(param.is_(None), channel_column == param)
 
 
 def fence_sql(column: str, param: int | str) -> str:
