@@ -25,6 +25,10 @@ def iso(value: datetime | str | None) -> str | None:
     produce (in the session's time zone) as well; a naive time is taken as UTC."""
     if value is None:
         return None
+    if value.__class__ is datetime and value.tzinfo is UTC and value.microsecond:
+        # The driver's times (UTC): orjson writes them exactly so, ~4x faster than
+        # isoformat — but leaves out a zero fraction, which the path below writes.
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     offset = value.utcoffset()

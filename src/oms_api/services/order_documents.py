@@ -35,6 +35,21 @@ def payment_document(row: Mapping[str, Any]) -> dict[str, Any]:
             "reference": row["reference"], "created_at": iso(row["created_at"])}  # fmt: skip
 
 
+def _allocations(
+    line_docs: Sequence[Mapping[str, Any]], reservations: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The reservations in the document's shape, in line order, then by location."""
+    at = {line["id"]: (i, line["sku"]) for i, line in enumerate(line_docs)}
+    return sorted(
+        (
+            {"line_id": r["line_id"], "sku": at[r["line_id"]][1], "location_id": r["location_id"],
+             "quantity": r["quantity"]}
+            for r in reservations
+        ),
+        key=lambda a: (at[a["line_id"]][0], a["location_id"]),
+    )  # fmt: skip
+
+
 def order_document(
     row: Mapping[str, Any],
     lines: Sequence[Mapping[str, Any]],
@@ -44,15 +59,6 @@ def order_document(
     """`row`: the orders row plus `channel` (the channel's code); `lines` in position
     order; `reservations` and `payments` as stored, in any order."""
     line_docs = [line_document(line) for line in lines]
-    at = {line["id"]: (i, line["sku"]) for i, line in enumerate(line_docs)}
-    allocations = sorted(
-        (
-            {"line_id": r["line_id"], "sku": at[r["line_id"]][1], "location_id": r["location_id"],
-             "quantity": r["quantity"]}
-            for r in reservations
-        ),
-        key=lambda a: (at[a["line_id"]][0], a["location_id"]),
-    )  # fmt: skip
     return {
         "id": row["id"],
         "number": row["number"],
@@ -67,7 +73,7 @@ def order_document(
         "return_status": row["return_status"],
         "currency": row["currency"],
         "lines": line_docs,
-        "allocations": allocations,
+        "allocations": _allocations(line_docs, reservations) if reservations else [],
         "totals": {"subtotal": row["subtotal"], "shipping": row["shipping"], "total": row["total"]},
         "payment_amounts": {
             "authorized": row["authorized"],
@@ -108,7 +114,7 @@ FROM orders o JOIN channels c ON c.id = o.channel_id
 
 
 # The documents of a page of ids (`pagination.page_statement`), newest first.
-ORDER_PAGE_SQL = ORDER_SELECT + " WHERE o.id IN ({page}) ORDER BY o.id DESC"
+ORDER_PAGE_SQL = ORDER_SELECT + " WHERE o.id = ANY(ARRAY({page})) ORDER BY o.id DESC"
 
 
 def document_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
