@@ -39,7 +39,7 @@ from oms_api.services.order_documents import ORDER_PAGE_SQL, document_from_row, 
 from oms_api.services.order_state import lock_order, record_order_events, settle_fulfilment
 from oms_api.services.pagination import Page, PageStatement, fetch_page, page_statement, paginate
 from oms_api.services.reservations import cancel_unshipped, release_unshipped
-from oms_api.services.scoping import fence_param, fence_sql
+from oms_api.services.scoping import fence_sql, fence_values, scope_to_bound_channel
 from oms_api.services.shipments import cancel_open_shipments
 from oms_api.services.stock import move_stock
 from oms_api.services.transitions import ORDER, transition
@@ -67,7 +67,7 @@ async def list_orders(
 ) -> Page[dict[str, Any]]:
     """Newest first. Filters combine with AND; `q` is an order number or an email. One
     statement: the page of ids, chosen first, and their documents."""
-    values: dict[str, Any] = {"channel_id": channel_id}
+    values: dict[str, Any] = fence_values(channel_id)
     if status is not None:
         values["status"] = status
     if channel_code is not None:
@@ -88,18 +88,18 @@ async def list_orders(
             values["email"] = text.lower()
         else:
             values["q_external_id"] = text
-    statement = _list_statement(frozenset(values), cursor is not None)
+    statement = _list_statement(frozenset(values), limit, cursor is not None)
     return await fetch_page(
-        await driver_connection(session), statement, values, limit=limit, cursor=cursor,
+        await driver_connection(session), statement, values, cursor=cursor,
         render=document_from_row,
     )  # fmt: skip
 
 
 @lru_cache(maxsize=512)
-def _list_statement(filters: frozenset[str], after_cursor: bool) -> PageStatement:
+def _list_statement(filters: frozenset[str], limit: int, after_cursor: bool) -> PageStatement:
     """The list's statement for one set of filters (their names, as `list_orders` binds
-    them), compiled once."""
-    stmt = select(Order.id).where(fence_param(Order.channel_id))
+    them) and page size, compiled once."""
+    stmt = scope_to_bound_channel(select(Order.id), filters, Order.channel_id)
     if "status" in filters:
         stmt = stmt.where(Order.status == bindparam("status"))
     if "channel_code" in filters:
@@ -121,7 +121,7 @@ def _list_statement(filters: frozenset[str], after_cursor: bool) -> PageStatemen
     if "q_external_id" in filters:
         stmt = stmt.where(Order.external_id == bindparam("q_external_id"))
     return page_statement(
-        stmt, keys=[Order.id], documents=ORDER_PAGE_SQL, after_cursor=after_cursor
+        stmt, keys=[Order.id], documents=ORDER_PAGE_SQL, limit=limit, after_cursor=after_cursor
     )
 
 

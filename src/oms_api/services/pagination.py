@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import BigInteger, DateTime, Integer, Select, bindparam, tuple_
+from sqlalchemy import BigInteger, DateTime, Integer, Select, bindparam, literal_column, tuple_
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -141,11 +141,12 @@ PAGE_IDS = "{page}"
 class PageStatement:
     """A list's statement compiled once, for asyncpg: the documents of a page of ids in one
     round trip, with no SQLAlchemy between a request and the driver. `names`: the
-    parameters in `$n` order (the caller's, `limit`, and `cursor_<i>` when paging on)."""
+    parameters in `$n` order (the caller's, and `cursor_<i>` when paging on)."""
 
     sql: str
     names: tuple[str, ...]
     keys: tuple[InstrumentedAttribute[Any], ...]
+    limit: int
 
 
 def page_statement(
@@ -153,21 +154,30 @@ def page_statement(
     *,
     keys: Sequence[InstrumentedAttribute[Any]],
     documents: str,
+    limit: int,
     after_cursor: bool,
 ) -> PageStatement:
     """`ids` (its first column the page's ids, filtered with named `bindparam`s), newest
-    first by `keys`, `limit` of them — past the cursor's key when `after_cursor` — inside
-    `documents`, SQL that reads the documents of the ids at `{page}` in the same order.
-    Build it once per shape of filters and keep it; bind values with `fetch_page`."""
+    first by `keys`, `limit` of them and one more (is there a next page?) — past the
+    cursor's key when `after_cursor` — inside `documents`, SQL that reads the documents of
+    the ids at `{page}` in the same order. Build it once per shape of filters and page size
+    and keep it; bind values with `fetch_page`.
+
+    The page size is written into the SQL, not bound: with it, PostgreSQL's generic plan
+    (which it keeps after five executions when it costs no more than planning anew) knows
+    the page is small."""
     if after_cursor:
         params = [bindparam(f"cursor_{i}", type_=k.expression.type) for i, k in enumerate(keys)]
         left: Any = tuple_(*keys) if len(keys) > 1 else keys[0]
         right: Any = tuple_(*params) if len(keys) > 1 else params[0]
         ids = ids.where(left < right)
-    page = ids.order_by(*(k.desc() for k in keys)).limit(bindparam("limit", type_=Integer))
+    page = ids.order_by(*(k.desc() for k in keys)).limit(literal_column(str(int(limit) + 1)))
     compiled = page.compile(dialect=_ASYNCPG)
     return PageStatement(
-        documents.replace(PAGE_IDS, compiled.string), tuple(compiled.positiontup or ()), tuple(keys)
+        documents.replace(PAGE_IDS, compiled.string),
+        tuple(compiled.positiontup or ()),
+        tuple(keys),
+        limit,
     )
 
 
@@ -176,14 +186,14 @@ async def fetch_page(
     statement: PageStatement,
     values: dict[str, Any],
     *,
-    limit: int,
     cursor: str | None,
     render: Callable[[asyncpg.Record], T],
 ) -> Page[T]:
     """One page of `statement` (`page_statement`, built with a cursor condition exactly
     when `cursor` is given), its parameters bound from `values`; each row rendered by
     `render`. The rows hold the keys under their attribute names (the next cursor)."""
-    bound = {**values, "limit": limit + 1}
+    bound = dict(values)
+    limit = statement.limit
     if cursor is not None:
         decoded = decode_cursor(cursor, statement.keys)
         bound.update((f"cursor_{i}", value) for i, value in enumerate(decoded))

@@ -9,7 +9,8 @@ The fence takes the caller's channel id: None means no fence (a key not bound to
 or the service itself re-reading a row it has already fenced). It has two forms, one rule:
 
 - ORM: `scope_to_channel(stmt, caller, Model.channel_id)`; for a statement compiled once
-  and run for any caller, `fence_param(Model.channel_id)`, binding the caller's channel id;
+  per shape and run with values bound later, `scope_to_bound_channel`, binding the
+  caller's `fence_values`;
 - SQL (asyncpg `$n`, or SQLAlchemy `:name`): `fence_sql("o.channel_id", 2)` is the predicate,
   and the caller's channel id is bound as that parameter;
 - SQL fenced to a channel the query resolves itself (placement's read finds the channel by
@@ -30,9 +31,10 @@ operation with an id in its path with another channel's id).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, false, or_
+from sqlalchemy import Select, String, bindparam, false
 from sqlalchemy.orm import InstrumentedAttribute
 
 from oms_api.domain.access import Principal
@@ -61,15 +63,28 @@ def scope_to_channel(
     return stmt.where(channel_column == channel_id)
 
 
-def fence_param(
-    channel_column: InstrumentedAttribute[Any], name: str = "channel_id"
-) -> ColumnElement[bool]:
-    """The fence as an ORM predicate on a parameter, for a statement compiled once and run
-    for any caller (`pagination.page_statement`): `channel_column` is the channel bound as
-    `name`, or that parameter is NULL (not fenced) — `fence_sql`'s rule. Bind
-    `channel_of(caller)`."""
-    param = bindparam(name, type_=String)
-    return or_(param.is_(None), channel_column == param)
+# The parameter a statement compiled once binds the caller's channel to (`fence_values`).
+FENCE_PARAM = "fence_channel_id"
+
+
+def fence_values(caller: Principal | str | None) -> dict[str, str]:
+    """What a statement fenced by `scope_to_bound_channel` binds: the caller's channel, for
+    a caller fenced to one; nothing for one who is not."""
+    channel_id = channel_of(caller)
+    return {} if channel_id is None else {FENCE_PARAM: channel_id}
+
+
+def scope_to_bound_channel(
+    stmt: S, bound: Collection[str], channel_column: InstrumentedAttribute[Any]
+) -> S:
+    """`scope_to_channel` for a statement compiled once per shape of its filters and run
+    with values bound later (`pagination.page_statement`): restricted to the channel bound
+    as `FENCE_PARAM` when `bound`, the names the statement will bind, holds it (the
+    caller's `fence_values`). Each shape has its own plan: a fenced list reads its
+    channel's index."""
+    if FENCE_PARAM not in bound:
+        return stmt
+    return stmt.where(channel_column == bindparam(FENCE_PARAM, type_=String))
 
 
 def fence_sql(column: str, param: int | str) -> str:
