@@ -95,9 +95,17 @@ async def _set_times(
     shipments: dict[str, tuple[float | None, float | None]],
 ) -> None:  # fmt: skip
     """The order placed at `placed`; each shipment shipped and delivered so many hours
-    after it (None: not); the order delivered when its last shipment was."""
+    after it (None: not); the order delivered when its last shipment was. Written behind
+    the outbox's back (no event), so the reports' summaries of the day it was placed and the
+    day it now was are dropped, the summariser held off meanwhile (its cursor locked)."""
     conn = await asyncpg.connect(libpq_url(database_url))
     try:
+        await conn.execute("BEGIN; SELECT 1 FROM report_cursor FOR UPDATE")
+        await conn.execute(
+            "DELETE FROM report_days WHERE day IN ((SELECT (created_at AT TIME ZONE 'UTC')::date "
+            "FROM orders WHERE id = $1), ($2::timestamptz AT TIME ZONE 'UTC')::date)",
+            order["id"], placed,
+        )  # fmt: skip
         await conn.execute("UPDATE orders SET created_at = $2 WHERE id = $1", order["id"], placed)
         for shipment_id, (ship, deliver) in shipments.items():
             shipped = placed + timedelta(hours=ship) if ship is not None else None
@@ -111,6 +119,7 @@ async def _set_times(
                 "delivered_at = CASE WHEN delivered_at IS NOT NULL THEN $3::timestamptz END WHERE id = $1",
                 order["id"], shipped, delivered,
             )  # fmt: skip
+        await conn.execute("COMMIT")
     finally:
         await conn.close()
 

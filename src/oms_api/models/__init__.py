@@ -20,6 +20,14 @@ from oms_api.models.notifications import (
     NotificationCursor,
 )
 from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
+from oms_api.models.reports import (
+    ReportCursor,
+    ReportDay,
+    ReportMonth,
+    ReportReturns,
+    ReportSales,
+    ReportSkuSales,
+)
 from oms_api.models.returns import Return, ReturnLine
 from oms_api.models.settings import AppSetting
 from oms_api.models.shipments import (
@@ -55,6 +63,12 @@ __all__ = [
     "PickupShipment",
     "Product",
     "Replenishment",
+    "ReportCursor",
+    "ReportDay",
+    "ReportMonth",
+    "ReportReturns",
+    "ReportSales",
+    "ReportSkuSales",
     "Return",
     "ReturnLine",
     "Shipment",

@@ -28,7 +28,8 @@ from oms_api.domain.reports import (
     reasons_in_full,
     return_rate,
 )
-from oms_api.services.scoping import fence_location_sql, fence_sql
+from oms_api.services.report_summaries import TOUCHED_DAYS_CTE, orders_on_days
+from oms_api.services.scoping import fence_location_sql, fence_sql, summary_fence_sql
 
 # Sorts and hashes of a report over a year hold up to a million rows: in memory (at 64 MB
 # fulfilment's grouping spilled to disk). No JIT: compiling one of these plans took ~100 ms.
@@ -46,45 +47,77 @@ _ORDERS_IN_PERIOD = f"""
       AND ($4::text IS NULL OR c.code = $4)
 """
 
-# Sales per UTC day or per channel: orders, units (their lines' quantities), revenue (the
-# orders' totals), per currency. The orders are counted and summed on their own, the units
-# over their lines (one hash join), then the two are put side by side.
+# Sales per UTC day or per channel: orders, units (their lines' quantities not cancelled),
+# revenue (the orders' totals), per currency. Clean days from the per-day summary; the live
+# days' orders counted and summed on their own, their units over their lines, then the two
+# put side by side; both added up per key.
 SALES_BY_ORDER_SQL = {
     SalesGrouping.DAY: "to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     SalesGrouping.CHANNEL: "o.channel",
 }
+SALES_SUMMARY_KEY = {
+    SalesGrouping.DAY: "to_char(s.day, 'YYYY-MM-DD')",
+    SalesGrouping.CHANNEL: "c.code",
+}
 _SALES_BY_ORDER = """
-WITH o AS MATERIALIZED ({orders}),
+WITH {days},
+o AS MATERIALIZED ({orders}),
 totals AS (
-    SELECT {key} AS key, o.currency, count(*) AS orders, sum(o.total)::bigint AS revenue
+    SELECT {key} AS key, o.currency, count(*) AS orders, sum(o.total) AS revenue
     FROM o GROUP BY 1, 2
 ),
 units AS (
-    SELECT {key} AS key, o.currency, sum(l.quantity - l.quantity_cancelled)::bigint AS units
+    SELECT {key} AS key, o.currency, sum(l.quantity - l.quantity_cancelled) AS units
     FROM o JOIN order_lines l ON l.order_id = o.id
     GROUP BY 1, 2
+),
+figures AS (
+    SELECT t.key, t.currency, t.orders, coalesce(u.units, 0) AS units, t.revenue
+    FROM totals t LEFT JOIN units u ON u.key = t.key AND u.currency = t.currency
+    UNION ALL
+    SELECT {summary_key}, s.currency, s.orders, s.units, s.revenue
+    FROM report_sales s
+    JOIN channels c ON c.id = s.channel_id
+    WHERE s.day IN (SELECT day FROM summarised)
+      AND {fence} AND ($4::text IS NULL OR c.code = $4)
 )
-SELECT t.key, t.currency, t.orders, coalesce(u.units, 0)::bigint AS units, t.revenue
-FROM totals t LEFT JOIN units u ON u.key = t.key AND u.currency = t.currency
+SELECT key, currency, sum(orders)::bigint AS orders, sum(units)::bigint AS units,
+       sum(revenue)::bigint AS revenue
+FROM figures GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
-# Sales per SKU: orders holding it, units, revenue (the lines' quantity x unit price), per
-# currency — units cancelled (the rest of an order cancelled after some shipped) not sold.
-# A SKU on two lines of one order counts that order once; a line cancelled whole, not at all.
+# Per SKU, of the period's clean days and whole months from the summary, of the live days'
+# orders: orders holding units of it not cancelled, units, revenue (quantity x unit price).
+_SKU_FIGURES = """
+sku_figures AS (
+    SELECT s.sku, s.currency, s.orders, s.units, s.revenue
+    FROM sku_summary s
+    LEFT JOIN channels c ON c.id = s.channel_id
+    WHERE {fence} AND ($4::text IS NULL OR c.code = $4)
+    UNION ALL
+    SELECT sku, currency, count(*) FILTER (WHERE units > 0), sum(units), sum(revenue)
+    FROM (
+        SELECT l.sku, o.currency, o.id, sum(l.quantity - l.quantity_cancelled) AS units,
+               sum((l.quantity - l.quantity_cancelled) * l.unit_price) AS revenue
+        FROM o JOIN order_lines l ON l.order_id = o.id
+        GROUP BY l.sku, o.currency, o.id
+    ) per_order
+    GROUP BY sku, currency
+)"""
+
+# Sales per SKU: orders holding it, units, revenue, per currency — units cancelled (the rest
+# of an order cancelled after some shipped) not sold. A SKU on two lines of one order counts
+# that order once; a line cancelled whole, not at all (a SKU no order holds units of: no row).
 _SALES_BY_SKU = """
-WITH o AS ({orders}),
-lines AS (
-    SELECT l.sku, o.currency, o.id, sum(l.quantity - l.quantity_cancelled) AS units,
-           sum((l.quantity - l.quantity_cancelled) * l.unit_price) AS revenue
-    FROM o JOIN order_lines l ON l.order_id = o.id
-    WHERE l.quantity > l.quantity_cancelled
-    GROUP BY l.sku, o.currency, o.id
-)
-SELECT sku AS key, currency, count(*) AS orders, sum(units)::bigint AS units,
+WITH {days},
+o AS MATERIALIZED ({orders}),
+{sku_figures}
+SELECT sku AS key, currency, sum(orders)::bigint AS orders, sum(units)::bigint AS units,
        sum(revenue)::bigint AS revenue
-FROM lines
+FROM sku_figures
 GROUP BY sku, currency
+HAVING sum(orders) > 0
 ORDER BY sku, currency
 """
 
@@ -136,25 +169,31 @@ ORDER BY location_code NULLS FIRST
 """
 
 # Returns per SKU over the orders placed in the period: units sold (the lines' quantities
-# less those cancelled),
-# units returned (return lines of returns neither rejected nor cancelled), per reason.
+# less those cancelled), units returned (return lines of returns neither rejected nor
+# cancelled), per reason. Clean days from the summaries, the live days' orders computed.
 _RETURNS = """
-WITH o AS MATERIALIZED ({orders}),
-sold AS (
-    SELECT l.sku, sum(l.quantity - l.quantity_cancelled)::bigint AS units_sold
-    FROM o JOIN order_lines l ON l.order_id = o.id
-    GROUP BY l.sku
+WITH {days},
+o AS MATERIALIZED ({orders}),
+{sku_figures},
+sold AS (SELECT sku, sum(units)::bigint AS units_sold FROM sku_figures GROUP BY sku),
+per_reason AS (
+    SELECT r.sku, r.reason, r.units
+    FROM report_returns r
+    JOIN channels c ON c.id = r.channel_id
+    WHERE r.day IN (SELECT day FROM summarised)
+      AND {return_fence} AND ($4::text IS NULL OR c.code = $4)
+    UNION ALL
+    SELECT l.sku, rl.reason, rl.quantity
+    FROM o
+    JOIN returns r ON r.order_id = o.id
+    JOIN return_lines rl ON rl.return_id = r.id
+    JOIN order_lines l ON l.id = rl.line_id
+    WHERE r.status NOT IN ('rejected', 'cancelled')
 ),
 returned AS (
     SELECT x.sku, sum(x.units)::bigint AS units, jsonb_object_agg(x.reason, x.units) AS reasons
     FROM (
-        SELECT l.sku, rl.reason, sum(rl.quantity)::bigint AS units
-        FROM o
-        JOIN returns r ON r.order_id = o.id
-        JOIN return_lines rl ON rl.return_id = r.id
-        JOIN order_lines l ON l.id = rl.line_id
-        WHERE r.status NOT IN ('rejected', 'cancelled')
-        GROUP BY l.sku, rl.reason
+        SELECT sku, reason, sum(units)::bigint AS units FROM per_reason GROUP BY sku, reason
     ) x
     GROUP BY x.sku
 )
@@ -184,17 +223,27 @@ ORDER BY low_stock DESC, p.sku
 """
 
 # Each report's statement, built once.
+_LIVE_ORDERS = orders_on_days("live", 3, 4)
+_SUMMARY_FENCE = fence_sql("s.channel_id", 3)
+# The SKU summary adds up every channel too: an unbound caller naming none reads that.
+_SKU_FENCE = summary_fence_sql("s.channel_id", 3, 4)
 SALES_SQL = {
-    SalesGrouping.DAY: _SALES_BY_ORDER.format(
-        orders=_ORDERS_IN_PERIOD, key=SALES_BY_ORDER_SQL[SalesGrouping.DAY]
-    ),
-    SalesGrouping.CHANNEL: _SALES_BY_ORDER.format(
-        orders=_ORDERS_IN_PERIOD, key=SALES_BY_ORDER_SQL[SalesGrouping.CHANNEL]
-    ),
-    SalesGrouping.SKU: _SALES_BY_SKU.format(orders=_ORDERS_IN_PERIOD),
-}
+    grouping: _SALES_BY_ORDER.format(
+        days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS, key=SALES_BY_ORDER_SQL[grouping],
+        summary_key=SALES_SUMMARY_KEY[grouping], fence=_SUMMARY_FENCE,
+    )
+    for grouping in (SalesGrouping.DAY, SalesGrouping.CHANNEL)
+}  # fmt: skip
+SALES_SQL[SalesGrouping.SKU] = _SALES_BY_SKU.format(
+    days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
+    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE),
+)  # fmt: skip
 FULFILMENT_SQL = _FULFILMENT.format(orders=_ORDERS_IN_PERIOD)
-RETURNS_SQL = _RETURNS.format(orders=_ORDERS_IN_PERIOD)
+RETURNS_SQL = _RETURNS.format(
+    days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
+    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE),
+    return_fence=fence_sql("r.channel_id", 3),
+)  # fmt: skip
 
 SALES_COLUMNS = {
     SalesGrouping.DAY: ["day", "currency", "orders", "units", "revenue"],
@@ -223,8 +272,14 @@ def _envelope(period: Period | None, **rest: Any) -> dict[str, Any]:
 
 
 def period_args(period: Period, channel_id: str | None, channel: str | None) -> list[Any]:
-    """The parameters of a period report's statement."""
+    """The parameters of the fulfilment report's statement (computed live)."""
     return [period.starts, period.ends, channel_id, channel]
+
+
+def summary_args(period: Period, channel_id: str | None, channel: str | None) -> list[Any]:
+    """The parameters of a statement that reads the summaries: the period's first and last
+    days (ISO text), the caller's channel, the channel code asked for."""
+    return [period.first.isoformat(), period.last.isoformat(), channel_id, channel]
 
 
 async def sales(
@@ -233,7 +288,7 @@ async def sales(
 ) -> dict[str, Any]:  # fmt: skip
     """Sales in `period` grouped by UTC day, channel code or SKU, per currency."""
     await conn.execute(REPORT_WORK_MEM)
-    rows = await conn.fetch(SALES_SQL[group_by], *period_args(period, channel_id, channel))
+    rows = await conn.fetch(SALES_SQL[group_by], *summary_args(period, channel_id, channel))
     key = group_by.value
     return _envelope(
         period, group_by=key,
@@ -287,7 +342,7 @@ async def returns(
 ) -> dict[str, Any]:
     """Per SKU sold in `period`: units sold and returned, the rate, units per reason."""
     await conn.execute(REPORT_WORK_MEM)
-    rows = await conn.fetch(RETURNS_SQL, *period_args(period, channel_id, channel))
+    rows = await conn.fetch(RETURNS_SQL, *summary_args(period, channel_id, channel))
     return _envelope(
         period,
         rows=[

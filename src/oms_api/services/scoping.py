@@ -101,6 +101,24 @@ def fence_sql(column: str, param: int | str) -> str:
     return f"(CAST(:{param} AS text) IS NULL OR {column} = :{param})"
 
 
+# A summary row's `channel_id` when the row adds up every channel (models/reports.py).
+EVERY_CHANNEL = ""
+
+
+def summary_fence_sql(column: str, channel: int, code: int) -> str:
+    """SQL: the rows of a report summary a caller reads. A caller not fenced (`$channel`
+    NULL) naming no channel (`$code` NULL) reads the rows adding up every channel
+    (`column` is EVERY_CHANNEL); any other reads the channels' own rows, fenced to its
+    channel — never the rows that add up every channel."""
+    if not _COLUMN.match(column):
+        raise ValueError(f"not a channel_id column: {column!r}")
+    return (
+        f"(CASE WHEN ${channel}::text IS NULL AND ${code}::text IS NULL "
+        f"THEN {column} = '{EVERY_CHANNEL}' "
+        f"ELSE {column} <> '{EVERY_CHANNEL}' AND {fence_sql(column, channel)} END)"
+    )
+
+
 def sells_from_sql(channel: str, location: str) -> str:
     """SQL: the channel `channel` (a `channel_id` column, or `$n`) sells from `location` (a
     location id column or `$n`) — the one "sells from" rule: a channel with no location
