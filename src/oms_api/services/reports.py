@@ -28,7 +28,13 @@ from oms_api.domain.reports import (
     reasons_in_full,
     return_rate,
 )
-from oms_api.services.report_summaries import TOUCHED_DAYS_CTE, orders_on_days
+from oms_api.services.report_summaries import (
+    ORDER_RETURNS,
+    ORDER_SKUS,
+    ORDER_UNITS,
+    TOUCHED_DAYS_CTE,
+    orders_on_days,
+)
 from oms_api.services.scoping import fence_location_sql, fence_sql, summary_fence_sql
 
 # Sorts and hashes of a report over a year hold up to a million rows: in memory (at 64 MB
@@ -67,8 +73,8 @@ totals AS (
     FROM o GROUP BY 1, 2
 ),
 units AS (
-    SELECT {key} AS key, o.currency, sum(l.quantity - l.quantity_cancelled) AS units
-    FROM o JOIN order_lines l ON l.order_id = o.id
+    SELECT {key} AS key, o.currency, sum(l.units) AS units
+    FROM o CROSS JOIN LATERAL ({order_units}) l
     GROUP BY 1, 2
 ),
 figures AS (
@@ -96,14 +102,9 @@ sku_figures AS (
     LEFT JOIN channels c ON c.id = s.channel_id
     WHERE {fence} AND ($4::text IS NULL OR c.code = $4)
     UNION ALL
-    SELECT sku, currency, count(*) FILTER (WHERE units > 0), sum(units), sum(revenue)
-    FROM (
-        SELECT l.sku, o.currency, o.id, sum(l.quantity - l.quantity_cancelled) AS units,
-               sum((l.quantity - l.quantity_cancelled) * l.unit_price) AS revenue
-        FROM o JOIN order_lines l ON l.order_id = o.id
-        GROUP BY l.sku, o.currency, o.id
-    ) per_order
-    GROUP BY sku, currency
+    SELECT l.sku, o.currency, count(*) FILTER (WHERE l.units > 0), sum(l.units), sum(l.revenue)
+    FROM o CROSS JOIN LATERAL ({order_skus}) l
+    GROUP BY l.sku, o.currency
 )"""
 
 # Sales per SKU: orders holding it, units, revenue, per currency — units cancelled (the rest
@@ -183,12 +184,8 @@ per_reason AS (
     WHERE r.day IN (SELECT day FROM summarised)
       AND {return_fence} AND ($4::text IS NULL OR c.code = $4)
     UNION ALL
-    SELECT l.sku, rl.reason, rl.quantity
-    FROM o
-    JOIN returns r ON r.order_id = o.id
-    JOIN return_lines rl ON rl.return_id = r.id
-    JOIN order_lines l ON l.id = rl.line_id
-    WHERE r.status NOT IN ('rejected', 'cancelled')
+    SELECT x.sku, x.reason, x.units
+    FROM o CROSS JOIN LATERAL ({order_returns}) x
 ),
 returned AS (
     SELECT x.sku, sum(x.units)::bigint AS units, jsonb_object_agg(x.reason, x.units) AS reasons
@@ -230,19 +227,19 @@ _SKU_FENCE = summary_fence_sql("s.channel_id", 3, 4)
 SALES_SQL = {
     grouping: _SALES_BY_ORDER.format(
         days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS, key=SALES_BY_ORDER_SQL[grouping],
-        summary_key=SALES_SUMMARY_KEY[grouping], fence=_SUMMARY_FENCE,
+        summary_key=SALES_SUMMARY_KEY[grouping], fence=_SUMMARY_FENCE, order_units=ORDER_UNITS,
     )
     for grouping in (SalesGrouping.DAY, SalesGrouping.CHANNEL)
 }  # fmt: skip
 SALES_SQL[SalesGrouping.SKU] = _SALES_BY_SKU.format(
     days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
-    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE),
+    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE, order_skus=ORDER_SKUS),
 )  # fmt: skip
 FULFILMENT_SQL = _FULFILMENT.format(orders=_ORDERS_IN_PERIOD)
 RETURNS_SQL = _RETURNS.format(
     days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
-    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE),
-    return_fence=fence_sql("r.channel_id", 3),
+    sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE, order_skus=ORDER_SKUS),
+    return_fence=fence_sql("r.channel_id", 3), order_returns=ORDER_RETURNS,
 )  # fmt: skip
 
 SALES_COLUMNS = {
