@@ -92,20 +92,19 @@ async def time_reports(base: str, keys: dict[str, str], runs: int, year: dict[st
 async def explain(url: str, channel_id: str | None) -> None:
     today = datetime.now(UTC).date()
     year = period(today - timedelta(days=364), today, today=today)
-    summarised, live = reports.summary_args, reports.period_args
     statements = [
-        *((f"sales by {g.value}", reports.SALES_SQL[g], summarised) for g in SalesGrouping),
-        ("fulfillment", reports.FULFILMENT_SQL, live),
-        ("returns", reports.RETURNS_SQL, summarised),
+        *((f"sales by {g.value}", reports.SALES_SQL[g]) for g in SalesGrouping),
+        ("fulfillment", reports.FULFILMENT_SQL),
+        ("returns", reports.RETURNS_SQL),
     ]
     conn = await asyncpg.connect(url)
     try:
-        for name, sql, args in statements:
+        for name, sql in statements:
             async with conn.transaction():
                 await conn.execute(reports.REPORT_WORK_MEM)
                 plan = await conn.fetch(
                     "EXPLAIN (ANALYZE, BUFFERS) " + sql,
-                    *args(year, channel_id, None),
+                    *reports.summary_args(year, channel_id, None),
                 )
             print(f"\n### {name}\n")
             print("\n".join(row[0] for row in plan))

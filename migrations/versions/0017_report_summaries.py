@@ -1,4 +1,4 @@
-"""report summaries: per-day sales, per-day and per-month SKU sales, per-day returns
+"""report summaries: per-day sales, per-day and per-month SKU sales and lead times, per-day returns
 
 Revision ID: 0017
 Revises: 0016
@@ -87,11 +87,35 @@ def upgrade() -> None:
             "day", "channel_id", "sku", "reason", name=op.f("pk_report_returns")
         ),
     )
+    op.create_table(
+        "report_lead_times",
+        sa.Column("span", sa.Text(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel_id", sa.Text(), nullable=False),
+        sa.Column("location_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("hour", sa.Integer(), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("hours", sa.ARRAY(sa.Double()), nullable=True),
+        sa.CheckConstraint("span IN ('day', 'month')", name=op.f("ck_report_lead_times_span")),
+        sa.CheckConstraint(
+            "kind IN ('placed', 'shipped', 'delivered')", name=op.f("ck_report_lead_times_kind")
+        ),
+        sa.PrimaryKeyConstraint(
+            "span", "day", "channel_id", "location_id", "kind", "hour",
+            name=op.f("pk_report_lead_times"),
+        ),
+    )  # fmt: skip
+    # The fulfilment report's percentile: the lead times of one hour's bucket over the period.
+    op.create_index(
+        "ix_report_lead_times_bucket", "report_lead_times",
+        ["location_id", "kind", "hour", "day"], postgresql_where=sa.text("span = 'day'"),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
     for table in (
-        "report_returns", "report_sku_sales", "report_sales", "report_months", "report_days",
-        "report_cursor",
+        "report_lead_times", "report_returns", "report_sku_sales", "report_sales", "report_months",
+        "report_days", "report_cursor",
     ):  # fmt: skip
         op.drop_table(table)

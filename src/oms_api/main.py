@@ -57,7 +57,7 @@ with a stable `code`. Lists page with `limit` and `cursor`. Creating POSTs accep
 """
 
 EXPIRY_BATCH = 100
-# Steps of the reports' summariser per pass: a month of days each (~5 s on a million orders).
+# Steps of the reports' summariser per pass: a month of days each (7-13 s on a million orders).
 SUMMARY_STEPS = 20
 
 

@@ -23,6 +23,7 @@ from oms_api.models.orders import Order, OrderLine, OrderReservation, Payment
 from oms_api.models.reports import (
     ReportCursor,
     ReportDay,
+    ReportLeadTimes,
     ReportMonth,
     ReportReturns,
     ReportSales,
@@ -65,6 +66,7 @@ __all__ = [
     "Replenishment",
     "ReportCursor",
     "ReportDay",
+    "ReportLeadTimes",
     "ReportMonth",
     "ReportReturns",
     "ReportSales",

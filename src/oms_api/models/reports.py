@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, Integer, Text
+from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Date, Double, Index, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oms_api.models.base import Base, updated_at_column
@@ -89,3 +89,33 @@ class ReportReturns(Base):
     sku: Mapped[str] = mapped_column(Text, primary_key=True)
     reason: Mapped[str] = mapped_column(Text, primary_key=True)
     units: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ReportLeadTimes(Base):
+    """Fulfilment lead times of the orders not cancelled placed on a day (`span` 'day') or
+    in a month (`span` 'month', `day` its first day; `channel_id` '' adding up every
+    channel), at a shipping location (`location_id`; '' the whole order), bucketed by the
+    whole hour (`hour`): how many orders were `placed` (hour 0), `shipped` or `delivered`
+    that many hours after placement, and, on day rows, those lead times in hours, sorted
+    (`hours`: what a percentile's rank falling in the bucket reads)."""
+
+    __tablename__ = "report_lead_times"
+    __table_args__ = (
+        CheckConstraint("span IN ('day', 'month')", name="span"),
+        CheckConstraint("kind IN ('placed', 'shipped', 'delivered')", name="kind"),
+        # The fulfilment report's percentile: the lead times of one hour's bucket over the
+        # period.
+        Index(
+            "ix_report_lead_times_bucket", "location_id", "kind", "hour", "day",
+            postgresql_where=text("span = 'day'"),
+        ),
+    )  # fmt: skip
+
+    span: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    location_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer, nullable=False)
+    hours: Mapped[list[float] | None] = mapped_column(ARRAY(Double), nullable=True)

@@ -1,14 +1,15 @@
 """The reports' summaries, kept from the outbox (docs/reports.md, "How fresh, how exact").
 
-A day's summary rows (`report_sales`, `report_sku_sales`, `report_returns`: models/reports.py)
-are derived whole from the orders placed on that UTC day, by the same figures the live
-reports compute. The summariser walks the outbox (`events`) in commit order — by (txid,
+A day's summary rows (`report_sales`, `report_sku_sales`, `report_returns`,
+`report_lead_times`: models/reports.py) are derived whole from the orders placed on that UTC
+day, by the same figures the live reports compute. The summariser walks the outbox (`events`) in commit order — by (txid,
 position), only events of transactions older than every one still running
 (`event_feed.HORIZON_CTE`), as the notifier does — from its cursor (`report_cursor`), and
 re-derives every day an order placed on it has an event in the batch, plus days never
 summarised yet (oldest first), in the transaction that moves the cursor past the batch. A
-month's `month` rows of `report_sku_sales` are re-summed from its days whenever one of them
-is re-derived, for months before the current one (the current month is read per day).
+month's `month` rows of `report_sku_sales` and `report_lead_times` are re-summed from its
+days whenever one of them is re-derived, for months before the current one (the current
+month is read per day).
 
 Every change a report can see records an event on its order in the same transaction, so a
 day is *clean* when it has a `report_days` row and no order placed on it has an event past
@@ -29,6 +30,8 @@ from oms_api.services.scoping import EVERY_CHANNEL, fence_sql
 
 log = logging.getLogger("oms_api.report_summaries")
 CURSOR = "summaries"
+# A lead-time row's `location_id` when it is of the whole order (models/reports.py).
+WHOLE_ORDER = ""
 DAYS_PER_STEP = 31
 EVENTS_PER_STEP = 5000
 
@@ -72,6 +75,50 @@ ORDER_RETURNS = """
     WHERE r.order_id = o.id AND r.status NOT IN ('rejected', 'cancelled')
     GROUP BY l.sku, rl.reason"""
 
+# An order's lead times per shipping location (its shipments not cancelled there): hours
+# from placement to the first one shipped, and to the last one delivered once every one was.
+# Hours as percentile_cont reads them (the numeric hours as double precision).
+ORDER_LEAD_TIMES = """
+    SELECT s.location_id,
+           (extract(epoch FROM min(s.shipped_at) - o.created_at) / 3600)::float8 AS to_ship,
+           CASE WHEN bool_and(s.delivered_at IS NOT NULL)
+                THEN (extract(epoch FROM max(s.delivered_at) - o.created_at) / 3600)::float8
+           END AS to_deliver
+    FROM shipments s WHERE s.order_id = o.id AND s.status <> 'cancelled'
+    GROUP BY s.location_id"""
+# The lead times of the orders `o` (with `day`, `channel_id`, `delivered_at`: the order's
+# own when delivered), one row each: per location ('' the whole order), `kind` 'placed'
+# (no hours; at a location: an order with a shipment there not cancelled), 'shipped' and
+# 'delivered' (hours). The whole order shipped with its first shipment, delivered when it
+# was (every shipment). What the fulfilment report's percentiles are of.
+LEAD_TIMES_CTE = f"""
+facts AS MATERIALIZED (
+    SELECT o.id, o.day, o.channel_id, f.location_id, f.to_ship, f.to_deliver
+    FROM o CROSS JOIN LATERAL ({ORDER_LEAD_TIMES}) f
+),
+lead_times AS (
+    SELECT o.day, o.channel_id, '{WHOLE_ORDER}' AS location_id, 'placed' AS kind,
+           NULL::float8 AS hours
+    FROM o
+    UNION ALL
+    SELECT o.day, o.channel_id, '{WHOLE_ORDER}', 'delivered',
+           (extract(epoch FROM o.delivered_at - o.created_at) / 3600)::float8
+    FROM o WHERE o.delivered_at IS NOT NULL
+    UNION ALL
+    SELECT f.day, f.channel_id, '{WHOLE_ORDER}', 'shipped', min(f.to_ship)
+    FROM facts f GROUP BY f.id, f.day, f.channel_id HAVING min(f.to_ship) IS NOT NULL
+    UNION ALL
+    SELECT f.day, f.channel_id, f.location_id, 'placed', NULL FROM facts f
+    UNION ALL
+    SELECT f.day, f.channel_id, f.location_id, 'shipped', f.to_ship
+    FROM facts f WHERE f.to_ship IS NOT NULL
+    UNION ALL
+    SELECT f.day, f.channel_id, f.location_id, 'delivered', f.to_deliver
+    FROM facts f WHERE f.to_deliver IS NOT NULL
+)"""
+# A lead time's bucket in `report_lead_times`: its whole hour (0 for 'placed').
+HOUR_SQL = "coalesce(floor({hours}), 0)::integer"
+
 
 # The days of the period $1..$2 a report reads from the summaries (`summarised`: written,
 # and no order placed on them has an event past the cursor) and those it computes live
@@ -100,6 +147,10 @@ whole_months AS (
            WHERE s.day >= m.month AND s.day < (m.month + interval '1 month')::date)
           = (m.month + interval '1 month')::date - m.month
 ),
+loose_days AS (
+    SELECT day FROM summarised
+    WHERE date_trunc('month', day)::date NOT IN (SELECT month FROM whole_months)
+),
 sku_summary AS (
     SELECT s.channel_id, s.currency, s.sku, s.orders, s.units, s.revenue
     FROM report_sku_sales s
@@ -107,9 +158,7 @@ sku_summary AS (
     UNION ALL
     SELECT s.channel_id, s.currency, s.sku, s.orders, s.units, s.revenue
     FROM report_sku_sales s
-    WHERE s.span = 'day' AND s.day IN (
-        SELECT day FROM summarised
-        WHERE date_trunc('month', day)::date NOT IN (SELECT month FROM whole_months))
+    WHERE s.span = 'day' AND s.day IN (SELECT day FROM loose_days)
 )"""
 
 LOCK_CURSOR_SQL = "SELECT txid, position FROM report_cursor WHERE name = $1 FOR UPDATE SKIP LOCKED"
@@ -187,6 +236,17 @@ DERIVE_SQL = [
     FROM o CROSS JOIN LATERAL ({ORDER_RETURNS}) x
     GROUP BY 1, 2, 3, 4
     """,
+    "DELETE FROM report_lead_times WHERE span = 'day' AND day = ANY($1::date[])",
+    f"""
+    WITH o AS MATERIALIZED ({_ORDERS}),
+    {LEAD_TIMES_CTE}
+    INSERT INTO report_lead_times (span, day, channel_id, location_id, kind, hour, orders, hours)
+    SELECT 'day', day, channel_id, location_id, kind, {HOUR_SQL.format(hours="hours")},
+           count(*),
+           CASE WHEN kind <> 'placed' THEN array_agg(hours ORDER BY hours) END
+    FROM lead_times
+    GROUP BY 2, 3, 4, 5, 6
+    """,
     """
     INSERT INTO report_days (day) SELECT unnest($1::date[])
     ON CONFLICT (day) DO UPDATE SET summarised_at = now()
@@ -199,6 +259,9 @@ DROP_MONTHS_SQL = [
     """DELETE FROM report_months
        WHERE month IN (SELECT date_trunc('month', d)::date FROM unnest($1::date[]) d)""",
     """DELETE FROM report_sku_sales
+       WHERE span = 'month'
+         AND day IN (SELECT date_trunc('month', d)::date FROM unnest($1::date[]) d)""",
+    """DELETE FROM report_lead_times
        WHERE span = 'month'
          AND day IN (SELECT date_trunc('month', d)::date FROM unnest($1::date[]) d)""",
 ]
@@ -219,6 +282,17 @@ SUM_MONTHS_SQL = [
     FROM report_sku_sales s
     WHERE s.span = 'day' AND date_trunc('month', s.day)::date = ANY($1::date[])
     GROUP BY 2, 3, 4, 5
+    """,
+    f"""
+    INSERT INTO report_lead_times (span, day, channel_id, location_id, kind, hour, orders)
+    SELECT 'month', t.month, coalesce(t.channel_id, '{EVERY_CHANNEL}'), t.location_id, t.kind,
+           t.hour, sum(t.orders)
+    FROM (SELECT date_trunc('month', day)::date AS month, channel_id, location_id, kind, hour,
+                 orders
+          FROM report_lead_times
+          WHERE span = 'day' AND date_trunc('month', day)::date = ANY($1::date[])) t
+    GROUP BY GROUPING SETS ((t.month, t.channel_id, t.location_id, t.kind, t.hour),
+                            (t.month, t.location_id, t.kind, t.hour))
     """,
     "INSERT INTO report_months (month) SELECT unnest($1::date[])",
 ]

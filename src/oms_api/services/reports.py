@@ -7,11 +7,11 @@ only the locations its channel sells from (`scoping.fence_location_sql`). The op
 `channel` filter (a channel code) narrows further; naming another channel from a bound key,
 or a code no channel has, gives no rows — as the orders list does.
 
-Every period report starts from `_ORDERS_IN_PERIOD`, served by the index
-`ix_orders_created_at_report` (migration 0015): it holds each order's placement time with
-every column the reports read of it, so the period's orders are read from the index alone.
-Their lines, shipments and returns are reached by hash joins. What that costs on a million
-orders, and what would make it cheaper: docs/performance.md, "Reports".
+Every period report reads the period's clean days from per-day summaries and computes the
+others live, in one statement (`services/report_summaries.py`; docs/reports.md, "How fresh,
+how exact"): the live days' orders from the index `ix_orders_created_at_report` (one range
+scan per day), their lines, shipments and returns per order through their own indexes.
+What that costs on a million orders: docs/performance.md, "Reports".
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from oms_api.domain.reports import (
     return_rate,
 )
 from oms_api.services.report_summaries import (
+    HOUR_SQL,
+    LEAD_TIMES_CTE,
     ORDER_RETURNS,
     ORDER_SKUS,
     ORDER_UNITS,
     TOUCHED_DAYS_CTE,
+    WHOLE_ORDER,
     orders_on_days,
 )
 from oms_api.services.scoping import fence_location_sql, fence_sql, summary_fence_sql
@@ -40,18 +43,6 @@ from oms_api.services.scoping import fence_location_sql, fence_sql, summary_fenc
 # Sorts and hashes of a report over a year hold up to a million rows: in memory (at 64 MB
 # fulfilment's grouping spilled to disk). No JIT: compiling one of these plans took ~100 ms.
 REPORT_WORK_MEM = "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off"
-
-# The orders a period report counts: placed in [$1, $2), not cancelled, fenced to the
-# caller's channel ($3), of the channel whose code is $4 when given.
-_ORDERS_IN_PERIOD = f"""
-    SELECT o.id, o.created_at, o.channel_id, o.currency, o.total, c.code AS channel,
-           CASE WHEN o.status = 'delivered' THEN o.delivered_at END AS delivered_at
-    FROM orders o
-    JOIN channels c ON c.id = o.channel_id
-    WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled'
-      AND {fence_sql("o.channel_id", 3)}
-      AND ($4::text IS NULL OR c.code = $4)
-"""
 
 # Sales per UTC day or per channel: orders, units (their lines' quantities not cancelled),
 # revenue (the orders' totals), per currency. Clean days from the per-day summary; the live
@@ -122,50 +113,87 @@ HAVING sum(orders) > 0
 ORDER BY sku, currency
 """
 
-# Fulfilment lead times over the orders placed in the period. Per order and shipping
-# location (one grouping pass gives both, GROUPING SETS): when its first shipment from there
-# shipped, and when the last was delivered once every one of them was (shipments not
-# cancelled). The totals: every order placed counts; shipped ones by their first shipment;
-# delivered ones by the order's own `delivered_at` (every shipment delivered). Hours as
-# fractions; median and p90 by one percentile_cont sort each (interpolated).
+# Fulfilment lead times over the orders placed in the period: the totals (`location_id` ''),
+# and per shipping location (orders with a shipment there not cancelled): orders placed,
+# shipped and delivered, and the median and p90 of the hours to ship and to deliver, exactly
+# as percentile_cont computes them over every lead time (`report_summaries.LEAD_TIMES_CTE`
+# says which).
+#
+# Counts per whole hour come from the summaries (whole months from month rows, other clean
+# days from day rows) and from the live days' orders; their running sum says which hour's
+# bucket holds each rank percentile_cont reads (floor and ceiling of p x (n - 1), 0-based);
+# only those buckets' lead times are read (the day rows' sorted `hours`, and the live ones),
+# and the two values are interpolated as percentile_cont does: lo + (hi - lo) x fraction.
 _FULFILMENT = """
-WITH o AS MATERIALIZED ({orders}),
-facts AS MATERIALIZED (
-    SELECT o.id, s.location_id, grouping(s.location_id) AS whole_order,
-           extract(epoch FROM min(s.shipped_at) - o.created_at) / 3600 AS to_ship,
-           CASE WHEN bool_and(s.delivered_at IS NOT NULL)
-                THEN extract(epoch FROM max(s.delivered_at) - o.created_at) / 3600 END
-               AS to_deliver
-    FROM o JOIN shipments s ON s.order_id = o.id
-    WHERE s.status <> 'cancelled'
-    GROUP BY GROUPING SETS ((o.id, o.created_at, s.location_id), (o.id, o.created_at))
+WITH {days},
+o AS MATERIALIZED ({orders}),
+{lead_times},
+counts AS (
+    SELECT x.location_id, x.kind, x.hour, sum(x.orders)::bigint AS orders
+    FROM (
+        SELECT t.location_id, t.kind, t.hour, t.orders
+        FROM report_lead_times t
+        LEFT JOIN channels c ON c.id = t.channel_id
+        WHERE t.span = 'month' AND t.day IN (SELECT month FROM whole_months)
+          AND {month_fence} AND ($4::text IS NULL OR c.code = $4)
+        UNION ALL
+        SELECT t.location_id, t.kind, t.hour, t.orders
+        FROM report_lead_times t
+        JOIN channels c ON c.id = t.channel_id
+        WHERE t.span = 'day' AND t.day IN (SELECT day FROM loose_days)
+          AND {day_fence} AND ($4::text IS NULL OR c.code = $4)
+        UNION ALL
+        SELECT l.location_id, l.kind, {live_hour}, 1 FROM lead_times l
+    ) x
+    GROUP BY 1, 2, 3
 ),
-placed AS (
-    SELECT count(*) AS orders_placed, count(o.delivered_at) AS orders_delivered,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-               ORDER BY extract(epoch FROM o.delivered_at - o.created_at) / 3600) AS deliver
-    FROM o
+ranked AS (
+    SELECT location_id, kind, hour, orders,
+           sum(orders) OVER (PARTITION BY location_id, kind ORDER BY hour) - orders AS before,
+           sum(orders) OVER (PARTITION BY location_id, kind) AS total
+    FROM counts WHERE kind <> 'placed'
 ),
-shipped AS (
-    SELECT count(f.to_ship) AS orders_shipped,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.to_ship) AS ship
-    FROM facts f WHERE f.whole_order = 1
+ranks AS (
+    SELECT DISTINCT r.location_id, r.kind, r.total::bigint AS total, p.p,
+           floor(p.p * (r.total - 1)::float8)::bigint AS lo,
+           ceil(p.p * (r.total - 1)::float8)::bigint AS hi
+    FROM ranked r, unnest(ARRAY[0.5, 0.9]::float8[]) p(p)
 ),
-located AS (
-    SELECT f.location_id, count(*) AS orders_placed, count(f.to_ship) AS orders_shipped,
-           count(f.to_deliver) AS orders_delivered,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.to_ship) AS ship,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.to_deliver) AS deliver
-    FROM facts f WHERE f.whole_order = 0
-    GROUP BY f.location_id
+summarised_days AS (SELECT array_agg(day) AS days FROM summarised),
+percentiles AS (
+    SELECT k.location_id, k.kind,
+           array_agg(CASE WHEN k.hi = k.lo THEN lo.hours
+                          ELSE lo.hours + (k.p * (k.total - 1)::float8 - k.lo) * (hi.hours - lo.hours)
+                     END ORDER BY k.p) AS figures
+    FROM ranks k
+    CROSS JOIN LATERAL ({pick_lo}) b
+    CROSS JOIN LATERAL (SELECT b.hours[k.lo - b.before + 1] AS hours) lo
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN k.hi < b.before + b.orders THEN b.hours[k.hi - b.before + 1]
+                    ELSE ({pick_hi}) END AS hours
+    ) hi
+    GROUP BY 1, 2
+),
+places AS (
+    SELECT '{whole_order}' AS location_id
+    UNION SELECT location_id FROM counts WHERE kind = 'placed'
 )
-SELECT NULL AS location_id, NULL AS location_code, p.orders_placed, s.orders_shipped,
-       p.orders_delivered, s.ship, p.deliver
-FROM placed p, shipped s
-UNION ALL
-SELECT x.location_id, l.code, x.orders_placed, x.orders_shipped, x.orders_delivered, x.ship,
-       x.deliver
-FROM located x JOIN locations l ON l.id = x.location_id
+SELECT nullif(x.location_id, '{whole_order}') AS location_id, l.code AS location_code,
+       coalesce((SELECT sum(orders) FROM counts c
+                 WHERE c.location_id = x.location_id AND c.kind = 'placed'), 0)::bigint
+           AS orders_placed,
+       coalesce((SELECT sum(orders) FROM counts c
+                 WHERE c.location_id = x.location_id AND c.kind = 'shipped'), 0)::bigint
+           AS orders_shipped,
+       coalesce((SELECT sum(orders) FROM counts c
+                 WHERE c.location_id = x.location_id AND c.kind = 'delivered'), 0)::bigint
+           AS orders_delivered,
+       (SELECT figures FROM percentiles p
+        WHERE p.location_id = x.location_id AND p.kind = 'shipped') AS ship,
+       (SELECT figures FROM percentiles p
+        WHERE p.location_id = x.location_id AND p.kind = 'delivered') AS deliver
+FROM places x
+LEFT JOIN locations l ON l.id = x.location_id
 ORDER BY location_code NULLS FIRST
 """
 
@@ -219,6 +247,27 @@ LEFT JOIN (
 ORDER BY low_stock DESC, p.sku
 """
 
+# The sorted lead times of the bucket (`ranked` row) of location `k.location_id`, kind
+# `k.kind` that holds the 0-based rank `{rank}`, and its place: `before` (ranks before it),
+# `orders` (how many it holds), `hours` — from the clean days' day rows and the live days.
+_BUCKET = """
+    SELECT r.before, r.orders, array_agg(v.hours ORDER BY v.hours) AS hours
+    FROM ranked r
+    CROSS JOIN LATERAL (
+        SELECT unnest(t.hours) AS hours
+        FROM report_lead_times t
+        JOIN channels c ON c.id = t.channel_id
+        WHERE t.span = 'day' AND t.location_id = r.location_id AND t.kind = r.kind
+          AND t.hour = r.hour AND t.day = ANY((SELECT days FROM summarised_days)::date[])
+          AND {day_fence} AND ($4::text IS NULL OR c.code = $4)
+        UNION ALL
+        SELECT l.hours FROM lead_times l
+        WHERE l.location_id = r.location_id AND l.kind = r.kind AND {live_hour} = r.hour
+    ) v
+    WHERE r.location_id = k.location_id AND r.kind = k.kind
+      AND {rank} >= r.before AND {rank} < r.before + r.orders
+    GROUP BY r.before, r.orders"""
+
 # Each report's statement, built once.
 _LIVE_ORDERS = orders_on_days("live", 3, 4)
 _SUMMARY_FENCE = fence_sql("s.channel_id", 3)
@@ -235,7 +284,17 @@ SALES_SQL[SalesGrouping.SKU] = _SALES_BY_SKU.format(
     days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
     sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE, order_skus=ORDER_SKUS),
 )  # fmt: skip
-FULFILMENT_SQL = _FULFILMENT.format(orders=_ORDERS_IN_PERIOD)
+_LEAD_FENCE = {
+    "day_fence": fence_sql("t.channel_id", 3),
+    "live_hour": HOUR_SQL.format(hours="l.hours"),
+}
+FULFILMENT_SQL = _FULFILMENT.format(
+    days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS, lead_times=LEAD_TIMES_CTE,
+    month_fence=summary_fence_sql("t.channel_id", 3, 4), whole_order=WHOLE_ORDER,
+    pick_lo=_BUCKET.format(rank="k.lo", **_LEAD_FENCE),
+    pick_hi=f"SELECT x.hours[k.hi - x.before + 1] FROM ({_BUCKET.format(rank='k.hi', **_LEAD_FENCE)}) x",
+    **_LEAD_FENCE,
+)  # fmt: skip
 RETURNS_SQL = _RETURNS.format(
     days=TOUCHED_DAYS_CTE, orders=_LIVE_ORDERS,
     sku_figures=_SKU_FIGURES.format(fence=_SKU_FENCE, order_skus=ORDER_SKUS),
@@ -266,11 +325,6 @@ def _envelope(period: Period | None, **rest: Any) -> dict[str, Any]:
         "generated_at": datetime.now(UTC),
         **rest,
     }
-
-
-def period_args(period: Period, channel_id: str | None, channel: str | None) -> list[Any]:
-    """The parameters of the fulfilment report's statement (computed live)."""
-    return [period.starts, period.ends, channel_id, channel]
 
 
 def summary_args(period: Period, channel_id: str | None, channel: str | None) -> list[Any]:
@@ -318,7 +372,7 @@ async def fulfilment(
 ) -> dict[str, Any]:
     """Lead times of the orders placed in `period`: the totals, and per shipping location."""
     await conn.execute(REPORT_WORK_MEM)
-    rows = await conn.fetch(FULFILMENT_SQL, *period_args(period, channel_id, channel))
+    rows = await conn.fetch(FULFILMENT_SQL, *summary_args(period, channel_id, channel))
     totals = next((r for r in rows if r["location_id"] is None), None)
     empty = dict.fromkeys(FULFILMENT_FIGURES) | {
         "orders_placed": 0, "orders_shipped": 0, "orders_delivered": 0,
