@@ -7,15 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from oms_api import migrations_runner
+from oms_api.domain.reports import SalesGrouping
 from oms_api.main import create_app
+from oms_api.services import report_summaries, reports
 from tests.checks import assert_stock_consistent
 from tests.conftest import ADMIN_KEY, create_database, drop_database, make_settings
+from tests.test_report_summaries import LIVE_FULFILMENT_SQL
 
 
 @pytest.fixture
@@ -350,5 +355,143 @@ async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgr
         again = await placed_again("k-18", body)
         assert (again.status_code, again.json()) == (201, first.json())
         assert await conn.fetchval("SELECT count(*) FROM orders") == 1
+    finally:
+        await conn.close()
+
+
+async def test_0017_reports_stay_exact_before_and_after_the_summaries_are_built(
+    empty_database: str,
+) -> None:
+    """0017 writes no summary: on a database filled at 0016 every day is computed live, and
+    the figures are the sums of its orders (fulfilment: percentile_cont over every lead
+    time); once the summariser has built the days, every report gives the same figures from
+    the summaries. An event already in the outbox at the upgrade leaves no day dirty."""
+    url = empty_database
+    await migrate(url, "0016")
+    today = datetime.now(UTC).date()
+    old, recent = today - timedelta(days=40), today - timedelta(days=3)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO channels (id, code, name) VALUES ('ch_a', 'a', 'A'), ('ch_b', 'b', 'B');
+            INSERT INTO customers (id, email) VALUES ('cus_1', 'ada@example.com');
+            INSERT INTO customer_profiles (customer_id, channel_id, email)
+            VALUES ('cus_1', 'ch_a', 'ada@example.com'), ('cus_1', 'ch_b', 'ada@example.com');
+            INSERT INTO locations (id, code, name, kind)
+            VALUES ('loc_1', 'one', 'One', 'warehouse'), ('loc_2', 'two', 'Two', 'warehouse');
+            INSERT INTO products (id, sku, name, unit_price, currency)
+            VALUES ('p', 'P', 'P', 1000, 'EUR'), ('q', 'Q', 'Q', 500, 'EUR');
+            """
+        )
+        orders = [  # id, channel, placed, status, delivered after (h), subtotal
+            ("ord_1", "ch_a", datetime.combine(old, time(10), UTC), "delivered", 52.0, 2500),
+            ("ord_2", "ch_b", datetime.combine(old, time(12), UTC), "shipped", None, 1000),
+            ("ord_3", "ch_a", datetime.combine(recent, time(9), UTC), "confirmed", None, 1500),
+            ("ord_4", "ch_a", datetime.combine(recent, time(11), UTC), "cancelled", None, 1000),
+            ("ord_5", "ch_b", datetime.combine(recent, time(14), UTC), "delivered", 44.0, 1000),
+            ("ord_6", "ch_a", datetime.combine(recent, time(15), UTC), "shipped", None, 3000),
+        ]
+        for number, (order_id, channel, placed, status, delivered, subtotal) in enumerate(orders):
+            await conn.execute(
+                """INSERT INTO orders (id, number, channel_id, customer_id, email_normalized,
+                                       status, payment_status, currency, subtotal, shipping,
+                                       total, created_at, delivered_at)
+                   VALUES ($1, $2, $3, 'cus_1', 'ada@example.com', $4, 'paid', 'EUR', $5, 0,
+                           $5, $6::timestamptz,
+                           $6::timestamptz + make_interval(secs => $7::float8 * 3600))""",
+                order_id, number + 1, channel, status, subtotal, placed, delivered,
+            )  # fmt: skip
+        await conn.execute(
+            """
+            INSERT INTO order_lines (id, order_id, position, product_id, sku, name, quantity,
+                                     unit_price, quantity_shipped, quantity_reserved,
+                                     quantity_cancelled, quantity_returned)
+            VALUES ('l_1p', 'ord_1', 1, 'p', 'P', 'P', 2, 1000, 2, 0, 0, 0),
+                   ('l_1q', 'ord_1', 2, 'q', 'Q', 'Q', 1, 500, 1, 0, 0, 0),
+                   ('l_2', 'ord_2', 1, 'p', 'P', 'P', 1, 1000, 1, 0, 0, 0),
+                   ('l_3', 'ord_3', 1, 'q', 'Q', 'Q', 3, 500, 0, 3, 0, 0),
+                   ('l_4', 'ord_4', 1, 'p', 'P', 'P', 1, 1000, 0, 0, 1, 0),
+                   ('l_5', 'ord_5', 1, 'p', 'P', 'P', 1, 1000, 1, 0, 0, 1),
+                   ('l_6', 'ord_6', 1, 'p', 'P', 'P', 3, 1000, 1, 0, 2, 0);
+            """
+        )
+        shipments = [  # id, order, location, status, shipped after, delivered after (h)
+            ("s_1", "ord_1", "loc_1", "delivered", 5.0, 30.0),
+            ("s_2", "ord_1", "loc_2", "delivered", 7.5, 52.0),
+            ("s_3", "ord_2", "loc_1", "shipped", 3.0, None),
+            ("s_4", "ord_3", "loc_2", "pending", None, None),
+            ("s_5", "ord_5", "loc_2", "delivered", 20.0, 44.0),
+            ("s_6", "ord_6", "loc_1", "shipped", 2.25, None),
+        ]
+        for shipment_id, order_id, location, status, shipped, delivered in shipments:
+            await conn.execute(
+                """INSERT INTO shipments (id, order_id, channel_id, location_id, status,
+                                          weight_grams, shipped_at, delivered_at)
+                   SELECT $1, o.id, o.channel_id, $3, $4, 0,
+                          o.created_at + make_interval(secs => $5::float8 * 3600),
+                          o.created_at + make_interval(secs => $6::float8 * 3600)
+                   FROM orders o WHERE o.id = $2""",
+                shipment_id, order_id, location, status, shipped, delivered,
+            )  # fmt: skip
+        await conn.execute(
+            """
+            INSERT INTO returns (id, number, order_id, channel_id, status, resolution,
+                                 location_id)
+            VALUES ('ret_1', 'R-1', 'ord_5', 'ch_b', 'completed', 'refund', 'loc_2');
+            INSERT INTO return_lines (return_id, line_id, quantity, reason)
+            VALUES ('ret_1', 'l_5', 1, 'damaged');
+            INSERT INTO events (id, type, order_id, channel_id, sequence, data)
+            VALUES ('evt_1', 'return.completed', 'ord_5', 'ch_b', 1, '{}');
+            """
+        )
+        await migrate(url, "0017")
+        assert await conn.fetchval("SELECT count(*) FROM report_days") == 0
+        first, last = old.replace(day=1), today
+
+        async def figures() -> dict[str, list[tuple[Any, ...]]]:
+            answers = {}
+            for fence, code in ((None, None), ("ch_a", None), (None, "b")):
+                args = (first.isoformat(), last.isoformat(), fence, code)
+                statements = {
+                    **{f"sales by {g.value}": reports.SALES_SQL[g] for g in SalesGrouping},
+                    "returns": reports.RETURNS_SQL, "fulfillment": reports.FULFILMENT_SQL,
+                }  # fmt: skip
+                for name, sql in statements.items():
+                    answers[f"{name} {fence} {code}"] = [
+                        tuple(r) for r in await conn.fetch(sql, *args)
+                    ]
+                live = await conn.fetch(
+                    LIVE_FULFILMENT_SQL,
+                    datetime.combine(first, time(), UTC),
+                    datetime.combine(last + timedelta(days=1), time(), UTC), fence, code,
+                )  # fmt: skip
+                assert answers[f"fulfillment {fence} {code}"] == [tuple(r) for r in live]
+            return answers
+
+        live = await figures()
+        # Worked out by hand: A has ord_1, ord_3, ord_6 (ord_4 cancelled), B ord_2, ord_5.
+        assert live["sales by channel None None"] == [
+            ("a", "EUR", 3, 3 + 3 + 1, 2500 + 1500 + 3000),
+            ("b", "EUR", 2, 2, 2000),
+        ]
+        assert live["returns None None"] == [("P", 5, 1, '{"damaged": 1}'), ("Q", 4, 0, None)]
+        assert live["fulfillment None None"][0][2:5] == (5, 4, 2)  # placed, shipped, delivered
+
+        while True:  # the summariser builds every day, from the first order's month
+            async with conn.transaction():
+                if not await report_summaries.summarise(conn):
+                    break
+        clean = await conn.fetch(
+            f"WITH {report_summaries.TOUCHED_DAYS_CTE} SELECT day FROM summarised",
+            first.isoformat(), last.isoformat(),
+        )  # fmt: skip
+        assert len(clean) == (last - first).days + 1  # the event before the upgrade: seen
+        assert await conn.fetchval("SELECT count(*) FROM report_months") >= 1
+        assert await figures() == live
+
+        await migrate(url, "0016", down=True)
+        assert await conn.fetchval("SELECT to_regclass('report_lead_times')") is None
+        assert await conn.fetchval("SELECT count(*) FROM orders") == 6
     finally:
         await conn.close()
