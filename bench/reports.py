@@ -10,6 +10,13 @@ warm-up, one request at a time, with an unbound key and with a channel-bound one
 prints the median, fastest and slowest of each (the whole HTTP round trip). With
 `--explain`, it then prints `EXPLAIN (ANALYZE, BUFFERS)` of each report's statement, run
 with the same parameters and settings as the service runs it.
+
+The reports read the days the summariser has built (docs/reports.md, "How fresh, how
+exact"); the server started here runs no housekeeping pass while it measures. With
+`--dirty-day N` the day N days ago is made dirty for the whole run — an event
+(`bench.dirty`) recorded on 50 of its orders past the summariser's cursor, so every report
+computes that day live and the rest from the summaries — and the events are deleted at the
+end (the day is clean again: its summary never changed).
 """
 
 from __future__ import annotations
@@ -115,6 +122,31 @@ async def explain(url: str, channel_id: str | None) -> None:
         await conn.close()
 
 
+DIRTY_PREFIX = "evt_bench_dirty_"
+
+
+async def dirty_day(url: str, days_ago: int | None) -> None:
+    """An event on 50 orders placed `days_ago` days ago (UTC), or none (None: every such
+    event deleted)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DELETE FROM events WHERE id LIKE $1", DIRTY_PREFIX + "%")
+        if days_ago is not None:
+            await conn.execute(
+                """INSERT INTO events (id, type, order_id, channel_id, sequence, data)
+                   SELECT $1 || o.id, 'bench.dirty', o.id, o.channel_id, 0, '{}'
+                   FROM orders o
+                   WHERE o.created_at >= ((now() AT TIME ZONE 'UTC')::date - $2)::timestamp
+                                         AT TIME ZONE 'UTC'
+                     AND o.created_at < ((now() AT TIME ZONE 'UTC')::date - $2 + 1)::timestamp
+                                        AT TIME ZONE 'UTC'
+                   ORDER BY o.created_at LIMIT 50""",
+                DIRTY_PREFIX, days_ago,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -127,11 +159,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--channel", default="web", help="the bound key's channel code")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--dirty-day", type=int, metavar="N", help="make the day N days ago dirty")
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     url = _db_url(server, args.name)
     admin_key = "bench-reports-" + secrets.token_hex(8)
     keys = {"unbound": admin_key, args.channel: asyncio.run(channel_key(url, args.channel))}
+    asyncio.run(dirty_day(url, args.dirty_day))
+    try:
+        measure(args, url, admin_key, keys)
+    finally:
+        asyncio.run(dirty_day(url, None))
+
+
+def measure(args: argparse.Namespace, url: str, admin_key: str, keys: dict[str, str]) -> None:
     today = datetime.now(UTC).date()
     year = {"from": (today - timedelta(days=364)).isoformat(), "to": today.isoformat()}
     env = os.environ | {
