@@ -136,9 +136,9 @@ async def dirty_day(url: str, days_ago: int | None) -> None:
                 """INSERT INTO events (id, type, order_id, channel_id, sequence, data)
                    SELECT $1 || o.id, 'bench.dirty', o.id, o.channel_id, 0, '{}'
                    FROM orders o
-                   WHERE o.created_at >= ((now() AT TIME ZONE 'UTC')::date - $2)::timestamp
+                   WHERE o.created_at >= ((now() AT TIME ZONE 'UTC')::date - $2::integer)::timestamp
                                          AT TIME ZONE 'UTC'
-                     AND o.created_at < ((now() AT TIME ZONE 'UTC')::date - $2 + 1)::timestamp
+                     AND o.created_at < ((now() AT TIME ZONE 'UTC')::date - $2::integer + 1)::timestamp
                                         AT TIME ZONE 'UTC'
                    ORDER BY o.created_at LIMIT 50""",
                 DIRTY_PREFIX, days_ago,

@@ -281,6 +281,7 @@ async def test_fulfilment_percentiles_equal_percentile_cont_at_every_moment(
     code, channel_id = a.shop.channel["code"], a.shop.channel["id"]
     shirt = await a.shop.product(admin, 50, at=0, unit_price=1500)
     mug = await a.shop.product(admin, 50, at=1, unit_price=800)
+    cap = await a.shop.product(admin, 5, at=0, unit_price=300)
     key = bearer((await create_key(admin, ["reports:read"], channel_id))["secret"])
     today = datetime.now(UTC).date()
     old_day, recent_day = today - timedelta(days=45), today - timedelta(days=2)
@@ -318,6 +319,7 @@ async def test_fulfilment_percentiles_equal_percentile_cont_at_every_moment(
     waiting = await placed_on(recent_day, 16.0, shirt_1, [(None, None)])
     to_cancel = await placed_on(recent_day, 17.0, mug_1, [(None, None)])
     in_transit = await placed_on(old_day, 20.0, mug_1, [(3.0, None)])
+    lonely = await placed_on(old_day, 21.0, [(cap["sku"], 1)], [(None, None)])  # its only SKU
 
     async def exact(step: str, *, summarised: bool) -> None:
         if summarised:
@@ -330,6 +332,20 @@ async def test_fulfilment_percentiles_equal_percentile_cont_at_every_moment(
         for fence, named in ((None, None), (None, code), (channel_id, None)):
             mine, live = await _lead_times(conn, first, today, fence, named)
             assert mine == live, (step, fence, named)
+            # Sales and returns over the same period (a whole month read from month rows,
+            # less its dirty days): as with no day summarised.
+            args = (first.isoformat(), today.isoformat(), fence, named)
+            transaction = conn.transaction(isolation="repeatable_read")
+            await transaction.start()
+            try:
+                now = [[tuple(r) for r in await conn.fetch(q, *args)] for q in STATEMENTS.values()]
+                await conn.execute("DELETE FROM report_days")  # rolled back
+                plain = [
+                    [tuple(r) for r in await conn.fetch(q, *args)] for q in STATEMENTS.values()
+                ]
+            finally:
+                await transaction.rollback()
+            assert now == plain, (step, fence, named)
         report = await _ok(await client.get("/v1/reports/fulfillment", headers=key, params={
             "from": first.isoformat(), "to": today.isoformat()}))  # fmt: skip
         _, live = await _lead_times(conn, first, today, channel_id, None)
@@ -342,7 +358,7 @@ async def test_fulfilment_percentiles_equal_percentile_cont_at_every_moment(
     )
     assert month_rows > 0  # the old day's month is read from its month rows
     mine, _ = await _lead_times(conn, first, today, channel_id, None)
-    assert mine[0][2:5] == (9, 7, 4)  # placed, shipped, delivered (whole orders)
+    assert mine[0][2:5] == (10, 7, 4)  # placed, shipped, delivered (whole orders)
 
     async def change(step: str, action: Any) -> None:
         await action
@@ -355,5 +371,13 @@ async def test_fulfilment_percentiles_equal_percentile_cont_at_every_moment(
         f"/v1/shipments/{in_transit['shipments'][0]['id']}/deliver"))  # fmt: skip
     await change("a past order cancelled", client.post(
         f"/v1/orders/{to_cancel['id']}/cancel", json={}, headers=a.shop.headers))  # fmt: skip
+    sold = {r[0] for r in await conn.fetch(reports.RETURNS_SQL, first.isoformat(),
+                                           today.isoformat(), channel_id, None)}  # fmt: skip
+    assert cap["sku"] in sold
+    await change("the only order of a SKU in a whole month cancelled", client.post(
+        f"/v1/orders/{lonely['id']}/cancel", json={}, headers=a.shop.headers))  # fmt: skip
+    sold = {r[0] for r in await conn.fetch(reports.RETURNS_SQL, first.isoformat(),
+                                           today.isoformat(), channel_id, None)}  # fmt: skip
+    assert cap["sku"] not in sold
     mine, _ = await _lead_times(conn, first, today, channel_id, None)
     assert mine[0][2:5] == (8, 8, 5)

@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("channel_id", sa.Text(), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("sku", sa.Text(), nullable=False),
+        sa.Column("holders", sa.Integer(), nullable=False),
         sa.Column("orders", sa.Integer(), nullable=False),
         sa.Column("units", sa.BigInteger(), nullable=False),
         sa.Column("revenue", sa.BigInteger(), nullable=False),

@@ -61,9 +61,9 @@ class ReportSales(Base):
 
 class ReportSkuSales(Base):
     """Per SKU on the orders not cancelled placed on a day (`span` 'day') or in a month
-    (`span` 'month', `day` its first day): orders holding units of it not cancelled, units,
-    revenue. A SKU whose every unit was cancelled has a row with none (the returns report
-    lists it as sold 0)."""
+    (`span` 'month', `day` its first day): orders with a line of it (`holders`), orders
+    holding units of it not cancelled, units, revenue. A SKU whose every unit was cancelled
+    has a row with none (the returns report lists it as sold 0)."""
 
     __tablename__ = "report_sku_sales"
     __table_args__ = (CheckConstraint("span IN ('day', 'month')", name="span"),)
@@ -73,6 +73,7 @@ class ReportSkuSales(Base):
     channel_id: Mapped[str] = mapped_column(Text, primary_key=True)
     currency: Mapped[str] = mapped_column(Text, primary_key=True)
     sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    holders: Mapped[int] = mapped_column(Integer, nullable=False)
     orders: Mapped[int] = mapped_column(Integer, nullable=False)
     units: Mapped[int] = mapped_column(BigInteger, nullable=False)
     revenue: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -124,6 +124,10 @@ HOUR_SQL = "coalesce(floor({hours}), 0)::integer"
 # and no order placed on them has an event past the cursor) and those it computes live
 # (`live`). In the report's own statement: one snapshot for summaries, days and cursor.
 # The days come as ISO text (asyncpg would send the calendar's last day as `infinity`).
+# A month within the period whose days all have summary rows (`whole_months`) is read from
+# its month rows, which add up its day rows as they stand: its dirty days (`stale_days`,
+# computed live) are taken back out by subtracting their day rows. The other clean days
+# (`loose_days`) are read from their day rows.
 TOUCHED_DAYS_CTE = f"""
 touched AS (
     SELECT DISTINCT (o.created_at AT TIME ZONE 'UTC')::date AS day
@@ -143,22 +147,30 @@ live AS (
 whole_months AS (
     SELECT m.month FROM report_months m
     WHERE m.month >= $1::text::date AND (m.month + interval '1 month')::date <= $2::text::date + 1
-      AND (SELECT count(*) FROM summarised s
-           WHERE s.day >= m.month AND s.day < (m.month + interval '1 month')::date)
+      AND (SELECT count(*) FROM report_days r
+           WHERE r.day >= m.month AND r.day < (m.month + interval '1 month')::date)
           = (m.month + interval '1 month')::date - m.month
 ),
 loose_days AS (
     SELECT day FROM summarised
     WHERE date_trunc('month', day)::date NOT IN (SELECT month FROM whole_months)
 ),
+stale_days AS (
+    SELECT day FROM touched
+    WHERE date_trunc('month', day)::date IN (SELECT month FROM whole_months)
+),
 sku_summary AS (
-    SELECT s.channel_id, s.currency, s.sku, s.orders, s.units, s.revenue
+    SELECT s.channel_id, s.currency, s.sku, s.holders, s.orders, s.units, s.revenue
     FROM report_sku_sales s
     WHERE s.span = 'month' AND s.day IN (SELECT month FROM whole_months)
     UNION ALL
-    SELECT s.channel_id, s.currency, s.sku, s.orders, s.units, s.revenue
+    SELECT s.channel_id, s.currency, s.sku, s.holders, s.orders, s.units, s.revenue
     FROM report_sku_sales s
     WHERE s.span = 'day' AND s.day IN (SELECT day FROM loose_days)
+    UNION ALL
+    SELECT s.channel_id, s.currency, s.sku, -s.holders, -s.orders, -s.units, -s.revenue
+    FROM report_sku_sales s
+    WHERE s.span = 'day' AND s.day IN (SELECT day FROM stale_days)
 )"""
 
 LOCK_CURSOR_SQL = "SELECT txid, position FROM report_cursor WHERE name = $1 FOR UPDATE SKIP LOCKED"
@@ -224,8 +236,9 @@ DERIVE_SQL = [
         SELECT o.day, o.channel_id, o.currency, l.sku, l.units, l.revenue
         FROM o CROSS JOIN LATERAL ({ORDER_SKUS}) l
     )
-    INSERT INTO report_sku_sales (span, day, channel_id, currency, sku, orders, units, revenue)
-    SELECT 'day', day, coalesce(channel_id, '{EVERY_CHANNEL}'), currency, sku,
+    INSERT INTO report_sku_sales (span, day, channel_id, currency, sku, holders, orders, units,
+                                  revenue)
+    SELECT 'day', day, coalesce(channel_id, '{EVERY_CHANNEL}'), currency, sku, count(*),
            count(*) FILTER (WHERE units > 0), sum(units), sum(revenue)
     FROM lines GROUP BY GROUPING SETS ((day, channel_id, currency, sku), (day, currency, sku))
     """,
@@ -276,9 +289,10 @@ EXCEPT SELECT month FROM report_months
 """
 SUM_MONTHS_SQL = [
     """
-    INSERT INTO report_sku_sales (span, day, channel_id, currency, sku, orders, units, revenue)
+    INSERT INTO report_sku_sales (span, day, channel_id, currency, sku, holders, orders, units,
+                                  revenue)
     SELECT 'month', date_trunc('month', s.day)::date, s.channel_id, s.currency, s.sku,
-           sum(s.orders), sum(s.units), sum(s.revenue)
+           sum(s.holders), sum(s.orders), sum(s.units), sum(s.revenue)
     FROM report_sku_sales s
     WHERE s.span = 'day' AND date_trunc('month', s.day)::date = ANY($1::date[])
     GROUP BY 2, 3, 4, 5

@@ -95,12 +95,13 @@ ORDER BY 1, 2
 # orders: orders holding units of it not cancelled, units, revenue (quantity x unit price).
 _SKU_FIGURES = """
 sku_figures AS (
-    SELECT s.sku, s.currency, s.orders, s.units, s.revenue
+    SELECT s.sku, s.currency, s.holders, s.orders, s.units, s.revenue
     FROM sku_summary s
     LEFT JOIN channels c ON c.id = s.channel_id
     WHERE {fence} AND ($4::text IS NULL OR c.code = $4)
     UNION ALL
-    SELECT l.sku, o.currency, count(*) FILTER (WHERE l.units > 0), sum(l.units), sum(l.revenue)
+    SELECT l.sku, o.currency, count(*), count(*) FILTER (WHERE l.units > 0), sum(l.units),
+           sum(l.revenue)
     FROM o CROSS JOIN LATERAL ({order_skus}) l
     GROUP BY l.sku, o.currency
 )"""
@@ -150,6 +151,12 @@ counts AS (
         WHERE t.span = 'day' AND t.day IN (SELECT day FROM loose_days)
           AND {day_fence} AND ($4::text IS NULL OR c.code = $4)
         UNION ALL
+        SELECT t.location_id, t.kind, t.hour, -t.orders
+        FROM report_lead_times t
+        JOIN channels c ON c.id = t.channel_id
+        WHERE t.span = 'day' AND t.day IN (SELECT day FROM stale_days)
+          AND {day_fence} AND ($4::text IS NULL OR c.code = $4)
+        UNION ALL
         SELECT l.location_id, l.kind, {live_hour}, 1 FROM lead_times l
     ) x
     GROUP BY 1, 2, 3
@@ -183,7 +190,7 @@ percentiles AS (
 ),
 places AS (
     SELECT '{whole_order}' AS location_id
-    UNION SELECT location_id FROM counts WHERE kind = 'placed'
+    UNION SELECT location_id FROM counts WHERE kind = 'placed' AND orders > 0
 )
 SELECT nullif(x.location_id, '{whole_order}') AS location_id, l.code AS location_code,
        coalesce((SELECT sum(orders) FROM counts c
@@ -211,7 +218,10 @@ _RETURNS = """
 WITH {days},
 o AS MATERIALIZED ({orders}),
 {sku_figures},
-sold AS (SELECT sku, sum(units)::bigint AS units_sold FROM sku_figures GROUP BY sku),
+sold AS (
+    SELECT sku, sum(units)::bigint AS units_sold FROM sku_figures
+    GROUP BY sku HAVING sum(holders) > 0
+),
 per_reason AS (
     SELECT r.sku, r.reason, r.units
     FROM report_returns r
