@@ -293,18 +293,19 @@ SUM_MONTHS_SQL = [
                                   revenue)
     SELECT 'month', date_trunc('month', s.day)::date, s.channel_id, s.currency, s.sku,
            sum(s.holders), sum(s.orders), sum(s.units), sum(s.revenue)
-    FROM report_sku_sales s
-    WHERE s.span = 'day' AND date_trunc('month', s.day)::date = ANY($1::date[])
+    FROM unnest($1::date[]) m(month)
+    JOIN report_sku_sales s ON s.span = 'day' AND s.day >= m.month
+                           AND s.day < (m.month + interval '1 month')::date
     GROUP BY 2, 3, 4, 5
     """,
     f"""
     INSERT INTO report_lead_times (span, day, channel_id, location_id, kind, hour, orders)
     SELECT 'month', t.month, coalesce(t.channel_id, '{EVERY_CHANNEL}'), t.location_id, t.kind,
            t.hour, sum(t.orders)
-    FROM (SELECT date_trunc('month', day)::date AS month, channel_id, location_id, kind, hour,
-                 orders
-          FROM report_lead_times
-          WHERE span = 'day' AND date_trunc('month', day)::date = ANY($1::date[])) t
+    FROM (SELECT m.month, d.channel_id, d.location_id, d.kind, d.hour, d.orders
+          FROM unnest($1::date[]) m(month)
+          JOIN report_lead_times d ON d.span = 'day' AND d.day >= m.month
+                                  AND d.day < (m.month + interval '1 month')::date) t
     GROUP BY GROUPING SETS ((t.month, t.channel_id, t.location_id, t.kind, t.hour),
                             (t.month, t.location_id, t.kind, t.hour))
     """,
@@ -313,7 +314,9 @@ SUM_MONTHS_SQL = [
 
 
 async def derive_days(conn: asyncpg.Connection, days: list[date]) -> None:
-    """Re-derive the summaries of `days` from the orders, in the caller's transaction."""
+    """Re-derive the summaries of `days` from the orders, in the caller's transaction. No
+    JIT: compiling these statements took ~300 ms each, for a day's 10 ms of work."""
+    await conn.execute("SET LOCAL jit = off")
     for statement in DERIVE_SQL:
         if "$2" in statement:
             await conn.execute(statement, days, None, None)
