@@ -71,10 +71,12 @@ class Order(Base):
             "id",
             postgresql_where=text("shipping_address_key IS NOT NULL"),
         ),
-        # The reports' one index (migration 0015): every period report in
-        # services/reports.py (sales, fulfilment, returns) reads the orders placed in the
-        # period from it alone — an index-only scan over `created_at` holding every column
-        # those reports read of an order. See docs/performance.md, "Reports".
+        # The reports' orders index (migration 0015): every period report in
+        # services/reports.py (sales, fulfilment, returns) reads the orders placed on its
+        # live days from it alone, and the summariser (services/report_summaries.py) the
+        # orders of the days it derives — an index-only range scan per day over
+        # `created_at` holding every column they read of an order. See
+        # docs/performance.md, "Reports".
         Index(
             "ix_orders_created_at_report",
             "created_at",

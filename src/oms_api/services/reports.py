@@ -127,8 +127,9 @@ ORDER BY sku, currency
 # as percentile_cont computes them over every lead time (`report_summaries.LEAD_TIMES_CTE`
 # says which).
 #
-# Counts per whole hour come from the summaries (whole months from month rows, other clean
-# days from day rows) and from the live days' orders; their running sum says which hour's
+# Counts per whole hour come from the summaries (whole months from month rows less their
+# dirty days' day rows, other clean days from day rows) and from the live days' orders
+# (reached per order: `ix_shipments_order_id`); their running sum says which hour's
 # bucket holds each rank percentile_cont reads (floor and ceiling of p x (n - 1), 0-based);
 # only those buckets' lead times are read (the day rows' sorted `hours`, and the live ones),
 # and the two values are interpolated as percentile_cont does: lo + (hi - lo) x fraction.
