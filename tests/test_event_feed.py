@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from oms_api.ids import new_id
 from tests.conftest import LiveServer, free_port, service_env, start_worker
@@ -248,3 +249,17 @@ async def test_a_paid_placement_stores_its_document_once_and_every_reader_has_it
     timeline = (await client.get(f"/v1/orders/{order['id']}/events", headers=shop.headers)).json()
     assert timeline["data"][-1]["data"]["status"] == "cancelled"
     assert timeline["data"][1]["data"] == order
+
+
+async def test_an_event_without_data_is_refused(database_url: str) -> None:
+    """A stored NULL means "the data of the order's earlier event": the event path refuses
+    an event that has no data of its own and none given for it, rather than store one."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="an event without data"):
+            await conn.execute(
+                """SELECT oms_record_events(NULL, '[{"id": "evt_nodata", "type": "inventory.low_stock"}]')"""
+            )
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE id = 'evt_nodata'") == 0
+    finally:
+        await conn.close()

@@ -25,6 +25,13 @@ BEGIN
             RAISE EXCEPTION 'oms_record_events: no order %', p_order_id;
         END IF;
     END IF;
+    -- Every event has data: its own, or `p_data` (a NULL stored below means "as before").
+    IF p_data IS NULL AND EXISTS (
+        SELECT FROM jsonb_array_elements(p_events) AS x(event)
+        WHERE coalesce(x.event -> 'data', 'null') = 'null'
+    ) THEN
+        RAISE EXCEPTION 'oms_record_events: an event without data';
+    END IF;
     -- An order's events that carry `p_data` store it once: the first of a run of them
     -- keeps it, the next ones store NULL — "the data of the order's nearest earlier event
     -- that has some" (outbox.event_data_sql, how every reader reads it), which is that
