@@ -167,6 +167,34 @@ async def test_placement_replays_for_a_channel_key_and_for_the_admin_key(
     assert (level["on_hand"], level["reserved"]) == (10, 4)
 
 
+async def test_retries_of_a_completed_request_all_replay_at_once(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Once a key's request has completed, twenty retries sent together all get its response
+    (none is told the key is in flight), for a placement and for another create."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 10)
+    keyed = shop.headers | {"Idempotency-Key": secrets.token_hex(8)}
+    body = order_body(None, [(product["sku"], 1)])
+    first = await place(admin, body, headers=keyed)
+    assert first.status_code == 201, first.text
+    retries = await asyncio.gather(*(place(admin, body, headers=keyed) for _ in range(20)))
+    assert [r.status_code for r in retries] == [201] * 20, [r.text for r in retries]
+    assert all(r.headers["idempotent-replayed"] == "true" for r in retries)
+    assert all(r.json() == first.json() for r in retries)
+    level = (await inventory(admin, product["sku"]))["levels"][0]
+    assert level["reserved"] == 1
+    channel = {"code": unique("again"), "name": "Again"}
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    made = await admin.post("/v1/channels", json=channel, headers=key)
+    assert made.status_code == 201, made.text
+    retries = await asyncio.gather(
+        *(admin.post("/v1/channels", json=channel, headers=key) for _ in range(20))
+    )
+    assert {r.status_code for r in retries} == {201}
+    assert {r.json()["id"] for r in retries} == {made.json()["id"]}
+
+
 async def test_placement_without_the_scope_is_403_even_with_an_idempotency_key(
     admin: httpx.AsyncClient,
 ) -> None:

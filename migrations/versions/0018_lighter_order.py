@@ -23,7 +23,9 @@ What a placement writes to the WAL, record by record (`bench/wal.py`), made smal
   CONFLICT's speculative insert logs a second record), and the Idempotency-Key's record of
   a placement keeps no copy of the order document: `response_event_id` names the
   `order.created` event, whose data is that document (`oms_idempotency_claim` answers it).
-  Exactly one of `response_body` and `response_event_id` is set.
+  Exactly one of `response_body` and `response_event_id` is set. The claim answers a
+  completed key's stored response before taking the key's lock, so concurrent retries of
+  a finished request all replay it (they were told "in flight" while another held it).
 - An order's events recorded together with one document store it once (a paid order's
   `order.created`, `payment.recorded` and `order.confirmed` wrote it three times): the
   later ones keep `data` NULL, read as the nearest earlier event's (`outbox.event_data_sql`,
@@ -286,11 +288,20 @@ CREATE OR REPLACE FUNCTION oms_idempotency_claim(lock_key text, p_principal text
 RETURNS TABLE (got boolean, request_hash bytea, response_status integer, response_body bytea)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    -- A placement's record keeps no body of its own: its response is an event's data.
+    RETURN QUERY
+        SELECT true, r.request_hash, r.response_status,
+               coalesce(r.response_body, convert_to(e.data::text, 'UTF8'))
+        FROM idempotency_records r
+        LEFT JOIN events e ON e.id = r.response_event_id
+        WHERE r.principal = p_principal AND r.key = p_key AND r.expires_at > now();
+    IF FOUND THEN
+        RETURN;
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtextextended(lock_key, 7)) THEN
         RETURN QUERY SELECT false, NULL::bytea, NULL::integer, NULL::bytea;
         RETURN;
     END IF;
-    -- A placement's record keeps no body of its own: its response is an event's data.
     RETURN QUERY
         SELECT true, r.request_hash, r.response_status,
                coalesce(r.response_body, convert_to(e.data::text, 'UTF8'))
