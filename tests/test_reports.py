@@ -380,6 +380,17 @@ async def test_csv_has_one_header_row_and_one_line_per_row(
         reader = csv.DictReader(io.StringIO(response.text))
         return list(reader.fieldnames or []), list(reader)
 
+    # The client's order of preference decides (RFC 9110): JSON ranked first stays JSON;
+    # media types in any case.
+    for accept, kind in (("text/csv;q=0.1, application/json", "application/json"),
+                         ("text/CSV", "text/csv"), ("*/*", "application/json")):  # fmt: skip
+        answer = await client.get(
+            "/v1/reports/sales",
+            params={"group_by": "day"},
+            headers=w.a_reports | {"Accept": accept},
+        )
+        assert answer.headers["content-type"].startswith(kind), accept
+
     header, rows = await table("sales", group_by="day")
     assert header == ["day", "currency", "orders", "units", "revenue"]
     assert rows[0] == {"day": w.d1.isoformat(), "currency": "EUR", "orders": "1", "units": "3",

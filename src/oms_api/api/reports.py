@@ -12,6 +12,7 @@ from oms_api.api.deps import (
     ReadSessionDep,
     read_require,
 )
+from oms_api.api.negotiation import prefers
 from oms_api.api.orders import document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
@@ -56,8 +57,9 @@ def _csv_docs(example: str) -> dict[int | str, dict[str, Any]]:
 
 
 def _answer(report: dict[str, Any], columns: list[str], accept: str | None, name: str) -> Response:
-    """The report as JSON, or its rows as CSV when the client accepts `text/csv`."""
-    if accept and "text/csv" in accept:
+    """The report as JSON, or its rows as CSV when the client's `Accept` prefers
+    `text/csv` (`negotiation.prefers`)."""
+    if prefers(accept, "text/csv"):
         period = f"-{report['from']}-{report['to']}" if report["from"] else ""
         return Response(
             rules.to_csv(rules.csv_columns(columns), report["rows"]),

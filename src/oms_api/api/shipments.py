@@ -18,6 +18,7 @@ from oms_api.api.deps import (
     read_require,
     require,
 )
+from oms_api.api.negotiation import prefers
 from oms_api.api.orders import OptionalReason, OrderId, document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
@@ -333,7 +334,7 @@ async def get_pick_list(
     the same as a printable PDF (a generated client: `GET …/pick-list.pdf`, which answers
     only the PDF). A channel-bound key sees its own channel's shipments."""
     listing = await _pick_list(session, principal, location_id, status)
-    if accept and "application/pdf" in accept:
+    if prefers(accept, "application/pdf"):
         return pdf_response(pick_list_pdf(listing), f"pick-list-{location_id}.pdf")
     return document_response(listing)
 
