@@ -58,6 +58,23 @@ horizon AS (
          FROM snap)) AS h
 )"""
 
+# An outbox reader that keeps its place (the notifier, the reports' summariser): its
+# cursor is a row (name, txid, position) of its own table, taken by one worker at a time
+# (`SKIP LOCKED`: another finds it taken and skips the pass) and moved in the transaction
+# that used what it read; it reads the events past it and before the horizon, in commit
+# order (`PAST_CURSOR`, with `HORIZON_CTE`, the cursor's txid and position as $1, $2).
+PAST_CURSOR = "(e.txid, e.position) > ($1::xid8, $2::bigint) AND e.txid < horizon.h"
+
+
+def cursor_statements(table: str) -> tuple[str, str]:
+    """The statements that take a reader's cursor row in `table` (by name, $1) and move
+    it ($2 txid, $3 position)."""
+    return (
+        f"SELECT txid, position FROM {table} WHERE name = $1 FOR UPDATE SKIP LOCKED",
+        f"UPDATE {table} SET txid = $2::xid8, position = $3, updated_at = now() WHERE name = $1",
+    )
+
+
 FEED_SQL = f"""
 WITH {HORIZON_CTE},
 cursor AS (SELECT txid, position FROM events e WHERE e.id = $1 AND {fence_sql("e.channel_id", 2)})

@@ -41,7 +41,7 @@ from oms_api.notifications.mail import sender
 from oms_api.notifications.render import TemplateProblem, check_overrides, render
 from oms_api.notifications.samples import sample_context
 from oms_api.outbox import event_data_sql
-from oms_api.services.event_feed import HORIZON_CTE
+from oms_api.services.event_feed import HORIZON_CTE, PAST_CURSOR, cursor_statements
 from oms_api.services.order_documents import load_order
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.paperwork import location_of
@@ -143,9 +143,7 @@ async def put_channel_settings(
 
 # --- deriving notifications from committed events ----------------------------------------
 
-LOCK_CURSOR_SQL = (
-    "SELECT txid, position FROM notification_cursor WHERE name = $1 FOR UPDATE SKIP LOCKED"
-)
+LOCK_CURSOR_SQL, ADVANCE_CURSOR_SQL = cursor_statements("notification_cursor")
 # The events after the cursor, in commit order, of transactions older than any still
 # running that may write events (a later commit always sorts after them: the event feed's
 # horizon, `event_feed.HORIZON_CTE`); the data only of those that notify.
@@ -154,13 +152,9 @@ WITH {HORIZON_CTE}
 SELECT e.txid, e.position, e.id, e.type, e.order_id, e.channel_id, e.created_at,
        CASE WHEN e.type = ANY($3::text[]) THEN {event_data_sql("e")} END AS data
 FROM events e, horizon
-WHERE (e.txid, e.position) > ($1::xid8, $2::bigint) AND e.txid < horizon.h
+WHERE {PAST_CURSOR}
 ORDER BY e.txid, e.position
 LIMIT $4
-"""
-ADVANCE_CURSOR_SQL = """
-UPDATE notification_cursor SET txid = $2::xid8, position = $3, updated_at = now()
-WHERE name = $1
 """
 # The customer, with the name each channel knows them by (their profile there): the
 # greeting uses the name the order's channel was given.

@@ -25,7 +25,7 @@ from datetime import date
 
 import asyncpg
 
-from oms_api.services.event_feed import HORIZON_CTE
+from oms_api.services.event_feed import HORIZON_CTE, PAST_CURSOR, cursor_statements
 from oms_api.services.scoping import EVERY_CHANNEL, fence_sql
 
 log = logging.getLogger("oms_api.report_summaries")
@@ -173,7 +173,7 @@ sku_summary AS (
     WHERE s.span = 'day' AND s.day IN (SELECT day FROM stale_days)
 )"""
 
-LOCK_CURSOR_SQL = "SELECT txid, position FROM report_cursor WHERE name = $1 FOR UPDATE SKIP LOCKED"
+LOCK_CURSOR_SQL, ADVANCE_CURSOR_SQL = cursor_statements("report_cursor")
 # A batch of committed events after the cursor: the last one's place and the days of the
 # orders they are about.
 SCAN_SQL = f"""
@@ -181,7 +181,7 @@ WITH {HORIZON_CTE},
 batch AS (
     SELECT e.txid, e.position, e.order_id
     FROM events e, horizon
-    WHERE (e.txid, e.position) > ($1::xid8, $2::bigint) AND e.txid < horizon.h
+    WHERE {PAST_CURSOR}
     ORDER BY e.txid, e.position
     LIMIT $3
 )
@@ -203,9 +203,6 @@ FROM generate_series(
 WHERE NOT EXISTS (SELECT 1 FROM report_days r WHERE r.day = d::date)
 ORDER BY 1
 LIMIT $1
-"""
-ADVANCE_CURSOR_SQL = """
-UPDATE report_cursor SET txid = $2::xid8, position = $3, updated_at = now() WHERE name = $1
 """
 
 _DAYS = "unnest($1::date[]) AS d(day)"
