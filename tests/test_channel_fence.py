@@ -598,6 +598,8 @@ FENCE_ALLOWED: list[tuple[str, str | None, str]] = [
      "frozen oms_place_order (as the .sql above)"),
     ("migrations/versions/0018_lighter_order.py", "x.channel_id = o->>'channel_id'",
      "frozen oms_place_order (as the .sql above), installed and replaced"),
+    ("migrations/versions/0019_fewer_records.py", "x.channel_id = o->>'channel_id'",
+     "frozen oms_place_order (as the .sql above), installed and replaced"),
     ("src/oms_api/services/webhooks.py", "channel_id not in (None, principal.channel_id)",
      "a channel key registers endpoints of its own channel (the insert's channel)"),
     ("src/oms_api/services/webhooks.py", "if principal.channel_id is not None:",

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -64,12 +65,20 @@ class InventoryMovement(Base):
         # no other: by cause nothing is looked up, and `inventory verify` reads the whole
         # ledger (migration 0018 dropped the two that served no query).
         Index("ix_inventory_movements_sku_id", "sku", "id"),
+        # A ledger row is a change of one level, which exists (and so its product and
+        # location): one check per row, of a row the stock path has just locked and changed
+        # (migration 0019; it checked the product and the location apart).
+        ForeignKeyConstraint(
+            ["product_id", "location_id"],
+            ["inventory_levels.product_id", "inventory_levels.location_id"],
+            name="fk_inventory_movements_product_id_inventory_levels",
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
-    product_id: Mapped[str] = mapped_column(Text, ForeignKey("products.id"), nullable=False)
+    product_id: Mapped[str] = mapped_column(Text, nullable=False)
     sku: Mapped[str] = mapped_column(Text, nullable=False)
-    location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), nullable=False)
+    location_id: Mapped[str] = mapped_column(Text, nullable=False)
     on_hand_delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)

@@ -207,12 +207,20 @@ class OrderReservation(Base):
             "quantity_in_shipments >= 0 AND quantity_in_shipments <= quantity",
             name="in_shipments_within_quantity",
         ),
+        # Units held at one level, which exists (and so its location): placement's read has
+        # locked that level, so the check takes no lock of its own (migration 0019; it
+        # checked the location, a lock logged per order).
+        ForeignKeyConstraint(
+            ["product_id", "location_id"],
+            ["inventory_levels.product_id", "inventory_levels.location_id"],
+            name="fk_order_reservations_product_id_inventory_levels",
+        ),
     )
 
     line_id: Mapped[str] = mapped_column(
         Text, ForeignKey("order_lines.id", ondelete="CASCADE"), primary_key=True
     )
-    location_id: Mapped[str] = mapped_column(Text, ForeignKey("locations.id"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(Text, primary_key=True)
     product_id: Mapped[str] = mapped_column(Text, nullable=False, comment="the line's")
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     quantity_in_shipments: Mapped[int] = mapped_column(

@@ -252,12 +252,6 @@ async def write_plan(
             code="external_id_taken",
             order_id=result["order_id"],
         )
-    if result["outcome"] == "idempotency_key_taken":
-        raise Conflict(
-            "A request with this Idempotency-Key was completed meanwhile; retry to get its result.",
-            code="idempotency_key_in_flight",
-            headers={"Retry-After": "1"},
-        )
     return payload
 
 

@@ -1,4 +1,4 @@
--- oms_place_order: the head definition (installed by migration 0018).
+-- oms_place_order: the head definition (installed by migration 0019).
 -- Writes a planned order (one jsonb record) through the stock and event paths.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
@@ -9,7 +9,6 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     o jsonb := p->'order';
     placed text;
-    recorded integer;
 BEGIN
     -- The channel's profile of the customer first: the order references it.
     IF jsonb_typeof(p->'profile') = 'object' THEN
@@ -42,32 +41,29 @@ BEGIN
     END IF;
     INSERT INTO order_lines
     SELECT * FROM jsonb_populate_recordset(NULL::order_lines, p->'lines');
-    INSERT INTO order_reservations
-    SELECT * FROM jsonb_populate_recordset(NULL::order_reservations, p->'reservations');
+    -- (An empty list is not a statement: each costs an executor and its table's checks.)
+    IF p->'reservations' <> '[]' THEN
+        INSERT INTO order_reservations
+        SELECT * FROM jsonb_populate_recordset(NULL::order_reservations, p->'reservations');
+    END IF;
     IF jsonb_array_length(p->'stock_moves') > 0 THEN
         PERFORM oms_move_stock(p->'stock_moves');
     END IF;
-    INSERT INTO payments
-    SELECT * FROM jsonb_populate_recordset(NULL::payments, p->'payments');
+    IF p->'payments' <> '[]' THEN
+        INSERT INTO payments
+        SELECT * FROM jsonb_populate_recordset(NULL::payments, p->'payments');
+    END IF;
     PERFORM oms_record_events(placed, p->'events', p_document::jsonb, o->>'channel_id', true);
     -- The Idempotency-Key's record does not keep a second copy of the document: its
-    -- response is the first event's data (`order.created`, the same document).
+    -- response is the first event's data (`order.created`, the same document). The claim
+    -- holds the key's lock and has removed an expired record of it, so nothing can
+    -- conflict: a plain INSERT.
     IF jsonb_typeof(p->'idempotency') = 'object' THEN
-        INSERT INTO idempotency_records AS r (principal, key, request_hash, response_status,
-                                              response_event_id, created_at, expires_at)
+        INSERT INTO idempotency_records (principal, key, request_hash, response_status,
+                                         response_event_id, created_at, expires_at)
         VALUES (p->'idempotency'->>'principal', p->'idempotency'->>'key',
                 decode(p->'idempotency'->>'request_hash', 'hex'), 201,
-                p->'events'->0->>'id', now(), (p->'idempotency'->>'expires_at')::timestamptz)
-        ON CONFLICT (principal, key) DO UPDATE
-        SET request_hash = excluded.request_hash, response_status = excluded.response_status,
-            response_body = NULL, response_event_id = excluded.response_event_id,
-            created_at = excluded.created_at, expires_at = excluded.expires_at
-        WHERE r.expires_at <= now()
-        RETURNING 1 INTO recorded;
-        IF recorded IS NULL THEN
-            RETURN QUERY SELECT 'idempotency_key_taken'::text, placed;
-            RETURN;
-        END IF;
+                p->'events'->0->>'id', now(), (p->'idempotency'->>'expires_at')::timestamptz);
     END IF;
     RETURN QUERY SELECT 'placed'::text, placed;
 END

@@ -1,4 +1,4 @@
--- oms_record_events: the head definition (installed by migration 0018).
+-- oms_record_events: the head definition (installed by migration 0019).
 -- The one path for events: numbers them in their order's sequence and writes the outbox
 -- rows. `p_numbered`: the order is new, inserted in this transaction with these events
 -- already counted in `orders.event_sequence` (placement) — they are its first, numbered
@@ -26,11 +26,12 @@ BEGIN
         END IF;
     END IF;
     -- Every event has data: its own, or `p_data` (a NULL stored below means "as before").
-    IF p_data IS NULL AND EXISTS (
-        SELECT FROM jsonb_array_elements(p_events) AS x(event)
-        WHERE coalesce(x.event -> 'data', 'null') = 'null'
-    ) THEN
-        RAISE EXCEPTION 'oms_record_events: an event without data';
+    -- (Asked only without `p_data`: a condition with a sub-query is a statement of its own.)
+    IF p_data IS NULL THEN
+        IF EXISTS (SELECT FROM jsonb_array_elements(p_events) AS x(event)
+                   WHERE coalesce(x.event -> 'data', 'null') = 'null') THEN
+            RAISE EXCEPTION 'oms_record_events: an event without data';
+        END IF;
     END IF;
     -- An order's events that carry `p_data` store it once: the first of a run of them
     -- keeps it, the next ones store NULL — "the data of the order's nearest earlier event
