@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import asyncpg
 import httpx
 
 from tests.factories import Shop, bearer, create_key, inventory, order_body, place, unique
@@ -208,3 +209,45 @@ async def test_placement_without_the_scope_is_403_even_with_an_idempotency_key(
         refused = await place(admin, body, headers=headers)
         assert (refused.status_code, refused.json()["code"]) == (403, "missing_scope")
     assert (await inventory(admin, product["sku"]))["levels"][0]["reserved"] == 0
+
+
+async def test_an_expired_key_is_a_new_request(admin: httpx.AsyncClient, database_url: str) -> None:
+    """A key whose record has expired (and that the purge has not removed yet) starts a new
+    request, with any body: a second order and a second channel, each recorded anew and then
+    replayed — for a placement and for another create."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 10)
+    keyed = shop.headers | {"Idempotency-Key": secrets.token_hex(8)}
+    first = await place(admin, order_body(None, [(product["sku"], 1)]), headers=keyed)
+    channel_key = {"Idempotency-Key": secrets.token_hex(8)}
+    made = await admin.post(
+        "/v1/channels", json={"code": unique("exp"), "name": "A"}, headers=channel_key
+    )
+    assert first.status_code == made.status_code == 201
+    conn = await asyncpg.connect(database_url)
+    try:
+        expired = await conn.execute(
+            "UPDATE idempotency_records SET expires_at = now() - interval '1 second' "
+            "WHERE key = ANY($1::text[])",
+            [keyed["Idempotency-Key"], channel_key["Idempotency-Key"]],
+        )
+        assert expired == "UPDATE 2"
+    finally:
+        await conn.close()
+    body = order_body(None, [(product["sku"], 2)])
+    second = await place(admin, body, headers=keyed)
+    assert second.status_code == 201, second.text
+    assert "idempotent-replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    again = await place(admin, body, headers=keyed)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == second.json()
+    level = (await inventory(admin, product["sku"]))["levels"][0]
+    assert level["reserved"] == 3
+    other = {"code": unique("exp"), "name": "B"}
+    remade = await admin.post("/v1/channels", json=other, headers=channel_key)
+    assert remade.status_code == 201, remade.text
+    assert remade.json()["id"] != made.json()["id"]
+    replayed = await admin.post("/v1/channels", json=other, headers=channel_key)
+    assert replayed.json() == remade.json()
+
