@@ -251,3 +251,23 @@ async def test_an_expired_key_is_a_new_request(admin: httpx.AsyncClient, databas
     replayed = await admin.post("/v1/channels", json=other, headers=channel_key)
     assert replayed.json() == remade.json()
 
+
+async def test_two_idempotency_key_headers_are_refused(admin: httpx.AsyncClient) -> None:
+    """Which of two keys would the client mean? Neither is guessed: 422, nothing created."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 10)
+    twice = [("Idempotency-Key", secrets.token_hex(8)), ("Idempotency-Key", secrets.token_hex(8))]
+    placed = await admin.post(
+        "/v1/orders", json=order_body(None, [(product["sku"], 1)]),
+        headers=httpx.Headers(list(shop.headers.items()) + twice),
+    )  # fmt: skip
+    code = unique("two")
+    made = await admin.post(
+        "/v1/channels", json={"code": code, "name": "Two"}, headers=httpx.Headers(twice)
+    )
+    for response in (placed, made):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "idempotency_key_repeated"
+    assert (await inventory(admin, product["sku"]))["levels"][0]["reserved"] == 0
+    assert await _count_channels_with_code(admin, code) == 0

@@ -100,7 +100,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming_id, declared_length = _request_headers(scope)
+        incoming_id, declared_length, repeated_key = _request_headers(scope)
         request_id = incoming_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
@@ -120,6 +120,14 @@ class RequestContextMiddleware:
                 response = problem_response(
                     scope.get("path"), status=422, code="invalid_characters",
                     detail="The URL contains a NUL (%00) character.", request_id=request_id,
+                )  # fmt: skip
+                await response(scope, receive, send_with_id)
+                return
+            if repeated_key:  # which one would the client mean? Neither is guessed.
+                response = problem_response(
+                    scope.get("path"), status=422, code="idempotency_key_repeated",
+                    detail="Send one Idempotency-Key header: this request has several.",
+                    request_id=request_id,
                 )  # fmt: skip
                 await response(scope, receive, send_with_id)
                 return
@@ -166,14 +174,18 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-def _request_headers(scope: Scope) -> tuple[str | None, int]:
-    """The first `X-Request-ID` if it is sane (else None), and the first Content-Length
-    (-1: none, or not a number): one pass over the headers."""
+def _request_headers(scope: Scope) -> tuple[str | None, int, bool]:
+    """The first `X-Request-ID` if it is sane (else None), the first Content-Length (-1:
+    none, or not a number), and whether `Idempotency-Key` came more than once: one pass
+    over the headers."""
     request_id: str | None = None
     length: int | None = None
     seen_id = False
+    idempotency_keys = 0
     for name, value in scope["headers"]:
-        if name == b"content-length":
+        if name == b"idempotency-key":
+            idempotency_keys += 1
+        elif name == b"content-length":
             if length is None:
                 try:
                     length = int(value)
@@ -183,7 +195,7 @@ def _request_headers(scope: Scope) -> tuple[str | None, int]:
             seen_id = True
             text = value.decode("latin-1")
             request_id = text if _REQUEST_ID_RE.match(text) else None
-    return request_id, -1 if length is None else length
+    return request_id, -1 if length is None else length, idempotency_keys > 1
 
 
 # A version-4 UUID's fixed bits: the variant (10) and the version (0100).
