@@ -1,19 +1,30 @@
 """Payment transactions on an order and the `payment_status` they add up to. Pure.
 
 Amounts are integers in minor units. An order keeps four running sums: authorized,
-captured, refunded, voided.
-- authorization: adds to `authorized`.
+captured, refunded, voided; `open_authorization` is `authorized - captured - voided`
+(never below 0): authorized, and neither captured nor voided yet.
+- authorization: adds to `authorized`; at most what is still owed and not already
+  authorized: `total - captured - open_authorization` (`authorizable`), i.e. the total
+  minus the larger of `authorized - voided` and `captured`. A void frees its amount for a
+  new authorization; a refund does not (what was refunded is not owed again). More is
+  `amount_exceeds_order_total`.
 - capture: takes money; at most what is authorized and not yet captured or voided, or,
-  with no authorization at all, at most the order total minus what is captured.
-- refund: at most `captured - refunded`.
-- void: cancels the uncaptured part of an authorization; at most `authorized -
-  captured - voided`.
+  with no authorization at all, at most the order total minus what is captured — and
+  never, either way, past the total (`capturable`; more is `capture_exceeds_authorized`).
+- refund: at most `captured - refunded` (`refundable`; `refund_exceeds_captured`).
+- void: cancels the uncaptured part of an authorization; at most `open_authorization`
+  (`voidable`; `void_exceeds_authorized`).
+
+So every order keeps `captured <= total`, `authorized - voided <= total` and `refunded <=
+captured` (hence `total - refunded >= 0`, what a customer's lifetime value sums). Every
+refusal names the amount asked (`requested`), the order's `total` and sums, and the limit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from oms_api.domain.errors import DomainError
 
@@ -50,12 +61,42 @@ class PaymentTotals:
         return max(self.authorized - self.captured - self.voided, 0)
 
 
+def payment_limit(totals: PaymentTotals, kind: PaymentKind, order_total: int) -> int:
+    """The most a transaction of `kind` may be now (never below 0)."""
+    match kind:
+        case PaymentKind.AUTHORIZATION:  # owed, and not already authorized and open
+            return max(order_total - totals.captured - totals.open_authorization, 0)
+        case PaymentKind.CAPTURE:  # what is authorized (with none, the total); never past it
+            uncaptured = max(order_total - totals.captured, 0)
+            if totals.authorized > 0:
+                return min(totals.open_authorization, uncaptured)
+            return uncaptured
+        case PaymentKind.REFUND:
+            return max(totals.captured - totals.refunded, 0)
+        case PaymentKind.VOID:
+            return totals.open_authorization
+
+
+# Per kind: the refusal's code, its limit's name in the problem, and what the limit is.
+REFUSALS: dict[PaymentKind, tuple[str, str, str]] = {
+    PaymentKind.AUTHORIZATION: (
+        "amount_exceeds_order_total", "authorizable",
+        "is owed and not already authorized (the total less what is captured or authorized "
+        "and open)",
+    ),
+    PaymentKind.CAPTURE: ("capture_exceeds_authorized", "capturable", "can be captured now"),
+    PaymentKind.REFUND: ("refund_exceeds_captured", "refundable", "is captured and not refunded"),
+    PaymentKind.VOID: ("void_exceeds_authorized", "voidable", "is authorized and not captured"),
+}  # fmt: skip
+
+
 def apply_payment(
     totals: PaymentTotals, kind: PaymentKind, amount: int, order_total: int, *,
     cancelled: bool = False,
 ) -> PaymentTotals:  # fmt: skip
-    """The totals with this transaction, or its refusal. A `cancelled` order takes refunds
-    and voids only (409 `order_cancelled`)."""
+    """The totals with this transaction, or its refusal: 409 `REFUSALS[kind]`'s code when
+    `amount` is over `payment_limit`, naming `requested`, `total`, the four sums and the
+    limit. A `cancelled` order takes refunds and voids only (409 `order_cancelled`)."""
     if cancelled and kind in (PaymentKind.AUTHORIZATION, PaymentKind.CAPTURE):
         raise DomainError(
             "order_cancelled",
@@ -63,37 +104,26 @@ def apply_payment(
         )
     if amount <= 0:
         raise DomainError("invalid_amount", "A payment amount must be positive.", kind="invalid")
+    limit = payment_limit(totals, kind, order_total)
+    if amount > limit:
+        code, limit_name, what = REFUSALS[kind]
+        amounts: dict[str, Any] = {
+            "requested": amount, "total": order_total, "authorized": totals.authorized,
+            "captured": totals.captured, "refunded": totals.refunded, "voided": totals.voided,
+            limit_name: limit,
+        }  # fmt: skip
+        raise DomainError(
+            code,
+            f"Cannot record a {kind.value} of {amount}: at most {limit} {what}; the order "
+            f"total is {order_total}.",
+            **amounts,
+        )
     if kind is PaymentKind.AUTHORIZATION:
         return replace(totals, authorized=totals.authorized + amount)
     if kind is PaymentKind.CAPTURE:
-        limit = (
-            totals.open_authorization
-            if totals.authorized > 0
-            else max(order_total - totals.captured, 0)
-        )
-        if amount > limit:
-            raise DomainError(
-                "capture_exceeds_authorized",
-                f"Cannot capture {amount}: at most {limit} can be captured now.",
-                capturable=limit,
-            )
         return replace(totals, captured=totals.captured + amount)
     if kind is PaymentKind.REFUND:
-        limit = totals.captured - totals.refunded
-        if amount > limit:
-            raise DomainError(
-                "refund_exceeds_captured",
-                f"Cannot refund {amount}: only {limit} captured and not yet refunded.",
-                refundable=limit,
-            )
         return replace(totals, refunded=totals.refunded + amount)
-    limit = totals.open_authorization
-    if amount > limit:
-        raise DomainError(
-            "void_exceeds_authorized",
-            f"Cannot void {amount}: only {limit} is authorized and not captured.",
-            voidable=limit,
-        )
     return replace(totals, voided=totals.voided + amount)
 
 

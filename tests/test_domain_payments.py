@@ -1,0 +1,190 @@
+"""Every payment limit of `domain.payments`, against rules written out apart from the code.
+
+The rules, as docs/orders.md "Payments" states them (`open` = authorized - captured -
+voided, never below 0):
+- authorization: open + amount <= total - captured (what is authorized and open never
+  exceeds what is still owed); else `amount_exceeds_order_total`.
+- capture: with an authorization on the order, amount <= open; with none, amount <= total -
+  captured; either way captured + amount <= total; else `capture_exceeds_authorized`.
+- refund: refunded + amount <= captured; else `refund_exceeds_captured`.
+- void: amount <= open; else `void_exceeds_authorized`.
+Every state reachable from nothing is walked, with every kind and every amount from 1 to
+past the total: each transaction is taken or refused as the rules say, a refusal names its
+limit and the amounts, and every state keeps `captured <= total`, `authorized - voided <=
+total`, `refunded <= captured` (so `total - refunded`, what lifetime value sums, is >= 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oms_api.domain.errors import DomainError
+from oms_api.domain.payments import PaymentKind as K
+from oms_api.domain.payments import PaymentStatus as P
+from oms_api.domain.payments import PaymentTotals, apply_payment, payment_limit, payment_status
+
+CODES = {
+    K.AUTHORIZATION: ("amount_exceeds_order_total", "authorizable"),
+    K.CAPTURE: ("capture_exceeds_authorized", "capturable"),
+    K.REFUND: ("refund_exceeds_captured", "refundable"),
+    K.VOID: ("void_exceeds_authorized", "voidable"),
+}
+
+
+def _allowed(t: PaymentTotals, kind: K, amount: int, total: int) -> bool:
+    """The rules above, written out from the docs, not from the code."""
+    a, c, r, v = t.authorized, t.captured, t.refunded, t.voided
+    open_ = max(a - c - v, 0)
+    if kind is K.AUTHORIZATION:
+        return open_ + amount <= total - c
+    if kind is K.CAPTURE:
+        return (amount <= open_ if a > 0 else True) and c + amount <= total
+    if kind is K.REFUND:
+        return r + amount <= c
+    return amount <= open_
+
+
+def _after(t: PaymentTotals, kind: K, amount: int) -> PaymentTotals:
+    a, c, r, v = t.authorized, t.captured, t.refunded, t.voided
+    return {
+        K.AUTHORIZATION: PaymentTotals(a + amount, c, r, v),
+        K.CAPTURE: PaymentTotals(a, c + amount, r, v),
+        K.REFUND: PaymentTotals(a, c, r + amount, v),
+        K.VOID: PaymentTotals(a, c, r, v + amount),
+    }[kind]
+
+
+def _reachable(total: int) -> set[PaymentTotals]:
+    """Every state reachable from nothing with amounts 1..total, up to two authorizations'
+    worth of the total (voids and new authorizations could go on for ever)."""
+    seen = {PaymentTotals()}
+    todo = [PaymentTotals()]
+    while todo:
+        state = todo.pop()
+        for kind in K:
+            for amount in range(1, total + 1):
+                try:
+                    after = apply_payment(state, kind, amount, total)
+                except DomainError:
+                    continue
+                if after not in seen and after.authorized <= 2 * total:
+                    seen.add(after)
+                    todo.append(after)
+    return seen
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 5])
+def test_every_transaction_from_every_reachable_state_follows_the_rules(total: int) -> None:
+    states = _reachable(total)
+    assert len(states) > (1 if total else 0)
+    for state in states:
+        for kind in K:
+            for amount in range(1, total + 3):
+                allowed = _allowed(state, kind, amount, total)
+                if allowed:
+                    assert apply_payment(state, kind, amount, total) == _after(
+                        state, kind, amount
+                    ), (state, kind, amount)
+                    continue
+                with pytest.raises(DomainError) as caught:
+                    apply_payment(state, kind, amount, total)
+                code, limit_name = CODES[kind]
+                refusal = caught.value
+                assert (refusal.code, refusal.kind) == (code, "conflict"), (state, kind, amount)
+                limit = refusal.extra[limit_name]
+                assert limit == payment_limit(state, kind, total) < amount
+                assert _allowed(state, kind, limit, total) or limit == 0  # the limit is exact
+                assert refusal.extra == {
+                    "requested": amount, "total": total, "authorized": state.authorized,
+                    "captured": state.captured, "refunded": state.refunded,
+                    "voided": state.voided, limit_name: limit,
+                }  # fmt: skip
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 5])
+def test_every_reachable_state_keeps_within_the_total(total: int) -> None:
+    for s in _reachable(total):
+        assert 0 <= s.captured <= total, s
+        assert 0 <= s.voided <= s.authorized, s
+        assert s.authorized - s.voided <= total, s
+        assert 0 <= s.refunded <= s.captured, s
+        assert total - s.refunded >= 0, s
+
+
+def _run(*steps: tuple[K, int], total: int = 1000, start: PaymentTotals | None = None) -> Any:
+    totals = start or PaymentTotals()
+    for kind, amount in steps:
+        totals = apply_payment(totals, kind, amount, total)
+    return totals
+
+
+@pytest.mark.parametrize(
+    ("steps", "kind", "limit"),
+    [
+        # The outside-in tester's sequence on a 1000 order: nothing is authorized, so the
+        # whole total may be; nothing is captured, so nothing may be refunded.
+        ((), K.AUTHORIZATION, 1000),
+        ((), K.CAPTURE, 1000),
+        ((), K.REFUND, 0),
+        ((), K.VOID, 0),
+        (((K.AUTHORIZATION, 600),), K.AUTHORIZATION, 400),
+        (((K.AUTHORIZATION, 1000),), K.AUTHORIZATION, 0),
+        (((K.AUTHORIZATION, 1000),), K.CAPTURE, 1000),
+        (((K.AUTHORIZATION, 600),), K.CAPTURE, 600),
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 400)), K.AUTHORIZATION, 0),
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 400)), K.CAPTURE, 600),
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 400)), K.VOID, 600),
+        # a void frees its amount for a new authorization (an expired one, re-authorized)
+        (((K.AUTHORIZATION, 1000), (K.VOID, 1000)), K.AUTHORIZATION, 1000),
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 300), (K.VOID, 700)), K.AUTHORIZATION, 700),
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 300), (K.VOID, 700)), K.CAPTURE, 0),
+        # a refund does not: what was refunded is not owed again
+        (((K.CAPTURE, 1000), (K.REFUND, 1000)), K.AUTHORIZATION, 0),
+        (((K.CAPTURE, 1000), (K.REFUND, 1000)), K.CAPTURE, 0),
+        (((K.CAPTURE, 1000), (K.REFUND, 400)), K.REFUND, 600),
+        (((K.CAPTURE, 400),), K.CAPTURE, 600),
+        (((K.CAPTURE, 400),), K.AUTHORIZATION, 600),
+    ],
+)
+def test_limits_worked_out_by_hand(steps: tuple[tuple[K, int], ...], kind: K, limit: int) -> None:
+    totals = _run(*steps)
+    assert payment_limit(totals, kind, 1000) == limit
+    if limit:
+        apply_payment(totals, kind, limit, 1000)  # exactly the limit is taken
+    with pytest.raises(DomainError) as caught:
+        apply_payment(totals, kind, limit + 1, 1000)  # one more is not
+    assert caught.value.extra[CODES[kind][1]] == limit
+
+
+def test_the_testers_sequence_is_refused_at_its_first_step() -> None:
+    with pytest.raises(DomainError) as caught:
+        _run((K.AUTHORIZATION, 50000))
+    assert caught.value.code == "amount_exceeds_order_total"
+    assert caught.value.extra == {
+        "requested": 50000, "total": 1000, "authorized": 0, "captured": 0, "refunded": 0,
+        "voided": 0, "authorizable": 1000,
+    }  # fmt: skip
+    for kind in (K.AUTHORIZATION, K.CAPTURE):
+        with pytest.raises(DomainError):
+            _run((kind, 10**11))
+
+
+def test_an_order_over_authorized_before_the_limit_still_captures_no_more_than_its_total() -> None:
+    """Orders recorded before the limit existed may hold more authorized than their total:
+    they take no new authorization, and captures stop at the total."""
+    legacy = PaymentTotals(authorized=50000)
+    assert payment_limit(legacy, K.AUTHORIZATION, 1000) == 0
+    assert payment_limit(legacy, K.CAPTURE, 1000) == 1000
+    paid = apply_payment(legacy, K.CAPTURE, 1000, 1000)
+    assert payment_limit(paid, K.CAPTURE, 1000) == 0
+    assert payment_limit(paid, K.VOID, 1000) == 49000  # the rest can still be released
+    assert payment_status(apply_payment(paid, K.VOID, 49000, 1000)) is P.PAID
+
+
+def test_an_order_of_nothing_takes_no_money() -> None:
+    for kind in K:
+        assert payment_limit(PaymentTotals(), kind, 0) == 0
+        with pytest.raises(DomainError):
+            apply_payment(PaymentTotals(), kind, 1, 0)
