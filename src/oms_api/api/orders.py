@@ -68,7 +68,9 @@ async def create_order(
     lines is summed first. If any SKU is short (and does not allow backorders): 409
     `insufficient_stock` listing each (`sku`, `requested`, `available`), and nothing is
     reserved. Payment `authorized`/`paid` (or method `invoice`/`cash_on_delivery`) with a
-    passing risk check confirms the order at once; a risk hold puts it `on_hold`.
+    passing risk check confirms the order at once; a risk hold puts it `on_hold`. A payment
+    `amount` above the total is 422 (`amount_exceeds_order_total`, or
+    `capture_exceeds_authorized` when `paid`).
     `external_id` is unique per channel (409 `external_id_taken`). The customer is
     `customer_id` (404 if the key's channel does not know that customer) or inline
     `customer`, found or created by email."""
@@ -250,10 +252,15 @@ async def record_order_payment(
     session: SessionDep,
     idem: Annotated[IdempotentCreate, idempotent_create(Scope.ORDERS_WRITE)],
 ) -> Response:
-    """`authorization`, `capture`, `refund` or `void`. Refunds never exceed what was
-    captured (409 `refund_exceeds_captured`); captures never exceed what is authorized
-    (409 `capture_exceeds_authorized`). A `pending` order whose payment is now settled
-    becomes `confirmed`. Send an Idempotency-Key: a retried capture then never charges twice."""
+    """`authorization`, `capture`, `refund` or `void`, never past the order's total: an
+    authorization at most what is owed and not already authorized (409
+    `amount_exceeds_order_total`), a capture at most what is authorized and open — with no
+    authorization, the total less what is captured (409 `capture_exceeds_authorized`), a
+    refund at most what is captured and not refunded (409 `refund_exceeds_captured`), a void
+    at most the open authorization (409 `void_exceeds_authorized`). A refusal names
+    `requested`, `total`, `authorized`, `captured`, `refunded`, `voided` and the limit. A
+    `pending` order whose payment is now settled becomes `confirmed`. Send an
+    Idempotency-Key: a retried capture then never charges twice."""
 
     async def record() -> bytes:
         document = await service.record_payment(
