@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from oms_api.main import create_app
 from oms_api.webhooks.dispatcher import Dispatcher
 from oms_api.webhooks.signing import new_secret
 from tests.conftest import make_settings
-from tests.factories import Shop, bearer, create_key, order_body, place
+from tests.factories import Shop, bearer, create_channel, create_key, order_body, place
 from tests.receiver import Receiver
 
 
@@ -314,6 +315,63 @@ async def strict_app(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.As
         yield app, c
 
 
+# IPv6 addresses that stand for, or are relayed to, an IPv4 address that would be refused.
+EMBEDDED_PRIVATE_IPV4 = [
+    "64:ff9b::a9fe:a9fe",  # NAT64 (well-known prefix) of 169.254.169.254, cloud metadata
+    "64:ff9b::7f00:1", "64:ff9b::a00:1",  # NAT64 of 127.0.0.1, 10.0.0.1
+    "64:ff9b:1::808:808",  # local-use NAT64 prefix: refused whatever it holds
+    "2002:7f00:1::", "2002:a9fe:a9fe::",  # 6to4 of 127.0.0.1, 169.254.169.254
+    "::127.0.0.1", "::a9fe:a9fe",  # IPv4-compatible
+    "::ffff:0:7f00:1",  # IPv4-translated (SIIT)
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1 (bits inverted)
+    "2a00:1450:1::5efe:a9fe:a9fe", "2606:4700:1::200:5efe:a00:1",  # ISATAP
+]  # fmt: skip
+PUBLIC_ADDRESS = "93.184.216.34"
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Names under .test resolve to what the test puts here (else a public address);
+    every other name resolves as usual."""
+    answers: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = (host.decode() if isinstance(host, bytes) else str(host)).rstrip(".")
+        if not name.endswith(".test"):
+            return real(host, port, *args, **kwargs)
+        address = answers.get(name, PUBLIC_ADDRESS)
+        if ":" in address:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+@pytest.fixture
+async def strict_callers(
+    strict_app: tuple[FastAPI, httpx.AsyncClient],
+) -> tuple[httpx.AsyncClient, list[dict[str, str]]]:
+    """The strict app's client, and the headers of its admin and of a channel-bound key."""
+    from tests.conftest import ADMIN_KEY
+
+    _, c = strict_app
+    c.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+    channel = await create_channel(c)
+    key = await create_key(c, ["webhooks:write"], channel["id"])
+    return c, [bearer(ADMIN_KEY), bearer(key["secret"])]
+
+
+async def _refused(c: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
+    response = await c.post(
+        "/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_webhook_url"
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -336,12 +394,60 @@ async def test_private_and_insecure_targets_are_refused_at_registration(
     assert response.json()["code"] in ("invalid_webhook_url", "validation_error")
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE_IPV4)
+async def test_ipv6_forms_of_private_ipv4_addresses_are_refused_at_registration(
+    strict_callers: tuple[httpx.AsyncClient, list[dict[str, str]]],
+    dns: dict[str, str],
+    address: str,
+) -> None:
+    """Written in the URL, or what the URL's name resolves to, for admin and channel keys."""
+    c, callers = strict_callers
+    dns["embedded.hooks.test"] = address
+    for headers in callers:
+        await _refused(c, f"https://[{address}]/latest/meta-data/", headers)
+        await _refused(c, "https://embedded.hooks.test/x", headers)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[64:ff9b::808:808]/x", "https://[2002:808:808::]/x", "https://[::ffff:8.8.8.8]/x",
+        "https://[2606:4700::1111]:8443/x",
+    ],
+)  # fmt: skip
+async def test_public_targets_in_unusual_forms_are_accepted(
+    strict_callers: tuple[httpx.AsyncClient, list[dict[str, str]]], dns: dict[str, str], url: str
+) -> None:
+    """IPv6 forms of public IPv4 addresses."""
+    c, (_, channel_key) = strict_callers
+    response = await c.post(
+        "/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=channel_key
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["url"] == url
+    deleted = await c.delete(f"/v1/webhook-endpoints/{response.json()['id']}", headers=channel_key)
+    assert deleted.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1", "localhost", "[64:ff9b::7f00:1]", "[2002:a9fe:a9fe::]",
+        "nat64.hooks.test", "sixtofour.hooks.test", "compatible.hooks.test",
+    ],
+)  # fmt: skip
 async def test_private_targets_are_refused_again_at_delivery(
-    strict_app: tuple[FastAPI, httpx.AsyncClient], receiver: Receiver, host: str
+    strict_app: tuple[FastAPI, httpx.AsyncClient],
+    receiver: Receiver,
+    dns: dict[str, str],
+    host: str,
 ) -> None:
     """An endpoint whose name resolves to a private address by the time of delivery (DNS
     answers change) is refused after resolution, on the dispatcher's real send path."""
+    dns.update({
+        "nat64.hooks.test": "64:ff9b::a9fe:a9fe", "sixtofour.hooks.test": "2002:7f00:1::",
+        "compatible.hooks.test": "::127.0.0.1",
+    })  # fmt: skip
     app, _ = strict_app
     dispatcher = Dispatcher(
         settings=app.state.settings, database=app.state.database, database_url=""

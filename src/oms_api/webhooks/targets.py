@@ -2,7 +2,8 @@
 
 Checked at registration and again before every attempt, after DNS resolution; the
 request then goes to the address that was checked (the hostname is kept for the Host
-header and TLS), so a DNS answer that changes in between cannot redirect it.
+header and TLS), so a DNS answer that changes in between cannot redirect it. Both use
+`is_public` for every address, literal or resolved.
 `OMS_WEBHOOK_ALLOW_PRIVATE_URLS` lifts the rules for development and tests.
 """
 
@@ -16,6 +17,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# IPv6 addresses that are an IPv4 address in another form (besides ::ffff:0:0/96, which
+# `ipv4_mapped` knows): a packet to one ends up at the IPv4 address, by the host's own
+# stack or a translator. Public when that IPv4 address is.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291, deprecated (holds :: and ::1)
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052, the well-known prefix
+# RFC 8215: a NAT64 prefix local to the network, refused whatever it holds (the IPv4
+# address sits at a position the network chooses).
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_FORMS = (_IPV4_COMPATIBLE, _IPV4_TRANSLATED, _NAT64)
+
 
 class UnsafeTarget(ValueError):
     """The URL may not be used as a webhook target."""
@@ -28,10 +40,44 @@ class PinnedTarget:
     sni_hostname: str | None
 
 
+def _as_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address this IPv6 address only stands for (mapped, compatible, translated,
+    NAT64's well-known prefix): the host's own stack or a translator goes there."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in network for network in _IPV4_FORMS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _tunnelled_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses a relay sends this address's packets on to (6to4, Teredo, ISATAP)."""
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return list(address.teredo)  # server, client (un-inverted); 2001::/32 isn't global
+    if (int(address) >> 32) & 0xFCFFFFFF == 0x5EFE:  # ISATAP interface identifier
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
 def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """Whether a webhook may go to this address: the one rule for literal addresses in
+    URLs and for what DNS answers, at registration and before every delivery. An IPv6
+    address holding an IPv4 address is refused when that IPv4 address would be."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address.is_global and not address.is_multicast
+    as_ipv4 = _as_ipv4(address)
+    if as_ipv4 is not None:
+        return is_public(as_ipv4)
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved  # unassigned space (NAT64's local prefix lies in it)
+        and address not in _NAT64_LOCAL
+        and not address.scope_id
+        and all(is_public(v4) for v4 in _tunnelled_ipv4(address))
+    )
 
 
 def _parse(url: str, allow_private: bool) -> tuple[str, str, int]:
