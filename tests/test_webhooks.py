@@ -326,6 +326,16 @@ EMBEDDED_PRIVATE_IPV4 = [
     "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1 (bits inverted)
     "2a00:1450:1::5efe:a9fe:a9fe", "2606:4700:1::200:5efe:a00:1",  # ISATAP
 ]  # fmt: skip
+MALFORMED = [
+    "https://" + "a" * 64 + ".com/x",  # a label over 63 characters
+    "https://" + "a." * 126 + "com/x",  # a name over 253 characters
+    "https://exa mple.com/x", "https://exa\tmple.com/x", "https://hooks.example.com/a b",
+    "https://a..b.com/x", "https://.example.com/x", "https://example.com../x",
+    "https://ex%61mple.com/x", "https://1.2.3.4.5/x", "https://0x7f000001/x",
+    "https://example.com:0/x", "https://example.com:65536/x", "https://example.com:+443/x",
+    "https://localhost./x", "https://LOCALHOST./x", "https://foo.localhost./x",
+    "https://[v1.x]/x", "https://[2606:4700::1111]x/x", "https://[2606:4700::1111%25eth0]/x",
+]  # fmt: skip
 PUBLIC_ADDRESS = "93.184.216.34"
 
 
@@ -408,17 +418,28 @@ async def test_ipv6_forms_of_private_ipv4_addresses_are_refused_at_registration(
         await _refused(c, "https://embedded.hooks.test/x", headers)
 
 
+@pytest.mark.parametrize("url", MALFORMED)
+async def test_malformed_urls_are_refused_at_registration(
+    strict_callers: tuple[httpx.AsyncClient, list[dict[str, str]]], dns: dict[str, str], url: str
+) -> None:
+    c, callers = strict_callers
+    for headers in callers:
+        await _refused(c, url, headers)
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "https://[64:ff9b::808:808]/x", "https://[2002:808:808::]/x", "https://[::ffff:8.8.8.8]/x",
-        "https://[2606:4700::1111]:8443/x",
+        "https://[2606:4700::1111]:8443/x", "https://hooks.example.test./x",
+        "https://my_hooks.example.test/x", "https://bücher.example.test/x",
+        "https://" + "a" * 63 + ".example.test:8443/x?q=1",
     ],
 )  # fmt: skip
 async def test_public_targets_in_unusual_forms_are_accepted(
     strict_callers: tuple[httpx.AsyncClient, list[dict[str, str]]], dns: dict[str, str], url: str
 ) -> None:
-    """IPv6 forms of public IPv4 addresses."""
+    """IPv6 forms of public IPv4 addresses, a trailing dot, an underscore, an IDN."""
     c, (_, channel_key) = strict_callers
     response = await c.post(
         "/v1/webhook-endpoints", json={"url": url, "events": ["*"]}, headers=channel_key
@@ -432,8 +453,9 @@ async def test_public_targets_in_unusual_forms_are_accepted(
 @pytest.mark.parametrize(
     "host",
     [
-        "127.0.0.1", "localhost", "[64:ff9b::7f00:1]", "[2002:a9fe:a9fe::]",
+        "127.0.0.1", "localhost", "localhost.", "[64:ff9b::7f00:1]", "[2002:a9fe:a9fe::]",
         "nat64.hooks.test", "sixtofour.hooks.test", "compatible.hooks.test",
+        "a" * 64 + ".com", "exa mple.com", "a..b.com",
     ],
 )  # fmt: skip
 async def test_private_targets_are_refused_again_at_delivery(
@@ -443,7 +465,8 @@ async def test_private_targets_are_refused_again_at_delivery(
     host: str,
 ) -> None:
     """An endpoint whose name resolves to a private address by the time of delivery (DNS
-    answers change) is refused after resolution, on the dispatcher's real send path."""
+    answers change), or whose URL is stored from before a rule, is refused on the
+    dispatcher's real send path: a recorded failure, not an exception."""
     dns.update({
         "nat64.hooks.test": "64:ff9b::a9fe:a9fe", "sixtofour.hooks.test": "2002:7f00:1::",
         "compatible.hooks.test": "::127.0.0.1",
@@ -467,3 +490,26 @@ async def test_private_targets_are_refused_again_at_delivery(
     assert outcome.error is not None
     assert outcome.error.startswith("refused:")
     assert receiver.received == []
+
+
+async def test_an_internationalised_host_name_is_delivered_to(
+    app: FastAPI, receiver: Receiver, dns: dict[str, str]
+) -> None:
+    """The name is resolved and sent (Host header) in its ASCII form."""
+    dns["xn--bcher-kva.hooks.test"] = "127.0.0.1"
+    dispatcher = Dispatcher(
+        settings=app.state.settings, database=app.state.database, database_url=""
+    )
+    dispatcher._http = httpx.AsyncClient()
+    row = {
+        "id": "whd_test", "event_id": "evt_test", "type": "order.created", "sequence": 1,
+        "created_at": datetime.now(UTC), "data": {}, "secret": new_secret(),
+        "previous_secret": None, "previous_secret_valid": False,
+        "url": f"http://Bücher.hooks.test:{receiver.port}/hook",
+    }  # fmt: skip
+    try:
+        outcome = await dispatcher._send(row)
+    finally:
+        await dispatcher._http.aclose()
+    assert (outcome.status_code, outcome.error) == (200, None)
+    assert receiver.received[0].headers["host"] == f"xn--bcher-kva.hooks.test:{receiver.port}"

@@ -3,7 +3,7 @@
 Checked at registration and again before every attempt, after DNS resolution; the
 request then goes to the address that was checked (the hostname is kept for the Host
 header and TLS), so a DNS answer that changes in between cannot redirect it. Both use
-`is_public` for every address, literal or resolved.
+`is_public` for every address, literal or resolved, and `_parse` for the URL itself.
 `OMS_WEBHOOK_ALLOW_PRIVATE_URLS` lifts the rules for development and tests.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,10 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052, the well-known prefi
 # address sits at a position the network chooses).
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 _IPV4_FORMS = (_IPV4_COMPATIBLE, _IPV4_TRANSLATED, _NAT64)
+
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_NUMERIC = re.compile(r"[0-9]+|0x[0-9a-f]*")  # a last label like this is an IPv4 address
+_HOST_PORT = re.compile(r"(\[[0-9a-f:.]+\]|[^\[\]:]+)(:[0-9]*)?")
 
 
 class UnsafeTarget(ValueError):
@@ -80,7 +85,18 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def _parse(url: str, allow_private: bool) -> tuple[str, str, int]:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    scheme: str
+    host: str  # ASCII, lower case, without a trailing dot; for the Host header and TLS
+    lookup: str  # what is resolved: `host`, with the trailing dot if the URL had one
+    port: int
+    literal: IPAddress | None
+
+
+def _parse(url: str, allow_private: bool) -> _Target:
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in url):
+        raise UnsafeTarget("the URL contains spaces, control characters or backslashes")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -91,16 +107,45 @@ def _parse(url: str, allow_private: bool) -> tuple[str, str, int]:
         raise UnsafeTarget("the URL must use https")
     if not parts.hostname:
         raise UnsafeTarget("the URL has no host")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise UnsafeTarget("credentials in the URL are not allowed")
-    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+    if port == 0:
+        raise UnsafeTarget("port 0 is not a valid port")
+    if _HOST_PORT.fullmatch(parts.netloc.lower()) is None:
+        raise UnsafeTarget(f"{parts.netloc} is not a valid host and port")
+    port = port or (443 if scheme == "https" else 80)
+    literal = _literal(parts.hostname, bracketed=parts.netloc.startswith("["))
+    if literal is not None:
+        return _Target(scheme, str(literal), str(literal), port, literal)
+    host = _host_name(parts.hostname)
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        raise UnsafeTarget("localhost is not a public address")
+    lookup = host + "." if parts.hostname.endswith(".") else host
+    return _Target(scheme, host, lookup, port, None)
 
 
-def _literal(host: str) -> IPAddress | None:
+def _literal(host: str, *, bracketed: bool) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        if bracketed:
+            raise UnsafeTarget(f"[{host}] is not an IPv6 address") from None
         return None
+
+
+def _host_name(hostname: str) -> str:
+    """The host's ASCII name (IDNA, as the resolver would encode it), or UnsafeTarget."""
+    name = hostname[:-1] if hostname.endswith(".") else hostname
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise UnsafeTarget(f"{hostname} is not a valid host name") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise UnsafeTarget(f"{hostname} is not a valid host name")
+    if _NUMERIC.fullmatch(labels[-1]):
+        raise UnsafeTarget(f"{hostname} is neither a valid IPv4 address nor a host name")
+    return ascii_name
 
 
 async def _resolve(host: str, port: int, seconds: float) -> list[IPAddress]:
@@ -114,49 +159,53 @@ async def _resolve(host: str, port: int, seconds: float) -> list[IPAddress]:
 async def check_registration(
     url: str, *, allow_private: bool, resolve_seconds: float = 3.0
 ) -> None:
-    """Refuse URLs that are, or resolve to, non-public addresses. A name that does not
-    resolve now is accepted: it is checked again at every delivery."""
-    _, host, port = _parse(url, allow_private)
+    """Refuse URLs that are malformed, or are or resolve to non-public addresses. A name
+    that does not resolve now is accepted: it is checked again at every delivery."""
+    target = _parse(url, allow_private)
     if allow_private:
         return
-    literal = _literal(host)
-    if literal is not None:
-        if not is_public(literal):
-            raise UnsafeTarget(f"{literal} is not a public address")
+    if target.literal is not None:
+        _refuse_private(target.host, [target.literal])
         return
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        raise UnsafeTarget("localhost is not a public address")
     try:
-        addresses = await _resolve(host, port, resolve_seconds)
+        addresses = await _resolve(target.lookup, target.port, resolve_seconds)
     except (OSError, TimeoutError):
         return
+    _refuse_private(target.host, addresses)
+
+
+def _refuse_private(host: str, addresses: list[IPAddress]) -> None:
     bad = [a for a in addresses if not is_public(a)]
-    if bad:
-        raise UnsafeTarget(f"{host} resolves to {bad[0]}, which is not a public address")
+    if not bad:
+        return
+    if str(bad[0]) == host:
+        raise UnsafeTarget(f"{host} is not a public address")
+    raise UnsafeTarget(f"{host} resolves to {bad[0]}, which is not a public address")
 
 
 async def pin(url: str, *, allow_private: bool, resolve_seconds: float) -> PinnedTarget:
     """Resolve and check the URL's host now; the request goes to the checked address."""
-    scheme, host, port = _parse(url, allow_private)
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
+    target = _parse(url, allow_private)
+    if target.literal is not None:
+        addresses = [target.literal]
     else:
         try:
-            addresses = await _resolve(host, port, resolve_seconds)
+            addresses = await _resolve(target.lookup, target.port, resolve_seconds)
         except (OSError, TimeoutError) as exc:
-            raise UnsafeTarget(f"cannot resolve {host}: {exc or type(exc).__name__}") from None
+            raise UnsafeTarget(
+                f"cannot resolve {target.host}: {exc or type(exc).__name__}"
+            ) from None
     if not allow_private:
-        bad = [a for a in addresses if not is_public(a)]
-        if bad:
-            raise UnsafeTarget(f"{host} resolves to {bad[0]}, which is not a public address")
+        _refuse_private(target.host, addresses)
     address = addresses[0]
     netloc_host = f"[{address}]" if address.version == 6 else str(address)
     parts = urlsplit(url)
-    default_port = 443 if scheme == "https" else 80
-    netloc = netloc_host if port == default_port else f"{netloc_host}:{port}"
-    host_header = host if port == default_port else f"{host}:{port}"
-    pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-    return PinnedTarget(
-        pinned, host_header, host if scheme == "https" and literal is None else None
-    )
+    default_port = 443 if target.scheme == "https" else 80
+    on_default = target.port == default_port
+    netloc = netloc_host if on_default else f"{netloc_host}:{target.port}"
+    host_header = target.host if on_default else f"{target.host}:{target.port}"
+    if target.literal is not None and target.literal.version == 6:
+        host_header = f"[{target.host}]" if on_default else f"[{target.host}]:{target.port}"
+    pinned = urlunsplit((target.scheme, netloc, parts.path or "/", parts.query, ""))
+    sni = target.host if target.scheme == "https" and target.literal is None else None
+    return PinnedTarget(pinned, host_header, sni)
