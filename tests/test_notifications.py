@@ -805,3 +805,59 @@ async def test_the_greeting_uses_the_name_the_channel_knows(
     [told] = await _notifications(admin, order["id"])
     full = await _ok(await admin.get(f"/v1/notifications/{told['id']}"))
     assert "Hello Alice Buyer" in full["text"]
+
+
+async def test_the_email_goes_to_the_address_the_orders_channel_was_given(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI,
+    smtp: tuple[Inbox, int], caught_up: None,
+) -> None:  # fmt: skip
+    """One customer buys through B, then through A, spelling their email differently: A's
+    notification (as A lists it, and as the mail server receives it) is addressed as A
+    spelt it — never as only B recorded it."""
+    inbox, port = smtp
+    notifier = notifier_for(app, f"smtp://127.0.0.1:{port}")
+    a, b = await Shop.open(admin), await Shop.open(admin)
+    local = unique("shared")
+    await _paid_order(admin, client, b, email_to=f"{local.title()}@Example.com")
+    theirs = await _paid_order(admin, client, a, email_to=f"{local}@example.com")
+    await drain(notifier)
+
+    page = await _ok(await client.get(
+        "/v1/notifications", params={"order_id": theirs["id"]}, headers=a.headers
+    ))  # fmt: skip
+    [told] = page["data"]
+    assert told["to"] == f"{local}@example.com"
+    [sent] = [m for m in inbox.messages if str(m["X-OMS-Notification-Id"]) == told["id"]]
+    assert sent["To"] == f"{local}@example.com"
+    assert f"{local.title()}@Example.com" not in (await client.get(
+        f"/v1/notifications/{told['id']}", headers=a.headers
+    )).text  # fmt: skip
+
+
+async def test_the_greeting_never_uses_a_name_the_orders_channel_was_not_given(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI, caught_up: None
+) -> None:
+    """The name on the business's record (an admin's) and another channel's are not the
+    channel's to read: with no name of its own, the greeting takes the shipping address's."""
+    notifier = notifier_for(app, None)
+    a, b = await Shop.open(admin), await Shop.open(admin)
+    address = f"{unique('carol')}@example.com"
+    created = await admin.post("/v1/customers", json={"email": address, "name": "Admin Carol"})
+    assert created.status_code == 201, created.text
+    await _paid_order(admin, client, b, email_to=address)  # B names them "Ada Lovelace"
+    product = await a.product(admin, 5)
+    body = order_body(
+        None, [(product["sku"], 1)], payment=PAID,
+        shipping_address=SHIP_TO | {"name": "Carol Shipping"}, customer={"email": address},
+    )  # fmt: skip
+    order = await _ok(await place(client, body, headers=a.headers), 201)
+    await drain(notifier)
+    [told] = (await _ok(await client.get(
+        "/v1/notifications", params={"order_id": order["id"]}, headers=a.headers
+    )))["data"]  # fmt: skip
+    text = (await _ok(await client.get(f"/v1/notifications/{told['id']}", headers=a.headers)))[
+        "text"
+    ]
+    assert "Hello Carol Shipping" in text
+    assert "Admin Carol" not in text
+    assert "Ada Lovelace" not in text

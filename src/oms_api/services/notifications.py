@@ -156,12 +156,14 @@ WHERE {PAST_CURSOR}
 ORDER BY e.txid, e.position
 LIMIT $4
 """
-# The customer, with the name each channel knows them by (their profile there): the
-# greeting uses the name the order's channel was given.
+# The customer's preference, and each channel's profile of them (the email as that channel
+# spelt it, the name it gave): a notification is addressed and greets as the order's
+# channel knows the customer. The business's record (the email as first spelt, by whichever
+# channel or admin, and the admin's name) is the admin's to read, never a channel's.
 _CUSTOMER_COLUMNS = """
-SELECT c.id, c.email, c.name, c.accepts_follow_up,
-       (SELECT jsonb_object_agg(p.channel_id, p.name) FROM customer_profiles p
-        WHERE p.customer_id = c.id AND p.name IS NOT NULL) AS profile_names
+SELECT c.id, c.accepts_follow_up,
+       (SELECT jsonb_object_agg(p.channel_id, jsonb_build_object('email', p.email, 'name', p.name))
+        FROM customer_profiles p WHERE p.customer_id = c.id) AS profiles
 FROM customers c"""
 CUSTOMER_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = $1"
 CUSTOMERS_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = ANY($1::text[])"
@@ -242,16 +244,20 @@ async def _channel(conn: asyncpg.Connection, ident: str, cache: dict[str, _Chann
     return cache[ident]
 
 
-def _name_in_channel(customer: asyncpg.Record | None, order: Mapping[str, Any]) -> str | None:
-    """The name the order's channel knows the customer by (the order's own profile: the
-    names are keyed by channel), else the one on their record."""
-    if customer is None:
-        return None
-    names = customer["profile_names"] or {}
-    if isinstance(names, str):
-        names = json.loads(names)
-    named: str | None = names.get(order.get("channel_id"))
-    return named or customer["name"]
+def _as_channel_knows(customer: asyncpg.Record | None, order: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer as the order's channel knows them: its profile's email and name, else
+    the order's own email and its shipping address's name — nothing another channel or an
+    admin recorded (every order's (customer, channel) has a profile)."""
+    profiles = (customer["profiles"] if customer else None) or {}
+    if isinstance(profiles, str):
+        profiles = json.loads(profiles)
+    profile = profiles.get(order.get("channel_id")) or {}
+    shipping_name = (order.get("shipping_address") or {}).get("name")
+    return {
+        "id": order["customer_id"],
+        "name": profile.get("name") or shipping_name,
+        "email": profile.get("email") or order.get("email"),
+    }
 
 
 async def _derive_one(
@@ -273,12 +279,7 @@ async def _derive_one(
     )  # fmt: skip
     if planned is None:
         return None
-    shipping_name = (order.get("shipping_address") or {}).get("name")
-    who = {
-        "id": order["customer_id"],
-        "name": _name_in_channel(customer, order) or shipping_name,
-        "email": customer["email"] if customer else order.get("email"),
-    }
+    who = _as_channel_knows(customer, order)
     context: dict[str, Any] = {
         "channel": {"id": channel.id, "code": channel.code, "name": channel.name},
         "customer": who,
