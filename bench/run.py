@@ -253,7 +253,7 @@ def _placement_record() -> tuple[list[str], str, str]:
         ),
     )  # fmt: skip
     claim = Claim(KEY_ID, token("'bench-' || :client_id::text || '-' || :k::text"), bytes(32))
-    known = {"id": "", "email": "", "known": True, "name": None, "phone": None}
+    known = {"id": "", "email_normalized": "", "known": True, "name": None, "phone": None}
     record = placement.placement_record(plan, known, None, claim, now, new_id=new_id)
     document = order_document(plan.order | {"channel": "bench"}, plan.lines, plan.reservations,
                               plan.payments)  # fmt: skip

@@ -154,6 +154,32 @@ async def test_placing_by_customer_id_needs_a_customer_the_channel_knows(
     assert seen.status_code == 200
 
 
+async def test_a_channel_the_admin_places_for_knows_no_other_channels_spelling(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """B spells the email its way; the admin places an order in A by the customer's id: A
+    now knows the customer, by the order's own (normalised) email — not by B's spelling,
+    which only B and the admin may read."""
+    a, b, sku = await _two_shops_one_product(admin)
+    spelt_by_b = f"{unique('Shared')}@Example.COM"
+    theirs = await _order(client, b, sku, customer={"email": spelt_by_b, "name": "Ada B",
+                                                    "phone": "+44 2"})  # fmt: skip
+    by_admin = await place(admin, {"channel": a.channel["code"], "customer_id":
+                                   theirs["customer_id"], "lines": [{"sku": sku, "quantity": 1}]})  # fmt: skip
+    assert by_admin.status_code == 201, by_admin.text
+    seen = await client.get(f"/v1/customers/{theirs['customer_id']}", headers=a.headers)
+    assert seen.status_code == 200
+    assert seen.json()["email"] == spelt_by_b.lower()
+    assert [p["email"] for p in seen.json()["profiles"]] == [spelt_by_b.lower()]
+    for answer in (
+        seen,
+        await client.get(f"/v1/orders/{by_admin.json()['id']}", headers=a.headers),
+    ):
+        assert spelt_by_b.encode() not in answer.content
+        assert b"Ada B" not in answer.content
+        assert b"+44 2" not in answer.content
+
+
 async def test_creating_a_customer_creates_the_channels_profile(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

@@ -80,13 +80,13 @@ WITH ch AS (
 ), cu AS (
     -- By id, a channel-bound key ($1) finds only a customer its channel knows; by email,
     -- any (the order links to the one customer per email without showing its profile).
-    SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL AS known,
+    SELECT c.id, c.email_normalized, p.customer_id IS NOT NULL AS known,
            p.name, p.phone
     FROM customers c
     LEFT JOIN customer_profiles p ON p.customer_id = c.id AND {fence_to_resolved_sql("p.channel_id", "ch")}
     WHERE c.id = $4::text AND {fence_found_sql("p.customer_id", 1)}
     UNION ALL
-    SELECT c.id, c.email, c.email_normalized, p.customer_id IS NOT NULL, p.name, p.phone
+    SELECT c.id, c.email_normalized, p.customer_id IS NOT NULL, p.name, p.phone
     FROM customers c
     LEFT JOIN customer_profiles p ON p.customer_id = c.id AND {fence_to_resolved_sql("p.channel_id", "ch")}
     WHERE $4::text IS NULL AND c.email_normalized = lower($5)
@@ -127,7 +127,7 @@ CUSTOMER_UPSERT_SQL = """
 INSERT INTO customers (id, email, created_at, updated_at)
 VALUES ($1, $2, $3, $3)
 ON CONFLICT (email_normalized) DO UPDATE SET updated_at = customers.updated_at
-RETURNING id, email, email_normalized
+RETURNING id, email_normalized
 """
 
 WRITE_SQL = "SELECT outcome, order_id FROM oms_place_order($1::jsonb, $2)"
@@ -334,8 +334,9 @@ def placement_record(
         "stock_moves": plan.stock_moves,
         "payments": plan.payments,
         "events": [{"id": new_id("evt"), "type": t} for t in plan.events],
-        "profile": {"email": inline.email if inline else customer["email"], "name": name,
-                    "phone": phone} if changed else None,
+        # By id, the record's spelling may be another channel's: the order's own email.
+        "profile": {"email": inline.email if inline else customer["email_normalized"],
+                    "name": name, "phone": phone} if changed else None,
         "idempotency": None if idempotency is None else {
             "principal": idempotency.principal, "key": idempotency.key,
             "request_hash": idempotency.request_hash.hex(), "expires_at": now + RETENTION,
