@@ -21,6 +21,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
         ("POST", "/v1/orders/{order_id}/shipments"): {
             "location_id": location, "lines": [{"line_id": line, "quantity": 1}]},
         ("POST", "/v1/shipments/{shipment_id}/tracking"): {
-            "status": "in_transit", "occurred_at": "2026-11-30T18:04:00Z"},
+            "status": "in_transit", "occurred_at": datetime.now(UTC).isoformat()},
         ("POST", "/v1/returns/{return_id}/receive"): {
             "location_id": location,
             "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]},

@@ -174,6 +174,8 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     assert {s["status"] for s in shipments["data"]} == {
         "pending", "picking", "packed", "shipped", "delivered", "cancelled",
     }  # fmt: skip
+    shipped = next(s for s in shipments["data"] if s["status"] == "shipped")
+    assert shipped["latest_tracking"]["description"] == "Parcel handed over to DHL"
     packed = next(s for s in shipments["data"] if s["status"] == "packed")
     label = await client.get(f"/v1/shipments/{packed['id']}/label", headers=admin_key)
     assert label.headers["content-type"] == "application/pdf"

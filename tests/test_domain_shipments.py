@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,13 +13,17 @@ from oms_api.domain.orders import OrderStatus
 from oms_api.domain.pickups import PickupCommand, PickupStatus
 from oms_api.domain.pickups import next_status as next_pickup_status
 from oms_api.domain.shipments import (
+    TRACKING_CLOCK_SKEW,
     Held,
     LineInfo,
     ReservationBook,
     ReservationMove,
     TrackingStatus,
+    TrackingUpdate,
     check_label_ready,
+    check_tracking_time,
     decide,
+    latest_tracking,
     plan_allocation,
     plan_shipment,
     tracking_command,
@@ -213,6 +218,99 @@ def test_what_a_carriers_update_asks_of_the_machine(status: S, update: TrackingS
         return
     delivers = update is TrackingStatus.DELIVERED and status is not S.DELIVERED
     assert tracking_command(status, update) is (C.DELIVER if delivers else None)
+
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+CREATED = NOW - timedelta(days=2)
+SHIPPED = NOW - timedelta(days=1)
+HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
+
+
+def test_the_clock_skew_a_carrier_is_allowed_is_an_hour() -> None:
+    assert TRACKING_CLOCK_SKEW == HOUR
+
+
+@pytest.mark.parametrize(
+    ("update", "occurred_at", "shipped_at", "refused"),
+    [
+        # the future: up to the skew ahead of our clock is a clock's difference, not more
+        (TrackingStatus.IN_TRANSIT, NOW + HOUR, SHIPPED, None),
+        (TrackingStatus.IN_TRANSIT, NOW + HOUR + MINUTE, SHIPPED, "tracking_in_future"),
+        (TrackingStatus.DELIVERED, NOW + HOUR + MINUTE, SHIPPED, "tracking_in_future"),
+        (TrackingStatus.IN_TRANSIT, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), None,
+         "tracking_in_future"),
+        # before the parcel existed: not its update
+        (TrackingStatus.IN_TRANSIT, CREATED - HOUR, None, None),
+        (TrackingStatus.IN_TRANSIT, CREATED - HOUR - MINUTE, None, "tracking_before_shipment"),
+        (TrackingStatus.EXCEPTION, datetime(1, 1, 1, tzinfo=UTC), SHIPPED,
+         "tracking_before_shipment"),
+        # on its way before /ship was called: the carrier may scan first
+        (TrackingStatus.IN_TRANSIT, SHIPPED - 5 * HOUR, SHIPPED, None),
+        # delivered before it shipped: refused beyond the skew
+        (TrackingStatus.DELIVERED, SHIPPED - HOUR, SHIPPED, None),
+        (TrackingStatus.DELIVERED, SHIPPED - HOUR - MINUTE, SHIPPED, "delivered_before_shipped"),
+        (TrackingStatus.DELIVERED, SHIPPED + HOUR, SHIPPED, None),
+        # not shipped yet: the machine answers (409), not the clock
+        (TrackingStatus.DELIVERED, CREATED, None, None),
+    ],
+)  # fmt: skip
+def test_a_carriers_time_is_believed_within_the_clock_skew(
+    update: TrackingStatus, occurred_at: datetime, shipped_at: datetime | None,
+    refused: str | None,
+) -> None:  # fmt: skip
+    def check() -> None:
+        check_tracking_time(update, occurred_at, now=NOW, created_at=CREATED, shipped_at=shipped_at)
+
+    if refused is None:
+        check()
+        return
+    with pytest.raises(DomainError) as caught:
+        check()
+    assert (caught.value.code, caught.value.kind) == (refused, "invalid")
+    assert caught.value.extra["errors"][0]["loc"] == ["body", "occurred_at"]
+
+
+def _u(ident: str, status: TrackingStatus, hours: int) -> TrackingUpdate:
+    return TrackingUpdate(ident, status, SHIPPED + timedelta(hours=hours))
+
+
+IN_TRANSIT, OUT, ATTEMPTED, DELIVERED = (
+    TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY,
+    TrackingStatus.DELIVERY_ATTEMPTED, TrackingStatus.DELIVERED,
+)  # fmt: skip
+
+
+def test_the_latest_update_is_the_newest_whatever_order_they_came_in() -> None:
+    updates = [_u("trk_3", OUT, 5), _u("trk_1", IN_TRANSIT, 1), _u("trk_2", ATTEMPTED, 3)]
+    assert latest_tracking(S.SHIPPED, None, updates) == updates[0]
+    late = _u("trk_9", IN_TRANSIT, 2)  # recorded last, happened earlier: history only
+    assert latest_tracking(S.SHIPPED, None, [*updates, late]) == updates[0]
+    tie = _u("trk_4", ATTEMPTED, 5)  # the same time: the later recorded
+    assert latest_tracking(S.SHIPPED, None, [*updates, tie]) == tie
+    assert latest_tracking(S.SHIPPED, None, []) is None
+    assert latest_tracking(S.PACKED, None, [updates[1]]) == updates[1]
+
+
+def test_a_delivered_shipment_never_shows_itself_on_its_way_again() -> None:
+    delivered = _u("trk_2", DELIVERED, 4)
+    after = _u("trk_3", IN_TRANSIT, 6)  # a carrier's stray scan after the delivery
+    before = _u("trk_1", OUT, 2)
+    assert latest_tracking(S.DELIVERED, NOW, [before, delivered, after]) == delivered
+    # a delivery reported late, timed before the last scan: the delivery still shows
+    early = _u("trk_4", DELIVERED, 1)
+    assert latest_tracking(S.DELIVERED, NOW, [before, early, after]) == early
+    # two deliveries: the newer
+    assert latest_tracking(S.DELIVERED, NOW, [early, delivered, after]) == delivered
+
+
+def test_a_shipment_delivered_by_hand_shows_what_came_before_its_delivery() -> None:
+    delivered_at = SHIPPED + timedelta(hours=3)
+    before = _u("trk_1", OUT, 2)
+    after = _u("trk_2", IN_TRANSIT, 5)
+    assert latest_tracking(S.DELIVERED, delivered_at, [before, after]) == before
+    assert latest_tracking(S.DELIVERED, delivered_at, [after]) is None
+    at_once = _u("trk_3", ATTEMPTED, 3)
+    assert latest_tracking(S.DELIVERED, delivered_at, [before, after, at_once]) == at_once
 
 
 @pytest.mark.parametrize("status", list(S))

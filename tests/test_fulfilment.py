@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -161,20 +162,20 @@ async def test_the_whole_path_from_order_to_delivery(
     later = {
         "status": "in_transit",
         "description": "Arrived at hub",
-        "occurred_at": "2026-11-30T20:00:00Z",
+        "occurred_at": _at(minutes=-20),
     }
     earlier = {
         "status": "in_transit",
         "description": "Picked up",
         "location": "Berlin",
-        "occurred_at": "2026-11-30T18:00:00Z",
+        "occurred_at": _at(minutes=-40),
     }
     assert (await wh.post(client, track, later)).status_code == 201
     assert (await wh.post(client, track, earlier)).status_code == 201
     again = await wh.post(client, track, earlier)  # the same update twice: recorded once
     assert [t["description"] for t in again.json()["tracking"]] == ["Picked up", "Arrived at hub"]
     delivered = await wh.post(
-        client, track, {"status": "delivered", "occurred_at": "2026-12-01T09:30:00Z"}
+        client, track, {"status": "delivered", "occurred_at": _at(minutes=-1)}
     )
     assert delivered.json()["status"] == "delivered"
     assert delivered.json()["latest_tracking"]["status"] == "delivered"
@@ -196,6 +197,118 @@ async def test_the_whole_path_from_order_to_delivery(
     assert timeline[6]["data"]["id"] == shipment["id"]  # shipment events carry the shipment
     assert timeline[7]["data"]["id"] == order["id"]  # order events the order
     await assert_stock_consistent(app)
+
+
+def _at(**delta: float) -> str:
+    """A time relative to now, as a carrier sends it."""
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
+async def _shipped(client: httpx.AsyncClient, wh: Warehouse, admin: httpx.AsyncClient) -> str:
+    product = await wh.shop.product(admin, 5)
+    order = await wh.order(client, [(product["sku"], 1)])
+    shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
+    await _through(client, wh, shipment["id"], "pick", "pack", "ship")
+    return str(shipment["id"])
+
+
+async def test_a_carriers_update_at_an_impossible_time_is_refused(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Year 9999, a day before the parcel existed, a delivery hours before it shipped: 422,
+    nothing recorded, nothing announced. Within an hour of our clock, a carrier's time is
+    believed."""
+    wh = await Warehouse.open(admin)
+    shipment_id = await _shipped(client, wh, admin)
+    track = f"/v1/shipments/{shipment_id}/tracking"
+    for status, occurred_at, code in (
+        ("in_transit", "9999-12-31T23:59:59Z", "tracking_in_future"),
+        ("in_transit", _at(hours=2), "tracking_in_future"),
+        ("delivered", _at(days=1), "tracking_in_future"),
+        ("in_transit", _at(days=-1), "tracking_before_shipment"),
+        ("delivered", _at(hours=-3), "tracking_before_shipment"),
+    ):
+        refused = await wh.post(client, track, {"status": status, "occurred_at": occurred_at})
+        assert (refused.status_code, refused.json()["code"]) == (422, code), occurred_at
+        assert refused.json()["errors"][0]["loc"] == ["body", "occurred_at"]
+    shipment = (await wh.get(client, f"/v1/shipments/{shipment_id}")).json()
+    assert (shipment["status"], shipment["latest_tracking"]) == ("shipped", None)
+    events = (await wh.get(client, f"/v1/orders/{shipment['order_id']}/events")).json()["data"]
+    assert "shipment.tracking_updated" not in [e["type"] for e in events]
+
+    ahead = await wh.post(client, track, {"status": "in_transit", "occurred_at": _at(minutes=30)})
+    assert ahead.status_code == 201, ahead.text  # a carrier's clock a little ahead of ours
+
+
+async def test_a_delivery_before_the_parcel_shipped_is_refused(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    shipment_id = await _shipped(client, wh, admin)
+    # The shipment was made and shipped just now; pretend it shipped a day after it was
+    # made, so a delivery can be after its creation and still before it shipped.
+    async with app.state.database.transaction() as conn:
+        await conn.execute(
+            "UPDATE shipments SET created_at = created_at - interval '2 days', "
+            "shipped_at = shipped_at - interval '1 day' WHERE id = $1",
+            shipment_id,
+        )
+    track = f"/v1/shipments/{shipment_id}/tracking"
+    scanned = await wh.post(client, track, {"status": "in_transit", "occurred_at": _at(days=-1.5)})
+    assert scanned.status_code == 201, scanned.text  # scanned before /ship was called: kept
+    early = await wh.post(client, track, {"status": "delivered", "occurred_at": _at(days=-1.5)})
+    assert (early.status_code, early.json()["code"]) == (422, "delivered_before_shipped")
+    shipment = (await wh.get(client, f"/v1/shipments/{shipment_id}")).json()
+    assert (shipment["status"], shipment["latest_tracking"]["status"]) == ("shipped", "in_transit")
+
+
+async def test_late_and_out_of_order_updates_are_history_and_never_move_a_shipment_back(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    shipment_id = await _shipped(client, wh, admin)
+    track = f"/v1/shipments/{shipment_id}/tracking"
+
+    async def send(status: str, description: str, **delta: float) -> dict[str, Any]:
+        body = {"status": status, "description": description, "occurred_at": _at(**delta)}
+        response = await wh.post(client, track, body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    await send("in_transit", "Picked up", minutes=-30)
+    await send("out_for_delivery", "With the driver", minutes=-10)
+    late = await send("in_transit", "Arrived at hub", minutes=-20)  # arrives last
+    assert late["latest_tracking"]["description"] == "With the driver"
+    assert [t["description"] for t in late["tracking"]] == [
+        "Picked up", "Arrived at hub", "With the driver",
+    ]  # fmt: skip
+
+    delivered = await send("delivered", "Left at the door", minutes=-5)
+    assert (delivered["status"], delivered["latest_tracking"]["status"]) == (
+        "delivered", "delivered",
+    )  # fmt: skip
+    stray = await send("in_transit", "Sorting scan", minutes=-1)  # after the delivery
+    assert stray["status"] == "delivered"
+    assert stray["latest_tracking"]["description"] == "Left at the door"
+    assert [t["description"] for t in stray["tracking"]][-1] == "Sorting scan"  # kept
+    read = (await wh.get(client, f"/v1/shipments/{shipment_id}")).json()
+    assert (read["status"], read["latest_tracking"]["status"]) == ("delivered", "delivered")
+    order = await _order(client, wh, read["order_id"])
+    assert order["status"] == "delivered"
+    tracking = (await wh.get(client, f"/v1/orders/{order['id']}/tracking")).json()
+    assert tracking["shipments"][0]["latest_tracking"]["status"] == "delivered"
+
+    # Delivered by hand (/deliver): a later carrier scan does not show it on its way.
+    other = await _shipped(client, wh, admin)
+    before = {"status": "out_for_delivery", "occurred_at": _at(minutes=-2)}
+    assert (await wh.post(client, f"/v1/shipments/{other}/tracking", before)).status_code == 201
+    assert (await wh.post(client, f"/v1/shipments/{other}/deliver")).status_code == 200
+    after = {"status": "in_transit", "occurred_at": _at(minutes=20)}
+    answer = await wh.post(client, f"/v1/shipments/{other}/tracking", after)
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["status"], answer.json()["latest_tracking"]["status"]) == (
+        "delivered", "out_for_delivery",
+    )  # fmt: skip
 
 
 async def test_partial_shipments_from_two_locations(
@@ -413,7 +526,7 @@ async def test_only_confirmed_orders_ship(
     )
     assert (shipped.json()["status"], shipped.json()["tracking_url"]) == ("shipped", None)
     early = await wh.post(client, f"/v1/shipments/{shipment['id']}/tracking",
-                          {"status": "delivered", "occurred_at": "2026-01-01T00:00:00Z"})  # fmt: skip
+                          {"status": "delivered", "occurred_at": _at(minutes=-1)})  # fmt: skip
     assert early.status_code == 201  # shipped: delivered now
     other = (
         await wh.post(
@@ -421,7 +534,7 @@ async def test_only_confirmed_orders_ship(
         )
     ).json()["data"][0]
     too_soon = await wh.post(client, f"/v1/shipments/{other['id']}/tracking",
-                             {"status": "delivered", "occurred_at": "2026-01-01T00:00:00Z"})  # fmt: skip
+                             {"status": "delivered", "occurred_at": _at(minutes=-1)})  # fmt: skip
     assert (too_soon.status_code, too_soon.json()["code"]) == (409, "invalid_transition")
 
 
@@ -590,7 +703,7 @@ async def test_another_channels_shipments_are_404_everywhere(
         ("GET", f"/v1/shipments/{shipment['id']}/packing-slip", None),
         ("POST", f"/v1/shipments/{shipment['id']}/pick", None),
         ("POST", f"/v1/shipments/{shipment['id']}/cancel", None),
-        ("POST", f"/v1/shipments/{shipment['id']}/tracking", {"status": "in_transit", "occurred_at": "2026-11-30T10:00:00Z"}),
+        ("POST", f"/v1/shipments/{shipment['id']}/tracking", {"status": "in_transit", "occurred_at": _at(minutes=-1)}),
         ("POST", f"/v1/orders/{order['id']}/allocate", None),
         ("POST", f"/v1/orders/{order['id']}/shipments", {"location_id": "x", "lines": [{"line_id": "x", "quantity": 1}]}),
         ("GET", f"/v1/orders/{order['id']}/tracking", None),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -149,7 +149,7 @@ async def test_every_time_input_refuses_times_without_offset_or_outside_the_cale
                 _assert_refused(response, ["query", at[0]], value)
 
 
-async def test_times_at_the_calendar_edges_are_kept_and_read_back(
+async def test_times_at_the_calendar_edges_are_kept_or_refused_cleanly(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
     wh = await Warehouse.open(admin)
@@ -158,23 +158,26 @@ async def test_times_at_the_calendar_edges_are_kept_and_read_back(
     shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
     await _through(client, wh, shipment["id"], "pick", "pack", "ship", carrier="UPS")
     track = f"/v1/shipments/{shipment['id']}/tracking"
-    for status, sent in (
-        ("in_transit", "0001-01-01T00:00:00.000001Z"),
-        ("in_transit", "0001-01-01T13:59:59-10:00"),  # year 1 in UTC after all
-        ("out_for_delivery", "2026-11-30T19:04:00.5+01:00"),
-        ("out_for_delivery", "9999-12-31T23:59:59.999998Z"),
+    # A carrier's update at the calendar's edges is refused as a time it cannot have
+    # happened at (docs/fulfilment.md), never a 500; one with an offset and a fraction is
+    # kept and read back in UTC.
+    for sent, code in (
+        ("0001-01-01T00:00:00.000001Z", "tracking_before_shipment"),
+        ("0001-01-01T13:59:59-10:00", "tracking_before_shipment"),  # year 1 in UTC after all
+        ("9999-12-31T23:59:59.999998Z", "tracking_in_future"),
+        ("9999-12-31T22:59:59.999998-01:00", "tracking_in_future"),
     ):
-        response = await wh.post(client, track, {"status": status, "occurred_at": sent})
-        assert response.status_code == 201, (sent, response.text)
+        response = await wh.post(client, track, {"status": "in_transit", "occurred_at": sent})
+        assert (response.status_code, response.json()["code"]) == (422, code), sent
+    local = (datetime.now(UTC) - timedelta(minutes=5)).astimezone(timezone(timedelta(hours=1)))
+    sent = local.replace(microsecond=500000).isoformat()  # e.g. …T19:04:00.500000+01:00
+    response = await wh.post(client, track, {"status": "out_for_delivery", "occurred_at": sent})
+    assert response.status_code == 201, (sent, response.text)
     tracking = await wh.get(client, f"/v1/orders/{order['id']}/tracking")
     assert tracking.status_code == 200, tracking.text
     [updates] = [s["tracking"] for s in tracking.json()["shipments"]]
-    assert [u["occurred_at"] for u in updates] == [
-        "0001-01-01T00:00:00.000001Z",
-        "0001-01-01T23:59:59.000000Z",
-        "2026-11-30T18:04:00.500000Z",  # in UTC
-        "9999-12-31T23:59:59.999998Z",
-    ]
+    in_utc = local.replace(microsecond=500000).astimezone(UTC)
+    assert [u["occurred_at"] for u in updates] == [in_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
     events = await wh.get(client, f"/v1/orders/{order['id']}/events")
     assert events.status_code == 200, events.text
 

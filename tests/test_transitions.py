@@ -19,7 +19,7 @@ from oms_api.domain.shipments import ShipmentStatus as SS
 from oms_api.services.transitions import SHIPMENT, transition
 from tests.checks import assert_stock_consistent
 from tests.factories import inventory
-from tests.test_fulfilment import Warehouse, _through
+from tests.test_fulfilment import Warehouse, _at, _through
 from tests.test_returns import ReturnsDesk, _lines
 
 TRACKING = {"carrier": "UPS", "tracking_number": "1ZRACE"}
@@ -34,16 +34,14 @@ async def test_delivered_tracking_of_a_shipment_not_shipped_is_refused_whole(
     shipment = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"][0]
     await _through(client, wh, shipment["id"], "pick", "pack")
     track = f"/v1/shipments/{shipment['id']}/tracking"
-    early = await wh.post(
-        client, track, {"status": "delivered", "occurred_at": "2026-12-01T09:30:00Z"}
-    )
+    early = await wh.post(client, track, {"status": "delivered", "occurred_at": _at(minutes=-1)})
     assert (early.status_code, early.json()["code"]) == (409, "invalid_transition")
     assert early.json()["current_state"] == "packed"
     now = (await wh.get(client, f"/v1/shipments/{shipment['id']}")).json()
     assert (now["status"], now["latest_tracking"]) == ("packed", None)  # nothing recorded
     await wh.post(client, f"/v1/shipments/{shipment['id']}/ship", TRACKING)
     delivered = await wh.post(
-        client, track, {"status": "delivered", "occurred_at": "2026-12-01T09:30:00Z"}
+        client, track, {"status": "delivered", "occurred_at": _at(minutes=-1)}
     )
     assert (delivered.status_code, delivered.json()["status"]) == (201, "delivered")
 

@@ -11,6 +11,7 @@ replenishment request, and a backordered order filled by stock that arrived. Run
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -213,7 +214,7 @@ async def _fulfilment_states(
             if step == "ship":
                 await http.post(f"/v1/shipments/{shipment['id']}/tracking", json={
                     "status": "in_transit", "description": "Parcel handed over to DHL",
-                    "location": "Berlin", "occurred_at": "2026-11-30T18:00:00Z",
+                    "location": "Berlin", "occurred_at": datetime.now(UTC).isoformat(),
                 })  # fmt: skip
     return placed
 

@@ -260,7 +260,13 @@ async def add_tracking(
     idem: Annotated[IdempotentCreate, idempotent_create(Scope.FULFILLMENT_WRITE)],
 ) -> Response:
     """Updates are kept in `occurred_at` order; the same status at the same time again is
-    recorded once. `delivered` delivers the shipment (409 if it has not shipped)."""
+    recorded once. `delivered` delivers the shipment (409 if it has not shipped). A time
+    that cannot be true is refused (422): more than an hour ahead of the server's clock
+    (`tracking_in_future`), more than an hour before the shipment was created
+    (`tracking_before_shipment`), a delivery more than an hour before it shipped
+    (`delivered_before_shipped`). A late or out-of-order update is kept as history and
+    never moves the shipment back: a delivered shipment's `latest_tracking` stays its
+    delivery."""
 
     async def create() -> bytes:
         return dumps(

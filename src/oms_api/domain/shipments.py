@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -143,6 +144,85 @@ def tracking_command(status: ShipmentStatus, update: TrackingStatus) -> Shipment
     if update is TrackingStatus.DELIVERED and status is not S.DELIVERED:
         return C.DELIVER
     return None
+
+
+# How far a carrier's clock may disagree with ours. A carrier's update is believed within
+# it: not more than this after our now (a time further ahead has not happened yet, and
+# would stay the latest update for ever), not more than this before the shipment existed,
+# and a delivery not more than this before it shipped.
+TRACKING_CLOCK_SKEW = timedelta(hours=1)
+
+
+def check_tracking_time(
+    update: TrackingStatus, occurred_at: datetime, *, now: datetime, created_at: datetime,
+    shipped_at: datetime | None,
+) -> None:  # fmt: skip
+    """Refuse a carrier's update whose time cannot be true, whatever else it says (422):
+    `tracking_in_future` more than TRACKING_CLOCK_SKEW after `now`;
+    `tracking_before_shipment` more than that before the shipment was created;
+    `delivered_before_shipped` a delivery more than that before it shipped (`shipped_at`,
+    when it has). An earlier time than updates already recorded is fine: a late update
+    is history (`latest_tracking` chooses what the shipment shows)."""
+    loc: list[str | int] = ["body", "occurred_at"]
+    if occurred_at > now + TRACKING_CLOCK_SKEW:
+        raise DomainError(
+            "tracking_in_future",
+            f"occurred_at ({occurred_at.isoformat()}) is in the future: an update may be at "
+            f"most {_span(TRACKING_CLOCK_SKEW)} ahead of the server's clock "
+            f"({now.isoformat()}). Send the carrier's time with its offset.",
+            kind="invalid", loc=loc,
+        )  # fmt: skip
+    if occurred_at < created_at - TRACKING_CLOCK_SKEW:
+        raise DomainError(
+            "tracking_before_shipment",
+            f"occurred_at ({occurred_at.isoformat()}) is before the shipment was created "
+            f"({created_at.isoformat()}): it cannot be this parcel's update.",
+            kind="invalid", loc=loc,
+        )  # fmt: skip
+    if (
+        update is TrackingStatus.DELIVERED
+        and shipped_at is not None
+        and occurred_at < shipped_at - TRACKING_CLOCK_SKEW
+    ):
+        raise DomainError(
+            "delivered_before_shipped",
+            f"A delivery at {occurred_at.isoformat()} is before the shipment shipped "
+            f"({shipped_at.isoformat()}).",
+            kind="invalid", loc=loc,
+        )  # fmt: skip
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    return f"{minutes // 60} hour(s)" if minutes % 60 == 0 else f"{minutes} minute(s)"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingUpdate:
+    """A recorded carrier update as `latest_tracking` weighs it; `id` orders updates of
+    the same time (ids are time-ordered: the later recorded)."""
+
+    id: str
+    status: TrackingStatus
+    occurred_at: datetime
+
+
+def latest_tracking(
+    status: ShipmentStatus, delivered_at: datetime | None, updates: Iterable[TrackingUpdate]
+) -> TrackingUpdate | None:
+    """The update the shipment shows as `latest_tracking`: the newest by `occurred_at` — a
+    late update of an earlier time never replaces it — that agrees with the shipment's
+    state. A delivered shipment never shows itself on its way again: it shows its newest
+    `delivered` update, or, delivered by `/deliver`, its newest update from no later than
+    `delivered_at`; updates after those stay in the history only."""
+    ordered = sorted(updates, key=lambda u: (u.occurred_at, u.id), reverse=True)
+    if status is S.DELIVERED:
+        delivered = [u for u in ordered if u.status is TrackingStatus.DELIVERED]
+        if delivered:
+            return delivered[0]
+        if delivered_at is not None:
+            ordered = [u for u in ordered if u.occurred_at <= delivered_at]
+    return ordered[0] if ordered else None
 
 
 # Shipments whose label can be printed (with a carrier and a tracking number).

@@ -109,7 +109,11 @@ class ShipmentPublic(PublicModel):
     tracking_number: str | None
     tracking_url: str | None = Field(description="For well-known carriers; null for others.")
     weight_grams: int
-    latest_tracking: TrackingPublic | None = Field(description="The latest carrier update.")
+    latest_tracking: TrackingPublic | None = Field(
+        description="The newest carrier update by `occurred_at` that agrees with the "
+        "shipment's state: once delivered, its newest `delivered` update (later updates stay "
+        "in the history only)."
+    )
     pickup_id: str | None = Field(description="The carrier pickup it is on, if any.")
     cancel_reason: str | None
     created_at: datetime

@@ -4,10 +4,12 @@ responses, reads and events."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from oms_api.domain.shipments import ShipmentStatus, TrackingStatus, TrackingUpdate, latest_tracking
 from oms_api.errors import NotFound
 from oms_api.jsonutil import iso
 from oms_api.services.scoping import fence_sql
@@ -21,10 +23,23 @@ def tracking_document(row: Mapping[str, Any]) -> dict[str, Any]:
             "location": row["location"], "occurred_at": iso(row["occurred_at"])}  # fmt: skip
 
 
+def _latest(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Of the candidate updates the row carries, the one the shipment shows (the rule:
+    `domain.shipments.latest_tracking`)."""
+    candidates = {c["id"]: c for c in row["latest_"] or ()}
+    chosen = latest_tracking(
+        ShipmentStatus(row["status"]), row["delivered_at"],
+        (TrackingUpdate(c["id"], TrackingStatus(c["status"]),
+                        datetime.fromisoformat(c["occurred_at"])) for c in candidates.values()),
+    )  # fmt: skip
+    return None if chosen is None else candidates[chosen.id]
+
+
 def shipment_document(row: Mapping[str, Any]) -> dict[str, Any]:
     """`row`: the shipments row with `order_number`, `lines_` (JSON: line_id, sku, name,
-    quantity in line order), `pickup_id` and `latest_` (the latest tracking update)."""
-    latest = row["latest_"]
+    quantity in line order), `pickup_id` and `latest_` (JSON: the tracking updates
+    `latest_tracking` may show)."""
+    latest = _latest(row)
     return {
         "id": row["id"],
         "order_id": row["order_id"],
@@ -49,7 +64,19 @@ def shipment_document(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-SHIPMENT_SELECT = """
+# The updates `domain.shipments.latest_tracking` chooses among, each the newest (by
+# `occurred_at`, then id) of: every update; for a delivered shipment, its `delivered`
+# updates, and its updates from no later than `delivered_at`.
+_NEWEST = """(SELECT t.id, t.status, t.description, t.location, t.occurred_at
+     FROM tracking_events t WHERE t.shipment_id = s.id{} ORDER BY t.occurred_at DESC, t.id DESC
+     LIMIT 1)"""
+_CANDIDATES = " UNION ".join(
+    _NEWEST.format(also)
+    for also in ("", " AND s.status = 'delivered' AND t.status = 'delivered'",
+                 " AND s.status = 'delivered' AND t.occurred_at <= s.delivered_at")
+)  # fmt: skip
+
+SHIPMENT_SELECT = f"""
 SELECT s.*, o.number AS order_number,
   (SELECT json_agg(json_build_object('line_id', l.id, 'sku', l.sku, 'name', l.name,
                                      'quantity', sl.quantity) ORDER BY l.position)
@@ -57,8 +84,7 @@ SELECT s.*, o.number AS order_number,
    WHERE sl.shipment_id = s.id) AS lines_,
   (SELECT ps.pickup_id FROM pickup_shipments ps
    WHERE ps.shipment_id = s.id AND ps.active) AS pickup_id,
-  (SELECT row_to_json(t) FROM tracking_events t WHERE t.shipment_id = s.id
-   ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) AS latest_
+  (SELECT json_agg(c) FROM ({_CANDIDATES}) c) AS latest_
 FROM shipments s JOIN orders o ON o.id = s.order_id
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -29,6 +30,7 @@ from oms_api.domain.shipments import (
     ShipmentStatus,
     TrackingStatus,
     check_fulfillable,
+    check_tracking_time,
     plan_allocation,
     plan_shipment,
     tracking_command,
@@ -345,12 +347,20 @@ async def with_tracking(
 
 async def add_tracking(
     conn: asyncpg.Connection, *, channel_id: str | None, shipment_id: str,
-    status: TrackingStatus, description: str | None, location: str | None, occurred_at: Any,
+    status: TrackingStatus, description: str | None, location: str | None,
+    occurred_at: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """Record a carrier's update (once: the same status at the same time again changes
-    nothing); `delivered` delivers a shipped shipment. The shipment with its history."""
+    nothing) if its time can be true (`domain.shipments.check_tracking_time`); `delivered`
+    delivers a shipped shipment. A late or out-of-order update is history: the shipment
+    never moves back, and shows the update `latest_tracking` chooses. The shipment with
+    its history."""
     order, shipment = await _locked_shipment(conn, shipment_id, channel_id)
     command = tracking_command(ShipmentStatus(shipment["status"]), status)
+    check_tracking_time(
+        status, occurred_at, now=await conn.fetchval("SELECT now()"),
+        created_at=shipment["created_at"], shipped_at=shipment["shipped_at"],
+    )  # fmt: skip
     inserted = await conn.fetchval(
         INSERT_TRACKING_SQL, new_id("trk"), shipment_id, status.value, description, location,
         occurred_at,
