@@ -73,7 +73,7 @@ async def test_a_source_file_without_a_function_fails(conn: asyncpg.Connection) 
         # the body: one comment's word
         ("oms_move_stock", "a level from zero", "a level from nothing"),
         # an argument's default
-        ("oms_record_events", "p_data jsonb DEFAULT NULL", "p_data jsonb DEFAULT '{}'"),
+        ("oms_record_events", "p_data json DEFAULT NULL", "p_data json DEFAULT '{}'"),
         # the return type
         ("oms_place_order", "(outcome text, order_id text)", "(outcome text, order_id bigint)"),
         # an attribute outside the body

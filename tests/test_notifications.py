@@ -659,7 +659,7 @@ async def test_a_rolled_back_change_sends_nothing_and_a_late_commit_is_not_skipp
     await drain(notifier)
     url = libpq_url(app.state.settings.database_url)
     rolled_back, late = await asyncpg.connect(url), await asyncpg.connect(url)
-    record = "SELECT oms_record_events($1, $2::jsonb, $3::jsonb)"
+    record = "SELECT oms_record_events($1, $2::jsonb, $3::json)"
     try:
         for conn, order in ((rolled_back, undone), (late, slow)):
             await conn.execute("BEGIN")

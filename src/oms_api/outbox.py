@@ -20,7 +20,7 @@ import asyncpg
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps
 
-RECORD_EVENTS_SQL = "SELECT oms_record_events($1, $2::jsonb, $3::jsonb, $4)"
+RECORD_EVENTS_SQL = "SELECT oms_record_events($1, $2::jsonb, $3::json, $4)"
 
 
 def event_data_sql(alias: str) -> str:

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Identity, Index, Integer, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -44,8 +44,11 @@ class Event(Base):
     channel_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # NULL: the same data as the order's nearest earlier event that has some — events
-    # recorded together with one document store it once (`outbox.event_data_sql`).
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # recorded together with one document store it once (`outbox.event_data_sql`). `json`,
+    # not `jsonb`: kept as the text the service wrote (never parsed and printed again), so
+    # an Idempotency-Key's replay of a placement is the first response byte for byte, and a
+    # webhook's `data` keeps the document's order of keys (migration 0019).
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
     # The writing transaction's id: the feed orders by (txid, position) and only shows
     # transactions older than every one still running, so a late commit is never skipped.

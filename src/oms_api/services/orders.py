@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import bindparam, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
@@ -136,7 +135,7 @@ async def order_events(
     )  # fmt: skip
     if not visible:
         raise NotFound(f"No order with id {order_id}.")
-    data = literal_column(event_data_sql(Event.__tablename__), type_=JSONB).label("data")
+    data = literal_column(event_data_sql(Event.__tablename__), type_=Event.data.type).label("data")
     stmt = select(Event.id, Event.type, Event.sequence, Event.created_at, data).where(
         Event.order_id == order_id
     )

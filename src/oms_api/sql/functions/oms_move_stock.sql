@@ -1,4 +1,4 @@
--- oms_move_stock: the head definition (installed by migration 0018).
+-- oms_move_stock: the head definition (installed by migration 0019).
 -- The one path for stock: changes the levels and writes one ledger row per move; keeps
 -- each product's total `available` (stock_totals) and, when it falls to or below the
 -- product's reorder point, opens one replenishment request and records the stock events.
@@ -107,7 +107,7 @@ BEGIN
             stock_events := stock_events || jsonb_build_object('id', oms_new_id('evt'),
                                                                'type', 'inventory.out_of_stock');
         END IF;
-        PERFORM oms_record_events(NULL, stock_events, jsonb_build_object(
+        PERFORM oms_record_events(NULL, stock_events, json_build_object(
             'product_id', touched[i], 'sku', product_sku, 'available', after,
             'reorder_point', point, 'reorder_quantity', reorder_qty,
             'replenishment_id', opened));

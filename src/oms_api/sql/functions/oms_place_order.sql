@@ -53,7 +53,7 @@ BEGIN
         INSERT INTO payments
         SELECT * FROM jsonb_populate_recordset(NULL::payments, p->'payments');
     END IF;
-    PERFORM oms_record_events(placed, p->'events', p_document::jsonb, o->>'channel_id', true);
+    PERFORM oms_record_events(placed, p->'events', p_document::json, o->>'channel_id', true);
     -- The Idempotency-Key's record does not keep a second copy of the document: its
     -- response is the first event's data (`order.created`, the same document). The claim
     -- holds the key's lock and has removed an expired record of it, so nothing can

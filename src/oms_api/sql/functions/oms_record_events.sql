@@ -3,10 +3,11 @@
 -- rows. `p_numbered`: the order is new, inserted in this transaction with these events
 -- already counted in `orders.event_sequence` (placement) — they are its first, numbered
 -- from 1, in the channel the caller gives — so its row is neither updated a second time
--- nor read again.
+-- nor read again. `p_data` and the stored data are `json`: the text as the service wrote it,
+-- kept as it is (migration 0019), never parsed into jsonb and printed again.
 -- To change it: edit this file, then a new revision that installs this text as a
 -- literal (docs/architecture.md, Migrations).
-CREATE OR REPLACE FUNCTION oms_record_events(p_order_id text, p_events jsonb, p_data jsonb DEFAULT NULL,
+CREATE OR REPLACE FUNCTION oms_record_events(p_order_id text, p_events jsonb, p_data json DEFAULT NULL,
                                   p_channel_id text DEFAULT NULL,
                                   p_numbered boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
@@ -44,7 +45,7 @@ BEGIN
                 THEN NULL
                 ELSE coalesce(e.data, p_data) END,
            now()
-    FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, data jsonb))
+    FROM ROWS FROM (jsonb_to_recordset(p_events) AS (id text, type text, data json))
          WITH ORDINALITY AS e(id, type, data, n);
 END
 $$;
