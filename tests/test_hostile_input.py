@@ -99,3 +99,56 @@ async def test_metadata_at_the_limits_is_stored_and_returned_as_sent(
     assert response.json()["metadata"] == metadata
     again = await client.get(f"/v1/orders/{response.json()['id']}", headers=owner.headers)
     assert again.json()["metadata"] == metadata
+
+
+def _raw_order(sku: str, metadata: str) -> bytes:
+    """An order body whose `metadata` is the JSON text given, as a client would write it
+    (json.dumps cannot write `1e400`, and writes `NaN` only when asked)."""
+    body = orjson.dumps(order_body(None, [(sku, 1)], metadata={})).decode()
+    return body.replace('"metadata":{}', f'"metadata":{metadata}').encode()
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "12345678901234567890.5", "1e19"],
+)
+async def test_metadata_numbers_postgresql_cannot_store_as_sent_are_a_422(
+    client: httpx.AsyncClient, shop: tuple[Shop, str], number: str
+) -> None:
+    # Not JSON numbers (NaN, Infinity), beyond a double (1e400), or a number stored as an
+    # integer beyond 64 bits: each was answered 201 and stored as null or as another number.
+    owner, sku = shop
+    response = await client.post(
+        "/v1/orders",
+        content=_raw_order(sku, f'{{"n": [{number}]}}'),
+        headers={**owner.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert problem["errors"][0]["loc"][:2] == ["body", "metadata"], problem
+
+
+async def test_metadata_numbers_come_back_from_create_as_every_read_returns_them(
+    client: httpx.AsyncClient, shop: tuple[Shop, str]
+) -> None:
+    owner, sku = shop
+    sent = '{"zero": -0.0, "big": 1e16, "tiny": 1.5e-7, "one": 1.0, "tenth": 0.1, "é": 1, "n": -3}'
+    response = await client.post(
+        "/v1/orders",
+        content=_raw_order(sku, sent),
+        headers={**owner.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    # As PostgreSQL's jsonb keeps them: no negative zero, a number with no fraction is an
+    # integer (1e16), the others the same numbers; keys shorter first, then by their bytes.
+    stored = (
+        '{"n":-3,"é":1,"big":10000000000000000,"one":1.0,"tiny":1.5e-7,"zero":0.0,"tenth":0.1}'
+    ).encode()
+    assert orjson.dumps(response.json()["metadata"]) == stored
+    order_id = response.json()["id"]
+    again = await client.get(f"/v1/orders/{order_id}", headers=owner.headers)
+    assert orjson.dumps(again.json()["metadata"]) == stored
+    listed = await client.get("/v1/orders", params={"limit": 1}, headers=owner.headers)
+    assert listed.json()["data"][0]["id"] == order_id
+    assert orjson.dumps(listed.json()["data"][0]["metadata"]) == stored

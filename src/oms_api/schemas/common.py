@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -201,30 +203,60 @@ METADATA_MAX_DEPTH = 16
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _storable(value: Any, depth: int = 1) -> None:
+def _stored(value: Any, depth: int = 1) -> Any:
+    """`value` as PostgreSQL's jsonb keeps it and every read returns it (see
+    `_stored_number`; an object's keys in jsonb's order: shorter first, then by their
+    UTF-8 bytes); ValueError for what it cannot keep as sent."""
     if depth > METADATA_MAX_DEPTH:
         raise ValueError(f"nested more than {METADATA_MAX_DEPTH} levels deep")
     if isinstance(value, dict):
-        for item in value.values():
-            _storable(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _storable(item, depth + 1)
-    elif isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        return {key: _stored(value[key], depth + 1) for key in sorted(value, key=_jsonb_key_order)}
+    if isinstance(value, list):
+        return [_stored(item, depth + 1) for item in value]
+    if isinstance(value, float):
+        return _stored_number(value)
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError("an integer beyond 64 bits (send it as a string)")
+    return value
+
+
+def _jsonb_key_order(key: str) -> tuple[int, bytes]:
+    encoded = key.encode()
+    return len(encoded), encoded
+
+
+def _stored_number(value: float) -> float | int:
+    """A number with a fraction or an exponent (Python's JSON parser reads it as a float) as
+    a read of jsonb returns it. jsonb keeps the exact decimal we write (`orjson`'s shortest
+    text) as `numeric`, and writes it back in plain notation with as many decimals as that
+    text had after the exponent is applied: `1.5e-7` as `0.00000015` (the same float),
+    `-0.0` as `0.0` (numeric has no negative zero), `1e16` as `10000000000000000` (an
+    integer). NaN and Infinity are not JSON and numeric-in-jsonb has neither; the parser
+    reads `1e400` as infinity."""
+    if not math.isfinite(value):
+        raise ValueError("not a finite number (NaN, Infinity, or beyond ±1.8e308)")
+    exponent = Decimal(orjson.dumps(value).decode()).as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:  # no decimals: read back as an integer
+        whole = int(value)
+        if not _INT64_MIN <= whole <= _INT64_MAX:
+            raise ValueError("a number stored as an integer beyond 64 bits (send it as a string)")
+        return whole
+    return value + 0.0  # -0.0 + 0.0 is 0.0; every other float is itself
 
 
 def _metadata(value: dict[str, Any]) -> dict[str, Any]:
-    _storable(value)
-    return value
+    stored: dict[str, Any] = _stored(value)
+    return stored
 
 
 Metadata = Annotated[
     dict[str, Any],
     Field(
         max_length=50,
-        description=f"Your own keys and JSON values, stored and returned as given: integers "
-        f"of at most 64 bits, nested at most {METADATA_MAX_DEPTH} levels.",
+        description=f"Your own keys and JSON values, stored and returned as a read returns "
+        f"them: integers of at most 64 bits, finite numbers (a number is returned as "
+        f"PostgreSQL keeps it: `-0.0` as `0.0`, `1e16` as `10000000000000000`), nested at "
+        f"most {METADATA_MAX_DEPTH} levels.",
     ),
     AfterValidator(_metadata),
 ]
