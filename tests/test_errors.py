@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,45 @@ async def test_malformed_json_is_400(admin: httpx.AsyncClient) -> None:
     problem = response.json()
     assert problem["code"] == "malformed_json"
     assert set(problem) >= {"type", "title", "status", "detail", "code", "request_id"}
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/orders", "/v1/channels"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"email": "\xff@example.com"}', "application/json"),  # not UTF-8
+        (b'{"email": "\xe9@example.com"}', "application/json; charset=latin-1"),
+        (b"[" * 5000 + b"]" * 5000, "application/json"),  # deeper than the parser goes
+        (b'{"email": ' + b"[" * 1200 + b"]" * 1200 + b"}", "application/json"),
+        (b'{"email": "a@example.com",}', "application/json; charset=latin-1"),
+    ],
+    ids=["invalid utf-8", "latin-1", "5000 deep", "1200 deep", "trailing comma"],
+)
+async def test_every_unparseable_body_is_malformed_json(
+    admin: httpx.AsyncClient, path: str, body: bytes, content_type: str
+) -> None:
+    # Each was 400 `http_error` ("There was an error parsing the body"), on the placement
+    # route (its own parsing) as on every other; only a syntax error was `malformed_json`.
+    response = await admin.post(path, content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "malformed_json", problem
+    assert problem["errors"][0]["loc"][0] == "body", problem
+
+
+async def test_a_charset_does_not_change_how_a_json_body_is_read(
+    admin: httpx.AsyncClient,
+) -> None:
+    # JSON is UTF-8 (RFC 8259): a `charset` parameter is ignored, whatever it names.
+    body = {"code": unique_code(), "name": "Zoë"}
+    response = await admin.post(
+        "/v1/channels",
+        content=json.dumps(body, ensure_ascii=False).encode(),
+        headers={"content-type": "application/json; charset=latin-1"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Zoë"
 
 
 @pytest.mark.parametrize("body", [b"[]", b"null", b'"text"', b"12", b"{}"])

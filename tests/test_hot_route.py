@@ -51,6 +51,7 @@ CASES: list[tuple[str, bytes | None, list[tuple[str, str | bytes]]]] = [
     ("not quite json", GOOD, [("content-type", "application/jsonx")]),
     ("malformed json", b'{"lines": [', list(JSON.items())),
     ("not utf-8", b'{"note": "\xff"}', list(JSON.items())),
+    ("nested too deeply", b"[" * 5000 + b"]" * 5000, list(JSON.items())),
     ("a list", b"[]", list(JSON.items())),
     ("a string", b'"order"', list(JSON.items())),
     ("null", b"null", list(JSON.items())),

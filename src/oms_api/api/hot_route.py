@@ -88,7 +88,8 @@ async def _received_body(request: Request, strict_content_type: bool) -> Any:
     """The body as FastAPI gives it to validation: none when empty; parsed when its content
     type is JSON (`application/json`, `application/…+json`; with no content type, when not
     strict); else the bytes. Malformed JSON is its `json_invalid` error; a body that cannot
-    be read or decoded, its 400."""
+    be read or decoded (not UTF-8, nested too deeply), its 400, which
+    `problems.unparseable_body` tells apart."""
     try:
         raw = await request.body()
         if not raw:

@@ -177,6 +177,16 @@ def install_error_handlers(app: FastAPI) -> None:
         ):  # registered for StarletteHTTPException only
             raise exc
         status = exc.status_code
+        unparseable = unparseable_body(exc)
+        if unparseable is not None:
+            return problem_response(
+                request.url.path,
+                status=400,
+                code="malformed_json",
+                detail="The request body is not valid JSON.",
+                request_id=_request_id(request),
+                errors=[unparseable],
+            )
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
         headers = dict(exc.headers or {})
         if status == 404 and detail == "Not Found":
@@ -209,6 +219,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def unparseable_body(exc: StarletteHTTPException) -> dict[str, Any] | None:
+    """The field error for a JSON body the parser could not read, when `exc` is FastAPI's
+    400 for one (a `HotRoute` raises the same): bytes that are not UTF-8, whatever `charset`
+    the content type names (JSON is UTF-8), or nesting deeper than the parser's recursion
+    limit (~1000 levels). A syntax error is raised as `json_invalid` instead. None for any
+    other exception."""
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return {"loc": ["body", cause.start], "msg": "not UTF-8 (JSON is UTF-8)"}
+    if isinstance(cause, RecursionError):
+        return {"loc": ["body"], "msg": "nested too deeply"}
+    return None
 
 
 def unexpected_response(
