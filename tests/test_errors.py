@@ -108,6 +108,18 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
     assert response.json()["code"] == "method_not_allowed"
 
 
+async def test_a_trailing_slash_is_no_route_and_never_a_redirect(
+    admin: httpx.AsyncClient,
+) -> None:
+    # Was a 307 to `http://<the request's Host>/v1/orders`, with an empty body.
+    for method, path in [("POST", "/v1/orders/"), ("GET", "/v1/orders/"), ("GET", "/v1/products/")]:
+        response = await admin.request(method, path, headers={"host": "evil.example"})
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert "location" not in response.headers
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "not_found"
+
+
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"

@@ -177,6 +177,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI's own OpenTelemetry spans, metrics and logs: off, so that no request asks
         # whether a provider is configured. Ours are the Prometheus metrics and JSON logs.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A path with a trailing slash is no route (404 `not_found`), never a redirect to
+        # the other spelling: the redirect's Location was built from the request's Host.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.migration_head = head_revision()
