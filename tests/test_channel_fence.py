@@ -424,9 +424,9 @@ def _made_up(value: str) -> str:
 
 
 def _cursor_with_made_up_key(cursor: str) -> str:
-    values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    tag, values = orjson.loads(_b64(cursor))  # the list it names, the key's values
     values[-1] = _made_up(values[-1])
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([tag, values])).decode().rstrip("=")
 
 
 def _id_inputs(w: World) -> dict[str, tuple[str, str]]:
@@ -464,8 +464,9 @@ async def _cursor_of_a(client: httpx.AsyncClient, admin: httpx.AsyncClient, w: W
         row = w.ids[CURSOR_ON_A_ROW[path]]
         # The list pages by id alone: the cursor the admin is given is its last row's id.
         page = await _ok(await admin.get(path, params={"limit": 1}))
-        assert orjson.loads(_b64(page["next_cursor"])) == [page["data"][0]["id"]], path
-        return base64.urlsafe_b64encode(orjson.dumps([row])).decode().rstrip("=")
+        tag, values = orjson.loads(_b64(page["next_cursor"]))
+        assert values == [page["data"][0]["id"]], path
+        return base64.urlsafe_b64encode(orjson.dumps([tag, [row]])).decode().rstrip("=")
     page = await _ok(await client.get(path, params={"limit": 1}, headers=w.a))
     assert page["next_cursor"] is not None, f"{path}: A's key pages one row or none"
     return str(page["next_cursor"])

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from oms_api.schemas.common import METADATA_MAX_DEPTH
-from tests.factories import Shop, order_body, place
+from tests.factories import Shop, create_channel, order_body, place
 
 
 def _cursor(values: list[Any]) -> str:
@@ -42,6 +42,53 @@ async def test_a_cursor_holding_a_nul_is_refused_by_every_list(
             response = await admin.get(path, params={"cursor": cursor})
             assert response.status_code == 422, (path, width, response.text)
             assert response.json()["code"] == "invalid_cursor", (path, response.text)
+
+
+async def _a_cursor(admin: httpx.AsyncClient, path: str) -> str:
+    response = await admin.get(path, params={"limit": 1})
+    assert response.status_code == 200, response.text
+    cursor = response.json()["next_cursor"]
+    assert cursor is not None, path
+    return str(cursor)
+
+
+async def test_a_cursor_from_one_list_is_refused_by_every_other(
+    app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    # Was: a cursor from /v1/orders paged /v1/products, /v1/shipments… from the same key.
+    owner = await Shop.open(admin, locations=2)
+    await create_channel(admin)
+    sku = (await owner.product(admin, 10))["sku"]
+    await owner.product(admin, 10)
+    for _ in range(2):
+        placed = await place(admin, order_body(owner.channel["code"], [(sku, 1)]))
+        assert placed.status_code == 201, placed.text
+    lists = _lists_with_a_cursor(app)
+    for source in ("/v1/orders", "/v1/products", "/v1/locations", "/v1/channels"):
+        cursor = await _a_cursor(admin, source)
+        for path in lists:
+            response = await admin.get(path, params={"cursor": cursor})
+            if path == source:  # its own list pages on
+                assert response.status_code == 200, (source, response.text)
+                continue
+            assert response.status_code == 422, (source, path, response.text)
+            assert response.json()["code"] == "invalid_cursor", (source, path, response.text)
+
+
+async def test_a_cursor_of_the_first_form_still_pages_its_list(
+    admin: httpx.AsyncClient, shop: tuple[Shop, str]
+) -> None:
+    # Cursors issued before they named their list (the key values alone) are still taken.
+    owner, sku = shop
+    ids = []
+    for _ in range(3):
+        placed = await place(admin, order_body(owner.channel["code"], [(sku, 1)]))
+        ids.append(placed.json()["id"])
+    response = await admin.get(
+        "/v1/orders", params={"cursor": _cursor([ids[2]]), "channel": owner.channel["code"]}
+    )
+    assert response.status_code == 200, response.text
+    assert [o["id"] for o in response.json()["data"]] == [ids[1], ids[0]]
 
 
 @pytest.fixture

@@ -46,15 +46,34 @@ def _invalid_cursor() -> Unprocessable:
     )
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
-    text = orjson.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
-    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+def list_tag(keys: Sequence[InstrumentedAttribute[Any]]) -> str:
+    """The list a cursor belongs to: the table its key is read from (`orders`, `products`,
+    `inventory_levels`…). Lists of one table page by the same key, so a cursor of one pages
+    another from the same row; another table's is 422."""
+    return str(keys[0].expression.table.name)
 
 
-def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> list[Any]:
-    """The key values a cursor holds, typed as the key's columns; 422 for anything else."""
+def encode_cursor(values: Sequence[Any], *, tag: str) -> str:
+    """`[tag, [key values]]` as unpadded URL-safe base64: opaque to clients."""
+    key = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(orjson.dumps([tag, key])).decode().rstrip("=")
+
+
+def decode_cursor(
+    cursor: str, keys: Sequence[InstrumentedAttribute[Any]], *, tag: str
+) -> list[Any]:
+    """The key values a cursor of the list `tag` holds, typed as the key's columns; 422 for
+    anything else, another list's cursor included. A cursor of the first form, the key
+    values alone (issued before cursors named their list), is still taken, as it always
+    was: a client paging through a list across the upgrade carries on."""
     try:
-        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(data, list) and len(data) == 2 and isinstance(data[1], list):
+            if data[0] != tag:
+                raise ValueError
+            values = data[1]
+        else:  # the first form: key values never hold a list
+            values = data
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError
         typed: list[Any] = []
@@ -99,8 +118,9 @@ async def paginate(
 ) -> Page[Any]:
     """One page of `stmt` in the order of `keys` (newest first by default). `stmt` selects
     one entity (the page holds entities) or columns including the keys (it holds rows)."""
+    tag = list_tag(keys)
     if cursor is not None:
-        values = decode_cursor(cursor, keys)
+        values = decode_cursor(cursor, keys, tag=tag)
         left: Any = tuple_(*keys) if len(keys) > 1 else keys[0]
         right: Any = tuple_(*values) if len(keys) > 1 else values[0]
         stmt = stmt.where(left < right if descending else left > right)
@@ -110,7 +130,7 @@ async def paginate(
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
-    return Page(rows, encode_cursor([getattr(rows[-1], k.key) for k in keys]))
+    return Page(rows, encode_cursor([getattr(rows[-1], k.key) for k in keys], tag=tag))
 
 
 DocumentLoader = Callable[[asyncpg.Connection, list[str]], Awaitable[list[dict[str, Any]]]]
@@ -141,12 +161,14 @@ PAGE_IDS = "{page}"
 class PageStatement:
     """A list's statement compiled once, for asyncpg: the documents of a page of ids in one
     round trip, with no SQLAlchemy between a request and the driver. `names`: the
-    parameters in `$n` order (the caller's, and `cursor_<i>` when paging on)."""
+    parameters in `$n` order (the caller's, and `cursor_<i>` when paging on); `tag`: the
+    list its cursors name (`list_tag`)."""
 
     sql: str
     names: tuple[str, ...]
     keys: tuple[InstrumentedAttribute[Any], ...]
     limit: int
+    tag: str
 
 
 def page_statement(
@@ -178,6 +200,7 @@ def page_statement(
         tuple(compiled.positiontup or ()),
         tuple(keys),
         limit,
+        list_tag(keys),
     )
 
 
@@ -195,7 +218,7 @@ async def fetch_page(
     bound = dict(values)
     limit = statement.limit
     if cursor is not None:
-        decoded = decode_cursor(cursor, statement.keys)
+        decoded = decode_cursor(cursor, statement.keys, tag=statement.tag)
         bound.update((f"cursor_{i}", value) for i, value in enumerate(decoded))
     rows = await conn.fetch(statement.sql, *[bound[name] for name in statement.names])
     if len(rows) <= limit:
@@ -203,5 +226,5 @@ async def fetch_page(
     last = rows[limit - 1]
     return Page(
         [render(row) for row in rows[:limit]],
-        encode_cursor([last[k.key] for k in statement.keys]),
+        encode_cursor([last[k.key] for k in statement.keys], tag=statement.tag),
     )
