@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -118,6 +119,41 @@ async def test_a_trailing_slash_is_no_route_and_never_a_redirect(
         assert "location" not in response.headers
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "not_found"
+
+
+async def test_an_unknown_query_parameter_is_a_422_naming_it(admin: httpx.AsyncClient) -> None:
+    # Was ignored: `?stauts=pending` answered every order, as if no filter were given.
+    response = await admin.get("/v1/orders", params={"stauts": "pending", "limit": 5})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert [e["loc"] for e in problem["errors"]] == [["query", "stauts"]]
+    assert "status" in problem["errors"][0]["msg"]  # what the operation does take
+    response = await admin.get("/v1/orders", params={"status": "pending", "limit": 5})
+    assert response.status_code == 200, response.text
+
+
+async def test_every_operation_refuses_an_unknown_query_parameter_and_only_that(
+    app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    unknown_taken, known_refused = [], []
+    for path, item in app.openapi()["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "x_1", path)
+        for method, operation in item.items():
+            response = await admin.request(method.upper(), url, params={"stauts": "1"})
+            problem = response.json() if response.status_code == 422 else {}
+            if [e["loc"] for e in problem.get("errors", [])] != [["query", "stauts"]]:
+                unknown_taken.append(f"{method.upper()} {path}: {response.status_code}")
+            declared = {
+                p["name"]: "1" for p in operation.get("parameters", []) if p["in"] == "query"
+            }
+            if not declared or method != "get":
+                continue
+            response = await admin.get(url, params=declared)
+            if response.status_code == 422 and "Unknown query parameter" in response.text:
+                known_refused.append(f"{path}: {response.text}")
+    assert not unknown_taken, unknown_taken
+    assert not known_refused, known_refused
 
 
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:

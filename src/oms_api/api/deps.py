@@ -11,12 +11,12 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from oms_api.api.problems import ProblemDetail, problem_responses
+from oms_api.api.routing import Route
 from oms_api.db import Database, driver_connection, on_replica
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.rate_limit import TokenBuckets, retry_after_header
@@ -55,15 +55,15 @@ async def read_session(request: Request) -> AsyncSession:
 ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
 
 
-class ReadRoute(APIRoute):
+class ReadRoute(Route):
     """A route whose endpoint asks for `ReadSessionDep` runs in a read session opened here
     (`Database.read_session`) and closed before the response is sent; when the replica
     fails under it, or answers with a not-found or an unknown reference
     (`replica.ReadOnPrimary`), the endpoint runs again on the primary, whose answer is the
     one given. Other routes of the router run as any route does."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def endpoint_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().endpoint_handler()
         if not _depends_on(self.dependant, read_session):
             return handler
 

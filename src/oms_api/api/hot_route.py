@@ -23,13 +23,14 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+
+from oms_api.api.routing import Route
 
 _NO_BODY = object()
 
 
-class HotRoute(APIRoute):
+class HotRoute(Route):
     """An `APIRoute` for an endpoint `(request: Request, body: Model, <header params>)`
     returning a `Response`; any other shape is refused when the route is made."""
 
@@ -45,7 +46,7 @@ class HotRoute(APIRoute):
                 f"{endpoint.__name__}: a HotRoute takes the request, one JSON body and headers"
             )
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def endpoint_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
         request_name = self.dependant.request_param_name
         assert request_name is not None

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from oms_api.api.problems import problem_response, problem_responses
+from oms_api.api.routing import Route
 from oms_api.db import driver_connection
 from oms_api.observability import (
     NOTIFICATION_OLDEST_PENDING,
@@ -22,7 +23,7 @@ from oms_api.replica import ReadReplica
 from oms_api.services.notifier import pending_stats
 from oms_api.services.webhooks import queue_stats
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=Route)
 
 
 class Health(BaseModel):

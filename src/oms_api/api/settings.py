@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from oms_api.api.deps import AdminPrincipal, SessionDep, UnboundAdmin, shared_write_responses
 from oms_api.api.problems import problem_responses
+from oms_api.api.routing import Route
 from oms_api.schemas.settings import (
     FulfillmentSettingsBody,
     FulfillmentSettingsPublic,
@@ -14,7 +15,7 @@ from oms_api.schemas.settings import (
 )
 from oms_api.services import app_settings as service
 
-router = APIRouter(prefix="/v1/settings", tags=["settings"])
+router = APIRouter(prefix="/v1/settings", tags=["settings"], route_class=Route)
 
 
 @router.get(
