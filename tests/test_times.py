@@ -30,6 +30,7 @@ BAD_TIMES = [
     ("10000-01-01T00:00:00Z", "year 10000"),
     ("2026-02-30T00:00:00Z", "no such day"),
     ("1764525840", "seconds since the epoch"),
+    ("2026-11-30T18:04:00+0100", "an offset without its colon (ISO 8601's basic form)"),
     ("", "empty"),
 ]
 BAD_BODY_TIMES = [
