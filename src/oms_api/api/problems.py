@@ -111,6 +111,19 @@ def problem_response(
     )
 
 
+def _malformed_json(request: Request, errors: list[dict[str, Any]]) -> Response:
+    """400 `malformed_json`: the body could not be read as JSON (FastAPI's parser, or the
+    placement route's own)."""
+    return problem_response(
+        request.url.path,
+        status=400,
+        code="malformed_json",
+        detail="The request body is not valid JSON.",
+        request_id=_request_id(request),
+        errors=errors,
+    )
+
+
 def _request_id(request: Request) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
     return value if isinstance(value, str) else None
@@ -154,14 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(
-                request.url.path,
-                status=400,
-                code="malformed_json",
-                detail="The request body is not valid JSON.",
-                request_id=_request_id(request),
-                errors=_field_errors(errors),
-            )
+            return _malformed_json(request, _field_errors(errors))
         return problem_response(
             request.url.path,
             status=422,
@@ -179,14 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.status_code
         unparseable = unparseable_body(exc)
         if unparseable is not None:
-            return problem_response(
-                request.url.path,
-                status=400,
-                code="malformed_json",
-                detail="The request body is not valid JSON.",
-                request_id=_request_id(request),
-                errors=[unparseable],
-            )
+            return _malformed_json(request, [unparseable])
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
         headers = dict(exc.headers or {})
         if status == 404 and detail == "Not Found":
