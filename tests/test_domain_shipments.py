@@ -23,6 +23,7 @@ from oms_api.domain.shipments import (
     check_label_ready,
     check_tracking_time,
     decide,
+    delivery_time,
     latest_tracking,
     plan_allocation,
     plan_shipment,
@@ -327,3 +328,24 @@ def test_a_label_once_packed_with_a_carrier_and_a_number(status: S) -> None:
     assert (early.value.code, early.value.extra["current_state"]) == (
         "label_not_ready", status.value,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "shipped_at", "delivered_at"),
+    [
+        (NOW - timedelta(hours=12), SHIPPED, NOW - timedelta(hours=12)),  # a late report: its time
+        (SHIPPED + timedelta(seconds=1), SHIPPED, SHIPPED + timedelta(seconds=1)),
+        (SHIPPED, SHIPPED, SHIPPED),
+        (NOW, SHIPPED, NOW),
+        (NOW + timedelta(minutes=30), SHIPPED, NOW),  # a clock ahead: not after now
+        (NOW + TRACKING_CLOCK_SKEW, SHIPPED, NOW),
+        (SHIPPED - timedelta(minutes=30), SHIPPED, SHIPPED),  # a clock behind: not before shipped
+        (SHIPPED - TRACKING_CLOCK_SKEW, SHIPPED, SHIPPED),
+        (NOW - timedelta(hours=3), None, NOW - timedelta(hours=3)),
+        (NOW + timedelta(minutes=5), None, NOW),
+    ],
+)
+def test_a_carriers_delivery_is_dated_by_the_carrier_within_what_can_be_true(
+    occurred_at: datetime, shipped_at: datetime | None, delivered_at: datetime
+) -> None:
+    assert delivery_time(occurred_at, now=NOW, shipped_at=shipped_at) == delivered_at

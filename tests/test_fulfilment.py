@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pypdf
+import pytest
 from fastapi import FastAPI
 
 from tests.checks import assert_stock_consistent
@@ -740,3 +741,66 @@ async def test_locations_take_an_address(admin: httpx.AsyncClient) -> None:
     assert cleared.json()["address"] is None
     bad = await admin.patch(f"/v1/locations/{location['id']}", json={"address": {"city": "x"}})
     assert bad.status_code == 422
+
+
+async def test_a_carriers_delivery_dates_the_shipment_and_the_order_at_the_carriers_time(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A `delivered` update that arrives late dates the delivery when the carrier says it
+    happened, not when we heard of it, so lead times are the customer's."""
+    wh = await Warehouse.open(admin)
+    shipment_id = await _shipped(client, wh, admin)
+    order_id = (await wh.get(client, f"/v1/shipments/{shipment_id}")).json()["order_id"]
+    async with app.state.database.transaction() as conn:  # placed 2 days ago, shipped 1 day ago
+        await conn.execute(
+            "UPDATE orders SET created_at = created_at - interval '2 days', "
+            "confirmed_at = confirmed_at - interval '2 days', "
+            "shipped_at = shipped_at - interval '1 day' WHERE id = $1",
+            order_id,
+        )
+        await conn.execute(
+            "UPDATE shipments SET created_at = created_at - interval '2 days', "
+            "shipped_at = shipped_at - interval '1 day' WHERE id = $1",
+            shipment_id,
+        )
+    occurred = (datetime.now(UTC) - timedelta(hours=12)).replace(microsecond=0)
+    answer = await wh.post(client, f"/v1/shipments/{shipment_id}/tracking",
+                           {"status": "delivered", "occurred_at": occurred.isoformat()})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "delivered"
+    assert datetime.fromisoformat(answer.json()["delivered_at"]) == occurred
+    order = await _order(client, wh, order_id)
+    assert order["status"] == "delivered"
+    assert datetime.fromisoformat(order["delivered_at"]) == occurred
+    placed = datetime.fromisoformat(order["created_at"])
+
+    day = placed.date().isoformat()
+    report = await admin.get("/v1/reports/fulfillment", params={
+        "from": day, "to": day, "channel": wh.shop.channel["code"]})  # fmt: skip
+    assert report.status_code == 200, report.text
+    hours = (occurred - placed).total_seconds() / 3600  # about 36, not 48
+    assert report.json()["orders_delivered"] == 1
+    assert abs(report.json()["hours_to_deliver_median"] - hours) < 0.01
+    assert report.json()["rows"][0]["hours_to_deliver_median"] == pytest.approx(hours, abs=0.01)
+
+
+async def test_a_delivery_by_hand_or_reported_a_little_ahead_is_dated_by_our_clock(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    by_hand = await _shipped(client, wh, admin)
+    before = datetime.now(UTC)
+    delivered = await wh.post(client, f"/v1/shipments/{by_hand}/deliver")
+    assert delivered.status_code == 200, delivered.text
+    assert (
+        before - timedelta(seconds=5)
+        <= datetime.fromisoformat(delivered.json()["delivered_at"])
+        <= datetime.now(UTC)
+    )
+
+    ahead = await _shipped(client, wh, admin)  # a carrier's clock 30 minutes fast
+    answer = await wh.post(client, f"/v1/shipments/{ahead}/tracking",
+                           {"status": "delivered", "occurred_at": _at(minutes=30)})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert datetime.fromisoformat(answer.json()["delivered_at"]) <= datetime.now(UTC)
+    assert answer.json()["tracking"][-1]["occurred_at"] > answer.json()["delivered_at"]

@@ -192,6 +192,19 @@ def check_tracking_time(
         )  # fmt: skip
 
 
+def delivery_time(occurred_at: datetime, *, now: datetime, shipped_at: datetime | None) -> datetime:
+    """When a carrier's `delivered` update dates the shipment's delivery (`delivered_at`):
+    the carrier's `occurred_at`, however late the update arrives, held within what can
+    be true of it — never after `now` (a carrier's clock a little ahead; further ahead is
+    refused by `check_tracking_time`) and never before the shipment shipped (a clock a
+    little behind), so a lead time is never negative. A delivery recorded by hand
+    (`/deliver`) is dated by the server's clock."""
+    at = min(occurred_at, now)
+    if shipped_at is not None:
+        at = max(at, shipped_at)
+    return at
+
+
 def _span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds()) // 60
     return f"{minutes // 60} hour(s)" if minutes % 60 == 0 else f"{minutes} minute(s)"

@@ -183,7 +183,9 @@ class OrderPublic(PublicModel):
     updated_at: datetime
     confirmed_at: datetime | None
     shipped_at: datetime | None = Field(description="When every unit not cancelled had shipped.")
-    delivered_at: datetime | None = Field(description="When every shipment was delivered.")
+    delivered_at: datetime | None = Field(
+        description="When every shipment was delivered: its last shipment's `delivered_at`."
+    )
     cancelled_at: datetime | None
     expires_at: datetime | None
     version: int

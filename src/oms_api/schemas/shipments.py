@@ -121,7 +121,10 @@ class ShipmentPublic(PublicModel):
     picking_at: datetime | None
     packed_at: datetime | None
     shipped_at: datetime | None
-    delivered_at: datetime | None
+    delivered_at: datetime | None = Field(
+        description="When it was delivered: a carrier's `delivered` update's `occurred_at` "
+        "(never after now nor before `shipped_at`), or the time of `/deliver`."
+    )
     cancelled_at: datetime | None
     version: int
 

@@ -29,7 +29,8 @@ SELECT (SELECT coalesce(sum(quantity - quantity_cancelled), 0) FROM order_lines
         WHERE order_id = $1) AS units,
        (SELECT coalesce(sum(quantity_shipped), 0) FROM order_lines WHERE order_id = $1) AS shipped,
        count(*) FILTER (WHERE s.status IN ('shipped', 'delivered')) AS shipments_out,
-       count(*) FILTER (WHERE s.status = 'delivered') AS shipments_delivered
+       count(*) FILTER (WHERE s.status = 'delivered') AS shipments_delivered,
+       max(s.delivered_at) FILTER (WHERE s.status = 'delivered') AS delivered_at
 FROM shipments s WHERE s.order_id = $1
 """
 
@@ -59,13 +60,17 @@ async def settle_fulfilment(
     conn: asyncpg.Connection, order_id: str, status: OrderStatus
 ) -> list[str]:
     """Move the order (now `status`) to the state its lines and shipments derive, through
-    the machine's steps; the events of those steps (none if it is already there)."""
+    the machine's steps; the events of those steps (none if it is already there). A
+    delivered order is dated by its last shipment's delivery (a carrier's time, or when it
+    was delivered by hand)."""
     row = await conn.fetchrow(FULFILMENT_SQL, order_id)
     if row is None:  # an aggregate always answers one row
         raise RuntimeError("the fulfilment read answered no row")
+    counts = dict(row)
+    delivered_at = counts.pop("delivered_at")  # the order's: its last shipment's delivery
     events: list[str] = []
-    for command in fulfilment_commands(status, Fulfilment(**dict(row))):
-        moved = await transition(conn, ORDER, order_id, status, command)
+    for command in fulfilment_commands(status, Fulfilment(**counts)):
+        moved = await transition(conn, ORDER, order_id, status, command, (None, None, delivered_at))
         status = moved.target
         events += moved.events
     return events

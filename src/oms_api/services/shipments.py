@@ -31,6 +31,7 @@ from oms_api.domain.shipments import (
     TrackingStatus,
     check_fulfillable,
     check_tracking_time,
+    delivery_time,
     plan_allocation,
     plan_shipment,
     tracking_command,
@@ -237,17 +238,19 @@ async def change_shipment(
 async def _move(
     conn: asyncpg.Connection, shipment: asyncpg.Record, command: ShipmentCommand,
     parcel: Parcel, reason: str | None, *, order_status: OrderStatus | None = None,
+    delivered_at: datetime | None = None,
 ) -> Moved[ShipmentStatus]:  # fmt: skip
     """The shipment (locked, as read) moved by `command` through the one door, with what
-    is told about its parcel; the machine decides with the order's status and the parcel's
-    carrier and tracking number (shipping needs them: `domain.shipments.decide`)."""
+    is told about its parcel (and, delivered by a carrier's update, when: else now); the
+    machine decides with the order's status and the parcel's carrier and tracking number
+    (shipping needs them: `domain.shipments.decide`)."""
     carrier = parcel.carrier or shipment["carrier"]
     number = parcel.tracking_number or shipment["tracking_number"]
     return await transition(
         conn, SHIPMENT, shipment["id"], ShipmentStatus(shipment["status"]), command,
         (reason, parcel.carrier, carrier_key(parcel.carrier) if parcel.carrier else None,
          parcel.service, parcel.tracking_number, tracking_url(carrier, number),
-         parcel.weight_grams),
+         parcel.weight_grams, delivered_at),
         order_status=order_status, carrier=carrier, tracking_number=number,
     )  # fmt: skip
 
@@ -352,14 +355,15 @@ async def add_tracking(
 ) -> dict[str, Any]:  # fmt: skip
     """Record a carrier's update (once: the same status at the same time again changes
     nothing) if its time can be true (`domain.shipments.check_tracking_time`); `delivered`
-    delivers a shipped shipment. A late or out-of-order update is history: the shipment
+    delivers a shipped shipment, dated by the carrier (`domain.shipments.delivery_time`). A late or out-of-order update is history: the shipment
     never moves back, and shows the update `latest_tracking` chooses. The shipment with
     its history."""
     order, shipment = await _locked_shipment(conn, shipment_id, channel_id)
     command = tracking_command(ShipmentStatus(shipment["status"]), status)
+    now = await conn.fetchval("SELECT now()")
     check_tracking_time(
-        status, occurred_at, now=await conn.fetchval("SELECT now()"),
-        created_at=shipment["created_at"], shipped_at=shipment["shipped_at"],
+        status, occurred_at, now=now, created_at=shipment["created_at"],
+        shipped_at=shipment["shipped_at"],
     )  # fmt: skip
     inserted = await conn.fetchval(
         INSERT_TRACKING_SQL, new_id("trk"), shipment_id, status.value, description, location,
@@ -369,7 +373,8 @@ async def add_tracking(
         document = await load_shipment(conn, shipment_id, channel_id=None)
         await record_events(conn, [(E.SHIPMENT_TRACKING_UPDATED, document)], order_id=order["id"])
         if command is not None:  # the machine's answer (409 unless it has shipped; all rolled back)
-            moved = await _move(conn, shipment, command, Parcel(), None)
+            delivered_at = delivery_time(occurred_at, now=now, shipped_at=shipment["shipped_at"])
+            moved = await _move(conn, shipment, command, Parcel(), None, delivered_at=delivered_at)
             await _record_progress(conn, order, shipment_id, moved)
     document = await load_shipment(conn, shipment_id, channel_id=None)
     return (await with_tracking(conn, [document]))[0]

@@ -62,8 +62,9 @@ ORDER: Machine[orders.OrderStatus, orders.OrderCommand] = Machine(
     status=orders.OrderStatus,
     decide=orders.next_status,
     events=orders.transition_events,
-    # $4 the reason (a hold's or a cancellation's), $5 whether the command cancels the rest.
-    # Each time records the first arrival.
+    # $4 the reason (a hold's or a cancellation's), $5 whether the command cancels the rest,
+    # $6 when it was delivered (its last shipment's delivery; NULL: now). Each time records
+    # the first arrival.
     also="""
     hold_reason = CASE WHEN $3 = 'on_hold' THEN $4::text
                        WHEN $3 = 'cancelled' THEN hold_reason END,
@@ -73,7 +74,7 @@ ORDER: Machine[orders.OrderStatus, orders.OrderCommand] = Machine(
                         ELSE confirmed_at END,
     shipped_at = CASE WHEN $3 IN ('shipped', 'delivered') THEN coalesce(shipped_at, now())
                       ELSE shipped_at END,
-    delivered_at = CASE WHEN $3 = 'delivered' THEN coalesce(delivered_at, now())
+    delivered_at = CASE WHEN $3 = 'delivered' THEN coalesce(delivered_at, $6::timestamptz, now())
                         ELSE delivered_at END
     """,
 )
@@ -85,12 +86,14 @@ SHIPMENT: Machine[shipments.ShipmentStatus, shipments.ShipmentCommand] = Machine
     decide=shipments.decide,
     events=lambda _s, _c, target: [shipments.EVENT_FOR_STATUS[target]],
     # $4 the cancel reason; the parcel: $5 carrier, $6 its key, $7 service, $8 tracking
-    # number, $9 tracking url, $10 weight (each NULL: unchanged).
+    # number, $9 tracking url, $10 weight (each NULL: unchanged); $11 when it was delivered
+    # (a carrier's time, `domain.shipments.delivery_time`; NULL: now).
     also="""
     picking_at = CASE WHEN $3 = 'picking' THEN now() ELSE picking_at END,
     packed_at = CASE WHEN $3 = 'packed' THEN now() ELSE packed_at END,
     shipped_at = CASE WHEN $3 = 'shipped' THEN now() ELSE shipped_at END,
-    delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+    delivered_at = CASE WHEN $3 = 'delivered' THEN coalesce($11::timestamptz, now())
+                        ELSE delivered_at END,
     cancelled_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE cancelled_at END,
     cancel_reason = CASE WHEN $3 = 'cancelled' THEN $4::text ELSE cancel_reason END,
     carrier = coalesce($5, carrier), carrier_key = coalesce($6, carrier_key),
