@@ -82,7 +82,7 @@ async def test_a_channel_key_changes_nothing_the_channels_share(
         ("PUT", "/v1/settings/risk", {}),
         ("PUT", "/v1/settings/returns", {"window_days": 3650}),
         ("POST", f"/v1/locations/{b.locations[0]['id']}/pickups",
-         {"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"}),
+         {"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"}),
         ("POST", "/v1/pickups/pu_made_up/collected", None),
         ("POST", "/v1/pickups/pu_made_up/cancel", None),
     ]  # fmt: skip

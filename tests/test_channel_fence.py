@@ -118,7 +118,7 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
             "location_id": location,
             "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]},
         ("POST", "/v1/locations/{location_id}/pickups"): {
-            "carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
+            "carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"},
         ("PATCH", "/v1/locations/{location_id}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/products/{sku}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/channels/{channel_id}"): {"name": "Renamed by B"},
@@ -186,7 +186,7 @@ async def world(app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClien
         pickups.append(await _ok(
             await admin.post(
                 f"/v1/locations/{location}/pickups",
-                json={"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z"},
+                json={"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"},
             ), 201,
         ))  # fmt: skip
     pickup = pickups[-1]

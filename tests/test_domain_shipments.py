@@ -10,7 +10,7 @@ import pytest
 from oms_api.domain.carriers import carrier_key, same_carrier, tracking_url
 from oms_api.domain.errors import DomainError, InvalidTransition
 from oms_api.domain.orders import OrderStatus
-from oms_api.domain.pickups import PickupCommand, PickupStatus
+from oms_api.domain.pickups import READY_AT_CLOCK_SKEW, PickupCommand, PickupStatus, check_ready_at
 from oms_api.domain.pickups import next_status as next_pickup_status
 from oms_api.domain.shipments import (
     TRACKING_CLOCK_SKEW,
@@ -349,3 +349,27 @@ def test_a_carriers_delivery_is_dated_by_the_carrier_within_what_can_be_true(
     occurred_at: datetime, shipped_at: datetime | None, delivered_at: datetime
 ) -> None:
     assert delivery_time(occurred_at, now=NOW, shipped_at=shipped_at) == delivered_at
+
+
+@pytest.mark.parametrize(
+    ("ready_at", "refused"),
+    [
+        (NOW + timedelta(days=365 * 7000), False),
+        (NOW + timedelta(hours=2), False),
+        (NOW, False),
+        (NOW - timedelta(minutes=5), False),  # a clock a little slow
+        (NOW - READY_AT_CLOCK_SKEW, False),
+        (NOW - READY_AT_CLOCK_SKEW - timedelta(microseconds=1), True),
+        (NOW - timedelta(hours=1), True),
+        (datetime(2020, 1, 1, tzinfo=UTC), True),
+        (datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC), True),
+    ],
+)
+def test_a_pickup_is_ready_now_or_later(ready_at: datetime, refused: bool) -> None:
+    if not refused:
+        check_ready_at(ready_at, now=NOW)
+        return
+    with pytest.raises(DomainError) as caught:
+        check_ready_at(ready_at, now=NOW)
+    assert (caught.value.code, caught.value.kind) == ("ready_at_in_past", "invalid")
+    assert caught.value.extra["errors"][0]["loc"] == ["body", "ready_at"]

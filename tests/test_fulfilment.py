@@ -636,7 +636,7 @@ async def test_pickups_gather_a_carriers_parcels_and_print_a_manifest(
         numbers.append((order["number"], number))
     location = wh.shop.locations[0]["id"]
     ops = bearer((await create_key(admin, ["orders:read", "fulfillment:write"]))["secret"])
-    body = {"carrier": "UPS", "ready_at": "2026-11-30T17:00:00Z", "note": "Dock 2"}
+    body = {"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z", "note": "Dock 2"}
 
     by_channel_key = await wh.post(client, f"/v1/locations/{location}/pickups", body)
     assert (by_channel_key.status_code, by_channel_key.json()["code"]) == (403, "channel_bound_key")
@@ -688,6 +688,33 @@ async def test_pickups_gather_a_carriers_parcels_and_print_a_manifest(
         )
     ).json()
     assert [p["status"] for p in listed["data"]] == ["collected", "cancelled"]
+
+
+async def test_a_pickup_ready_in_the_past_is_refused(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A driver cannot come before now: 422 `ready_at_in_past`, nothing gathered, and the
+    parcel is still there for a pickup at a time that can be. A clock a few minutes behind
+    ours is believed."""
+    wh = await Warehouse.open(admin)
+    await _shipped(client, wh, admin)
+    location = wh.shop.locations[0]["id"]
+    ops = bearer((await create_key(admin, ["orders:read", "fulfillment:write"]))["secret"])
+    path = f"/v1/locations/{location}/pickups"
+    for ready_at in ("2020-01-01T00:00:00Z", _at(hours=-1), "0001-01-01T00:00:00.000001Z"):
+        refused = await client.post(
+            path, json={"carrier": "UPS", "ready_at": ready_at}, headers=ops
+        )
+        assert (refused.status_code, refused.json()["code"]) == (422, "ready_at_in_past"), ready_at
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["errors"][0]["loc"] == ["body", "ready_at"]
+    assert (await client.get("/v1/pickups", params={"location_id": location}, headers=ops)).json()[
+        "data"
+    ] == []
+    behind = await client.post(path, json={"carrier": "UPS", "ready_at": _at(minutes=-5)},
+                               headers=ops)  # fmt: skip
+    assert behind.status_code == 201, behind.text
+    assert behind.json()["parcel_count"] == 1
 
 
 async def test_another_channels_shipments_are_404_everywhere(

@@ -194,8 +194,8 @@ async def test_times_at_the_calendar_edges_are_kept_or_refused_cleanly(
 
     other = await create_location(admin)
     early = {"carrier": "UPS", "ready_at": "0001-01-01T00:00:00.000001Z"}
-    nothing = await client.post(f"/v1/locations/{other['id']}/pickups", json=early, headers=ops)
-    assert (nothing.status_code, nothing.json()["code"]) == (409, "nothing_to_pick_up")
+    past = await client.post(f"/v1/locations/{other['id']}/pickups", json=early, headers=ops)
+    assert (past.status_code, past.json()["code"]) == (422, "ready_at_in_past")
 
 
 async def test_order_filters_take_a_time_with_offset_or_a_bare_date(

@@ -50,7 +50,8 @@ async def schedule_pickup(
     idem: Annotated[IdempotentCreate, idempotent_create(Scope.FULFILLMENT_WRITE, unbound=True)],
 ) -> Response:
     """Gathers every `shipped` parcel of that carrier (any spelling of a well-known one) at
-    the location that is not on a pickup yet; none → 409 `nothing_to_pick_up`. Pickups span
+    the location that is not on a pickup yet; none → 409 `nothing_to_pick_up`. A `ready_at`
+    more than 15 minutes before the server's clock is 422 `ready_at_in_past`. Pickups span
     channels: a channel-bound key gets 403 `channel_bound_key`."""
 
     async def create() -> bytes:

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from oms_api.domain import events as E
+from oms_api.domain.errors import DomainError
 from oms_api.domain.machine import step
 
 
@@ -46,3 +48,21 @@ def next_status(status: PickupStatus, command: PickupCommand) -> PickupStatus:
         TRANSITIONS, resource="pickup", status=status, command=command,
         allowed=[c.value for c in TRANSITIONS[status]],
     )  # fmt: skip
+
+
+# How far behind the server's clock a pickup's `ready_at` may be: a person scheduling a
+# pickup for "now" from a clock a little slow.
+READY_AT_CLOCK_SKEW = timedelta(minutes=15)
+
+
+def check_ready_at(ready_at: datetime, *, now: datetime) -> None:
+    """A pickup is for parcels ready now or later: a `ready_at` more than
+    READY_AT_CLOCK_SKEW before `now` is 422 `ready_at_in_past`."""
+    if ready_at < now - READY_AT_CLOCK_SKEW:
+        raise DomainError(
+            "ready_at_in_past",
+            f"ready_at ({ready_at.isoformat()}) is in the past: a pickup may be ready at most "
+            f"{int(READY_AT_CLOCK_SKEW.total_seconds()) // 60} minutes before the server's "
+            f"clock ({now.isoformat()}). Send the time with its offset.",
+            kind="invalid", loc=["body", "ready_at"],
+        )  # fmt: skip

@@ -171,7 +171,10 @@ class PickupCreate(RequestModel):
     )
 
     carrier: Carrier
-    ready_at: Timestamp = Field(description="When the parcels are ready for the driver.")
+    ready_at: Timestamp = Field(
+        description="When the parcels are ready for the driver: now or later (more than 15 "
+        "minutes before the server's clock is 422 `ready_at_in_past`)."
+    )
     note: ShortText | None = None
 
 

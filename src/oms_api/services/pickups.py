@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oms_api.domain.access import Principal
 from oms_api.domain.carriers import carrier_key
 from oms_api.domain.errors import DomainError
-from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus
+from oms_api.domain.pickups import EVENT_FOR_STATUS, PickupCommand, PickupStatus, check_ready_at
 from oms_api.errors import NotFound
 from oms_api.ids import new_id
 from oms_api.jsonutil import iso
@@ -46,7 +46,9 @@ async def schedule_pickup(
     conn: asyncpg.Connection, *, location_id: str, carrier: str, ready_at: datetime,
     note: str | None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Gather every shipped parcel of `carrier` at the location not yet on a pickup."""
+    """Gather every shipped parcel of `carrier` at the location not yet on a pickup, ready
+    now or later (`domain.pickups.check_ready_at`)."""
+    check_ready_at(ready_at, now=await conn.fetchval("SELECT now()"))
     if await conn.fetchval("SELECT 1 FROM locations WHERE id = $1", location_id) is None:
         raise NotFound(f"No location with id {location_id}.")
     pickup_id = new_id("pu")
