@@ -831,3 +831,27 @@ async def test_a_delivery_by_hand_or_reported_a_little_ahead_is_dated_by_our_clo
     assert answer.status_code == 201, answer.text
     assert datetime.fromisoformat(answer.json()["delivered_at"]) <= datetime.now(UTC)
     assert answer.json()["tracking"][-1]["occurred_at"] > answer.json()["delivered_at"]
+
+
+async def test_a_pick_list_in_neither_json_nor_pdf_is_406(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    wh = await Warehouse.open(admin)
+    path = f"/v1/locations/{wh.shop.locations[0]['id']}/pick-list"
+    for accept in ("text/csv", "image/png, text/html;q=0.5", "application/json;q=0"):
+        refused = await wh.get(client, path, headers={"Accept": accept})
+        assert refused.status_code == 406, (accept, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "not_acceptable"
+        assert refused.json()["available"] == ["application/json", "application/pdf"]
+    for accept in ("*/*", "application/*", "application/json", "text/csv, */*;q=0.1"):
+        answer = await wh.get(client, path, headers={"Accept": accept})
+        assert answer.status_code == 200, (accept, answer.text)
+        assert answer.headers["content-type"].startswith("application/json"), accept
+    request = client.build_request("GET", path, headers=wh.fulfiller)
+    del request.headers["Accept"]  # no Accept at all
+    bare = await client.send(request)
+    assert bare.status_code == 200, bare.text
+    assert bare.headers["content-type"].startswith("application/json")
+    printed = await wh.get(client, path, headers={"Accept": "text/csv;q=0.5, application/pdf"})
+    assert printed.headers["content-type"] == "application/pdf"

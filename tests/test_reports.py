@@ -390,6 +390,20 @@ async def test_csv_has_one_header_row_and_one_line_per_row(
             headers=w.a_reports | {"Accept": accept},
         )
         assert answer.headers["content-type"].startswith(kind), accept
+    # Every report, asked for neither JSON nor CSV: 406, never JSON it did not ask for.
+    for path in ("sales", "returns", "fulfillment", "inventory"):
+        for accept in ("application/pdf", "image/png, text/html;q=0.5", "text/csv;q=0"):
+            refused = await client.get(
+                f"/v1/reports/{path}", headers=w.a_reports | {"Accept": accept}
+            )
+            assert refused.status_code == 406, (path, accept, refused.text)
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert (refused.json()["code"], refused.json()["available"]) == (
+                "not_acceptable", ["application/json", "text/csv"],
+            )  # fmt: skip
+    for accept, kind in (("application/*", "application/json"), ("text/*", "text/csv")):
+        answer = await client.get("/v1/reports/sales", headers=w.a_reports | {"Accept": accept})
+        assert answer.headers["content-type"].startswith(kind), accept
 
     header, rows = await table("sales", group_by="day")
     assert header == ["day", "currency", "orders", "units", "revenue"]

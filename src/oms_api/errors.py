@@ -49,6 +49,10 @@ class NotFound(Problem):
     status, code, title = 404, "not_found", "Not found"
 
 
+class NotAcceptable(Problem):
+    status, code, title = 406, "not_acceptable", "Not acceptable"
+
+
 class Conflict(Problem):
     status, code, title = 409, "conflict", "Conflict"
 

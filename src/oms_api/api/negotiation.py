@@ -3,10 +3,15 @@
 The API answers JSON unless the client ranks the other representation (CSV for reports, a
 PDF for the pick list) strictly higher: media ranges are matched without regard to case,
 the most specific range that matches a type gives its weight (`q`, default 1), `*/*` and
-`type/*` match both, and a tie keeps JSON.
+`type/*` match both, and a tie keeps JSON. A header that admits neither (`text/csv` for
+the pick list, `application/pdf` for a report, `application/json;q=0`) is 406
+`not_acceptable`, naming the two it could have; no header, an empty one or one with no
+media range in it is as if absent (JSON).
 """
 
 from __future__ import annotations
+
+from oms_api.errors import NotAcceptable
 
 JSON = "application/json"
 
@@ -47,10 +52,20 @@ def _ranges(accept: str) -> list[tuple[str, str, float]]:
     return ranges
 
 
-def prefers(accept: str | None, alternative: str) -> bool:
-    """Whether `accept` ranks `alternative` (e.g. `text/csv`) above JSON."""
-    if not accept:
-        return False
-    ranges = _ranges(accept)
+def negotiate(accept: str | None, alternative: str) -> str:
+    """`JSON` or `alternative` (e.g. `text/csv`), as `accept` ranks them: `alternative`
+    only when ranked above JSON; 406 `not_acceptable` when neither is acceptable."""
+    ranges = _ranges(accept) if accept else []
+    if not ranges:
+        return JSON
+    json_weight = _weight(ranges, JSON)
     wanted = _weight(ranges, alternative.lower())
-    return wanted > 0 and wanted > _weight(ranges, JSON)
+    if wanted > 0 and wanted > json_weight:
+        return alternative
+    if json_weight > 0:
+        return JSON
+    raise NotAcceptable(
+        f"Accept: {accept} admits neither representation of this resource: "
+        f"{JSON} or {alternative}.",
+        available=[JSON, alternative],
+    )

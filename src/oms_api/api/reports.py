@@ -12,7 +12,7 @@ from oms_api.api.deps import (
     ReadSessionDep,
     read_require,
 )
-from oms_api.api.negotiation import prefers
+from oms_api.api.negotiation import JSON, negotiate
 from oms_api.api.orders import document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
@@ -42,7 +42,8 @@ ChannelFilter = Annotated[
     Query(description="Only this channel's orders (its code).", examples=["web"]),
 ]
 Accept = Annotated[str | None, Header(max_length=500)]
-ERRORS = problem_responses(401, 403, 422)
+CSV = "text/csv"
+ERRORS = problem_responses(401, 403, 406, 422)
 
 
 def _csv_docs(example: str) -> dict[int | str, dict[str, Any]]:
@@ -50,16 +51,16 @@ def _csv_docs(example: str) -> dict[int | str, dict[str, Any]]:
         200: {
             "content": {"text/csv": {"schema": {"type": "string"}, "example": example}},
             "description": "JSON, or with `Accept: text/csv` one header row and one line "
-            "per row (UTF-8).",
+            "per row (UTF-8). An `Accept` that admits neither is 406 `not_acceptable`.",
         },
         **ERRORS,
     }
 
 
-def _answer(report: dict[str, Any], columns: list[str], accept: str | None, name: str) -> Response:
+def _answer(report: dict[str, Any], columns: list[str], kind: str, name: str) -> Response:
     """The report as JSON, or its rows as CSV when the client's `Accept` prefers
-    `text/csv` (`negotiation.prefers`)."""
-    if prefers(accept, "text/csv"):
+    `text/csv` (`kind`: what `negotiation.negotiate` chose, before the report was made)."""
+    if kind != JSON:
         period = f"-{report['from']}-{report['to']}" if report["from"] else ""
         return Response(
             rules.to_csv(rules.csv_columns(columns), report["rows"]),
@@ -91,11 +92,12 @@ async def sales_report(
     """Orders placed in the period, cancelled ones left out: per group and currency, the
     orders, the units on their lines not cancelled and the revenue (the orders' totals; by
     SKU, the lines' units not cancelled x unit price). A channel-bound key gets its own channel's figures only."""
+    kind = negotiate(accept, CSV)
     report = await service.sales(
         await driver_connection(session), period=_period(from_, to), group_by=group_by,
         channel_id=principal.channel_id, channel=channel,
     )  # fmt: skip
-    return _answer(report, service.SALES_COLUMNS[group_by], accept, f"sales-by-{group_by}")
+    return _answer(report, service.SALES_COLUMNS[group_by], kind, f"sales-by-{group_by}")
 
 
 @router.get(
@@ -119,11 +121,12 @@ async def fulfillment_report(
     percentile of the hours from placement to the first shipment shipped and to delivery —
     in total, and in `rows` per shipping location (the orders with a shipment from it). The
     CSV holds the rows. A channel-bound key gets its own channel's figures only."""
+    kind = negotiate(accept, CSV)
     report = await service.fulfilment(
         await driver_connection(session), period=_period(from_, to),
         channel_id=principal.channel_id, channel=channel,
     )  # fmt: skip
-    return _answer(report, service.FULFILMENT_COLUMNS, accept, "fulfillment")
+    return _answer(report, service.FULFILMENT_COLUMNS, kind, "fulfillment")
 
 
 @router.get(
@@ -145,11 +148,12 @@ async def returns_report(
     """Per SKU on the orders placed in the period (not cancelled): units sold (less any
     cancelled), units returned (on returns neither rejected nor cancelled), the return rate and the units per
     reason. A channel-bound key gets its own channel's figures only."""
+    kind = negotiate(accept, CSV)
     report = await service.returns(
         await driver_connection(session), period=_period(from_, to),
         channel_id=principal.channel_id, channel=channel,
     )  # fmt: skip
-    return _answer(report, service.RETURNS_COLUMNS, accept, "returns")
+    return _answer(report, service.RETURNS_COLUMNS, kind, "returns")
 
 
 @router.get(
@@ -166,7 +170,8 @@ async def inventory_report(
     channel-bound key: those its channel sells from): on hand, reserved, available, the
     reorder point, `low_stock` (available ≤ reorder point) and the stock's value at the
     product's price. Low-stock products first, then by SKU."""
+    kind = negotiate(accept, CSV)
     report = await service.inventory(
         await driver_connection(session), channel_id=principal.channel_id
     )
-    return _answer(report, service.INVENTORY_COLUMNS, accept, "inventory")
+    return _answer(report, service.INVENTORY_COLUMNS, kind, "inventory")

@@ -18,7 +18,7 @@ from oms_api.api.deps import (
     read_require,
     require,
 )
-from oms_api.api.negotiation import prefers
+from oms_api.api.negotiation import JSON, negotiate
 from oms_api.api.orders import OptionalReason, OrderId, document_response
 from oms_api.api.problems import problem_responses
 from oms_api.db import driver_connection
@@ -326,7 +326,7 @@ def _statuses(value: str) -> list[str]:
     "/v1/locations/{location_id}/pick-list", response_model=PickList, summary="A location's pick list",
     responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
                      "description": "JSON, or with `Accept: application/pdf` a printable PDF."},
-               **problem_responses(401, 403, 404, 422)},
+               **problem_responses(401, 403, 404, 406, 422)},
 )  # fmt: skip
 async def get_pick_list(
     location_id: LocationId,
@@ -338,9 +338,11 @@ async def get_pick_list(
     """Every unit to pick at the location across its open shipments, grouped by SKU and
     sorted by SKU, each with the shipments it goes into. `Accept: application/pdf` gives
     the same as a printable PDF (a generated client: `GET …/pick-list.pdf`, which answers
-    only the PDF). A channel-bound key sees its own channel's shipments."""
+    only the PDF); an `Accept` that admits neither JSON nor PDF is 406 `not_acceptable`.
+    A channel-bound key sees its own channel's shipments."""
+    kind = negotiate(accept, "application/pdf")
     listing = await _pick_list(session, principal, location_id, status)
-    if prefers(accept, "application/pdf"):
+    if kind != JSON:
         return pdf_response(pick_list_pdf(listing), f"pick-list-{location_id}.pdf")
     return document_response(listing)
 
