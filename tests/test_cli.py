@@ -12,7 +12,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
+import oms_api
 from oms_api import migrations_runner
 from oms_api.db import libpq_url
 from tests.conftest import create_database, drop_database, service_env
@@ -254,3 +256,26 @@ async def test_demo_after_a_hand_made_web_channel_sells_from_its_own_warehouse(
         assert placed == 20
     finally:
         await drop_database(url)
+
+
+@pytest.mark.parametrize(("group", "commands"), [("keys", "{create,list,revoke}"),
+                                                 ("inventory", "{verify}")])  # fmt: skip
+def test_a_command_group_alone_prints_its_own_help(group: str, commands: str) -> None:
+    result = oms("postgresql://unused@127.0.0.1:1/x", group)
+    assert result.returncode == 2
+    assert result.stdout.startswith(f"usage: oms-api {group} [-h] {commands}")
+
+
+def test_keys_create_refuses_a_blank_name(database_url: str) -> None:
+    for name in ("", "  "):
+        result = oms(database_url, "keys", "create", "--name", name, "--scope", "admin")
+        assert result.returncode == 2, result.stdout
+        assert "argument --name: must not be blank" in result.stderr
+    names = [row.split("\t")[2] for row in oms(database_url, "keys", "list").stdout.splitlines()]
+    assert all(name.strip() for name in names), names
+
+
+def test_version() -> None:
+    result = oms("postgresql://unused@127.0.0.1:1/x", "--version")
+    assert result.returncode == 0
+    assert result.stdout == f"oms-api {oms_api.__version__}\n"

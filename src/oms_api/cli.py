@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from oms_api import __version__
 from oms_api.domain.access import Scope
 from oms_api.settings import Settings, get_settings
 
@@ -21,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help()
+        # `oms-api keys` alone: that group's help, not the top level's.
+        getattr(args, "help_parser", parser).print_help()
         return 2
     try:
         return int(args.handler(args) or 0)
@@ -29,10 +31,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _key_name(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    if len(value) > 200:  # as the API's
+        raise argparse.ArgumentTypeError("must be at most 200 characters")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oms-api", description="Headless order management service."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(title="commands")
 
     serve = sub.add_parser("serve", help="run the API (migrates first unless --no-migrate)")
@@ -63,9 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
 
     keys = sub.add_parser("keys", help="manage API keys")
+    keys.set_defaults(help_parser=keys)
     keys_sub = keys.add_subparsers(title="keys commands")
     create = keys_sub.add_parser("create", help="create a key and print it (shown once)")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, type=_key_name)
     create.add_argument(
         "--scope", dest="scopes", action="append", required=True,
         choices=[s.value for s in Scope], help="repeat for several scopes",
@@ -79,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=_keys_revoke)
 
     inventory = sub.add_parser("inventory", help="inventory tools")
+    inventory.set_defaults(help_parser=inventory)
     inventory_sub = inventory.add_subparsers(title="inventory commands")
     verify = inventory_sub.add_parser(
         "verify", help="check that the movement ledger sums to the stock levels; exit 1 on drift"
