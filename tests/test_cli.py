@@ -258,6 +258,30 @@ async def test_demo_after_a_hand_made_web_channel_sells_from_its_own_warehouse(
         await drop_database(url)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--port", "99999", "argument --port: must be from 1 to 65535, not 99999"),
+        ("--port", "0", "argument --port: must be from 1 to 65535, not 0"),
+        ("--port", "http", "argument --port: must be a whole number, not 'http'"),
+        ("--workers", "0", "argument --workers: must be at least 1, not 0"),
+        ("--workers", "-1", "argument --workers: must be at least 1, not -1"),
+    ],
+)
+def test_serve_refuses_numbers_out_of_range(
+    database_url: str, option: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oms_api.cli", "serve", "--no-migrate", option, value],
+        env=service_env(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert result.returncode == 2
+    assert result.stderr.endswith(f"oms-api serve: error: {message}\n")
+
+
 @pytest.mark.parametrize(("group", "commands"), [("keys", "{create,list,revoke}"),
                                                  ("inventory", "{verify}")])  # fmt: skip
 def test_a_command_group_alone_prints_its_own_help(group: str, commands: str) -> None:

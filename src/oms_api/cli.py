@@ -31,6 +31,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _port(value: str) -> int:
+    number = _whole_number(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, not {number}")
+    return number
+
+
+def _at_least_one(value: str) -> int:
+    number = _whole_number(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}") from None
+
+
 def _key_name(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be blank")
@@ -48,8 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the API (migrates first unless --no-migrate)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--port", type=_port, default=8000, help="1 to 65535 (default 8000)")
+    serve.add_argument(
+        "--workers", type=_at_least_one, default=1, help="server processes (default 1)"
+    )
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations on start")
     serve.add_argument("--log-format", choices=["json", "console"], help="overrides OMS_LOG_FORMAT")
     serve.add_argument(
