@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -280,6 +281,34 @@ def test_serve_refuses_numbers_out_of_range(
     )
     assert result.returncode == 2
     assert result.stderr.endswith(f"oms-api serve: error: {message}\n")
+
+
+def _changed(url: str, *, netloc: str | None = None, path: str | None = None) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=netloc or parts.netloc, path=path or parts.path))
+
+
+def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(server_url: str) -> None:
+    host = urlsplit(server_url).hostname or "127.0.0.1"
+    address = urlsplit(server_url).netloc.split("@")[-1]
+    cases = {
+        _changed(server_url, path="/no_such_db"): 'database "no_such_db" does not exist',
+        _changed(server_url, netloc=f"no_such_role@{address}"): 'role "no_such_role" does not exist',
+        _changed(server_url, netloc=f"postgres@{host}:1"): "cannot connect to the database",
+        "postgresql://postgres@no-such-host.invalid/x": "cannot connect to the database",
+        "mysql://x@y/z": "DATABASE_URL must be a postgresql:// URL",
+        "postgresql://postgres@127.0.0.1:abc/x": "DATABASE_URL is not a valid URL",
+        "postgresql://postgres@127.0.0.1:99999/x": "DATABASE_URL is not a valid URL",
+    }  # fmt: skip
+    runs = [(url, ["inventory", "verify"]) for url in cases]
+    runs += [(url, ["migrate"]) for url in list(cases)[:3]]  # Alembic connects its own way
+    for url, command in runs:
+        problem = cases[url]
+        result = oms(url, *command)
+        assert result.returncode == 1, (url, result.stderr)
+        assert result.stderr.startswith("error: "), (url, result.stderr)
+        assert problem in result.stderr, (url, result.stderr)
+        assert len(result.stderr.splitlines()) == 1, (url, result.stderr)
 
 
 @pytest.mark.parametrize(("group", "commands"), [("keys", "{create,list,revoke}"),

@@ -7,15 +7,23 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from oms_api import __version__
 from oms_api.domain.access import Scope
 from oms_api.settings import Settings, get_settings
+
+
+class CommandError(Exception):
+    """Why a command cannot run, in one line: printed as `error: …`, exit status 1."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        print(f"error: {_settings_problem(exc)}", file=sys.stderr)
+        return 1
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """The environment's first bad variable, in one line: `OMS_DB_POOL_SIZE=0: …`."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]).lower().removeprefix("oms_") if error["loc"] else ""
+    variable = "DATABASE_URL" if field == "database_url" else f"OMS_{field.upper()}"
+    message = error["msg"].removeprefix("Value error, ")
+    if variable in message:  # our validators name it already
+        return message
+    return f"{variable}={error['input']!r}: {message}"
 
 
 def _port(value: str) -> int:
@@ -145,14 +172,16 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with database_url(settings.database_url, settings.data_dir, owner=True) as url:
         if not args.no_migrate:
-            migrations_runner.upgrade(url)
+            with _connection_errors(url):
+                migrations_runner.upgrade(url)
         os.environ["DATABASE_URL"] = url  # worker processes inherit it
         get_settings.cache_clear()
         if args.demo:
             # The demo's emails go somewhere to read: files in the data directory.
             os.environ.setdefault("OMS_SMTP_URL", _demo_mail_url(settings))
             get_settings.cache_clear()
-            print(_seed_demo(url, f"http://{args.host}:{args.port}"), flush=True)
+            with _connection_errors(url):
+                print(_seed_demo(url, f"http://{args.host}:{args.port}"), flush=True)
         with tempfile.TemporaryDirectory(prefix="oms-metrics-") as metrics_dir:
             if args.workers > 1:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -201,10 +230,9 @@ def _seed_demo(url: str, base_url: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from oms_api import migrations_runner
-    from oms_api.embedded import database_url
 
     settings = get_settings()
-    with database_url(settings.database_url, settings.data_dir) as url:
+    with _database(settings) as url:
         migrations_runner.upgrade(url)
         print(_seed_demo(url, "http://127.0.0.1:8000"))
     # `demo` seeds and exits: the commands above need the API running.
@@ -215,12 +243,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from oms_api.embedded import database_url
     from oms_api.observability import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    with database_url(settings.database_url, settings.data_dir) as url:
+    with _database(settings) as url:
         asyncio.run(_run_worker(settings.model_copy(update={"database_url": url})))
     return 0
 
@@ -256,20 +283,84 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def _migrate(args: argparse.Namespace) -> int:
     from oms_api import migrations_runner
-    from oms_api.embedded import database_url
 
     settings = get_settings()
-    with database_url(settings.database_url, settings.data_dir) as url:
+    with _database(settings) as url:
         migrations_runner.upgrade(url)
     print("database is at migration", migrations_runner.head_revision())
     return 0
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The URL a command works on: DATABASE_URL, or else the embedded PostgreSQL in
+    OMS_DATA_DIR. A database that cannot be used is a `CommandError` naming why."""
+    from oms_api.embedded import database_url
+
+    with database_url(settings.database_url, settings.data_dir) as url, _connection_errors(url):
+        yield url
+
+
+@contextmanager
+def _connection_errors(url: str) -> Iterator[None]:
+    """A database that cannot be used, raised in the block, as a `CommandError` saying why."""
+    try:
+        yield
+    except Exception as exc:
+        problem = _connection_problem(exc)
+        if problem is None:
+            raise
+        raise CommandError(f"{problem} ({_without_password(url)})") from None
+
+
+def _connection_problem(exc: BaseException) -> str | None:
+    """Why the database could not be used, if that is what `exc` (or what caused it) says;
+    None for anything else, whose traceback is worth seeing."""
+    import asyncpg
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, asyncpg.InvalidCatalogNameError):
+            return reason  # database "x" does not exist
+        if isinstance(
+            error,
+            asyncpg.InvalidAuthorizationSpecificationError
+            | asyncpg.InvalidPasswordError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError,
+        ):
+            return f"the database refused the connection: {reason}"
+        if isinstance(error, socket.gaierror):
+            return f"cannot connect to the database: unknown host ({reason})"
+        # Sockets' errors name no file; a file's (a demo's mail, …) does, and is not ours.
+        if isinstance(error, OSError) and error.filename is None:
+            return f"cannot connect to the database: {reason}"
+        if isinstance(error, asyncpg.ConnectionDoesNotExistError):
+            return f"lost the connection to the database: {reason}"
+        pending += [error.__cause__, error.__context__, getattr(error, "orig", None)]
+    return None
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _with_session(settings: Settings, work: Any) -> Any:
     """Run `work(session)` in one committed transaction against the configured database."""
     from oms_api import migrations_runner
     from oms_api.db import Database, create_engine
-    from oms_api.embedded import database_url
 
     async def run(url: str) -> Any:
         database = Database(create_engine(settings, url, pool_size=1, max_overflow=0))
@@ -279,7 +370,7 @@ def _with_session(settings: Settings, work: Any) -> Any:
         finally:
             await database.dispose()
 
-    with database_url(settings.database_url, settings.data_dir) as url:
+    with _database(settings) as url:
         if not settings.database_url:
             migrations_runner.upgrade(url)
         return asyncio.run(run(url))

@@ -6,6 +6,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -131,9 +132,13 @@ class Settings(BaseSettings):
     def _postgres_only(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
             return None
+        name = "DATABASE_URL" if info.field_name == "database_url" else "OMS_READ_DATABASE_URL"
         if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
-            name = "DATABASE_URL" if info.field_name == "database_url" else "OMS_READ_DATABASE_URL"
             raise ValueError(f"{name} must be a postgresql:// URL")
+        try:
+            urlsplit(value).port  # noqa: B018 - raises on a port that is no number or too large
+        except ValueError as exc:
+            raise ValueError(f"{name} is not a valid URL: {exc}") from None
         return value
 
 
