@@ -18,6 +18,7 @@ import pytest
 import oms_api
 from oms_api import migrations_runner
 from oms_api.db import libpq_url
+from oms_api.embedded import EmbeddedPostgres
 from tests.conftest import create_database, drop_database, service_env
 from tests.factories import bearer, create_channel
 from tests.paper_reading import barcodes, words
@@ -257,6 +258,60 @@ async def test_demo_after_a_hand_made_web_channel_sells_from_its_own_warehouse(
         assert placed == 20
     finally:
         await drop_database(url)
+
+
+def oms_embedded(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`oms-api ARGS` with no DATABASE_URL: the embedded database in `data_dir`, if any."""
+    return subprocess.run(
+        [sys.executable, "-m", "oms_api.cli", *args],
+        env=service_env(OMS_DATA_DIR=str(data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "--name", "prod", "--scope", "admin"],
+        ["keys", "list"],
+        ["keys", "revoke", "key_x"],
+        ["inventory", "verify"],
+        ["migrate"],
+        ["worker"],
+    ],
+)
+def test_without_database_url_a_command_needs_the_embedded_database_serve_made(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Not a new, empty one, made on the spot, about which it reports success."""
+    fresh = tmp_path / "fresh"
+    result = oms_embedded(fresh, *args)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: DATABASE_URL is not set and no embedded database exists at {fresh} "
+        "(run `oms-api serve` first or set DATABASE_URL)\n"
+    )
+    assert not fresh.exists()
+
+
+@pytest.mark.embedded
+def test_without_database_url_a_command_uses_the_embedded_database_and_says_so(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "oms-data"
+    embedded = EmbeddedPostgres(data_dir, owner=True)  # as `oms-api serve` leaves it
+    embedded.start()
+    embedded.stop()
+    created = oms_embedded(data_dir, "keys", "create", "--name", "dev", "--scope", "admin")
+    assert created.returncode == 0, created.stderr
+    assert created.stderr.splitlines()[0] == (
+        f"DATABASE_URL is not set: using the embedded database at {data_dir}"
+    )
+    listed = oms_embedded(data_dir, "keys", "list")
+    assert created.stdout[:12] in listed.stdout
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,7 @@ def _demo(args: argparse.Namespace) -> int:
     from oms_api import migrations_runner
 
     settings = get_settings()
-    with _database(settings) as url:
+    with _database(settings, create=True) as url:
         migrations_runner.upgrade(url)
         print(_seed_demo(url, "http://127.0.0.1:8000"))
     # `demo` seeds and exits: the commands above need the API running.
@@ -292,11 +292,30 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[str]:
+def _database(settings: Settings, *, create: bool = False) -> Iterator[str]:
     """The URL a command works on: DATABASE_URL, or else the embedded PostgreSQL in
-    OMS_DATA_DIR. A database that cannot be used is a `CommandError` naming why."""
-    from oms_api.embedded import database_url
+    OMS_DATA_DIR, said so on stderr. Only `create` commands (`demo`) make a new one; the
+    others need the one `serve` made: against a new, empty database `inventory verify` and
+    `keys create` would report success about nothing. A database that cannot be used is a
+    `CommandError` naming why."""
+    from oms_api.embedded import database_url, exists
 
+    if not settings.database_url:
+        where = settings.data_dir.expanduser().resolve()
+        if exists(where):
+            print(
+                f"DATABASE_URL is not set: using the embedded database at {where}", file=sys.stderr
+            )
+        elif create:
+            print(
+                f"DATABASE_URL is not set: creating an embedded database at {where}",
+                file=sys.stderr,
+            )
+        else:
+            raise CommandError(
+                f"DATABASE_URL is not set and no embedded database exists at {where} "
+                "(run `oms-api serve` first or set DATABASE_URL)"
+            )
     with database_url(settings.database_url, settings.data_dir) as url, _connection_errors(url):
         yield url
 

@@ -13,6 +13,9 @@ What the package does, and how we handle it:
   when `oms-api serve` exits on Ctrl-C or SIGTERM. A server left running by a killed
   process is found and reused by the next start; `serve` adopts it (and stops it on exit),
   one-shot commands such as `oms-api keys` leave running a server they did not start.
+- Only `serve` and `demo` create one; the other commands need one `serve` made (`exists`):
+  `inventory verify` or `keys create` against a new, empty database would report success
+  about nothing.
 """
 
 from __future__ import annotations
@@ -86,6 +89,11 @@ class EmbeddedPostgres:
             if info.process is not None and info.process.is_running():
                 info.process.terminate()
         self._server = None
+
+
+def exists(data_dir: Path) -> bool:
+    """Whether `data_dir` holds an embedded PostgreSQL's cluster (as `oms-api serve` makes)."""
+    return (data_dir.expanduser() / "pg" / "PG_VERSION").is_file()
 
 
 async def _ensure_database(socket_dir: str) -> None:
