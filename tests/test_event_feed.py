@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from oms_api.ids import new_id
-from tests.conftest import LiveServer, free_port, service_env, start_worker
+from oms_api.main import create_app
+from tests.conftest import LiveServer, free_port, make_settings, service_env, start_worker
 from tests.factories import Shop, create_key, order_body, place
 from tests.receiver import Receiver
 
@@ -263,3 +264,23 @@ async def test_an_event_without_data_is_refused(database_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM events WHERE id = 'evt_nodata'") == 0
     finally:
         await conn.close()
+
+
+async def test_the_services_own_idle_transactions_end_so_they_cannot_hold_the_feed(
+    database_url: str,
+) -> None:
+    """Any open transaction holds the feed back; one of the service's own left idle is
+    ended by PostgreSQL after OMS_IDLE_IN_TRANSACTION_TIMEOUT_MS."""
+    app = create_app(make_settings(database_url, idle_in_transaction_timeout_ms=300))
+    async with app.router.lifespan_context(app):
+
+        async def idle_in_a_transaction() -> None:
+            async with app.state.database.transaction() as conn:
+                setting = await conn.fetchval("SHOW idle_in_transaction_session_timeout")
+                assert setting == "300ms"
+                await conn.fetchval("SELECT pg_current_xact_id()")
+                await asyncio.sleep(1)  # idle, in a transaction that holds the feed back
+                await conn.fetchval("SELECT 1")
+
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+            await idle_in_a_transaction()

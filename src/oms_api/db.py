@@ -61,6 +61,12 @@ def create_engine(
     server_settings = {"application_name": "oms-api", "TimeZone": "UTC"}
     if settings.statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    # A transaction of ours left open and idle (a bug, a stuck await) ends after this, so it
+    # cannot hold the event feed's and the notifier's horizon back for longer.
+    if settings.idle_in_transaction_timeout_ms:
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            settings.idle_in_transaction_timeout_ms
+        )
     options: dict[str, Any] = {
         "json_serializer": lambda value: orjson.dumps(value).decode(),
         "json_deserializer": orjson.loads,

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="PostgreSQL idle_in_transaction_session_timeout of the service's own "
+        "connections; 0 = the server's.",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     rate_limit: float = Field(
         default=0, ge=0, description="Requests per second per API key and process; 0 = off."
