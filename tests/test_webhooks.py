@@ -513,3 +513,79 @@ async def test_an_internationalised_host_name_is_delivered_to(
         await dispatcher._http.aclose()
     assert (outcome.status_code, outcome.error) == (200, None)
     assert receiver.received[0].headers["host"] == f"xn--bcher-kva.hooks.test:{receiver.port}"
+
+
+def _sequences(receiver: Receiver, order_id: str) -> list[int]:
+    return [
+        e["sequence"]
+        for e in receiver.events()
+        if order_id in (e["data"].get("id"), e["data"].get("order_id"))
+    ]
+
+
+async def test_an_orders_deliveries_go_one_at_a_time_in_sequence_order(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """While an endpoint holds sequence 1, its order's later events wait for it; one that
+    fails is retried before any later one is sent."""
+    shop = await Shop.open(admin)
+    release = threading.Event()
+    receiver = Receiver(hold=release).start()
+    try:
+        await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
+        product = await shop.product(admin, 5)
+        order = (
+            await place(
+                client, order_body(None, [(product["sku"], 1)],
+                                   payment={"method": "card", "status": "pending"}),
+                headers=shop.headers,
+            )
+        ).json()  # fmt: skip
+        await receiver.wait_for(lambda ev: len(ev) == 1)  # order.created, held...
+        paid = await client.post(  # ...while one transaction records three more events
+            f"/v1/orders/{order['id']}/payments",
+            headers=shop.headers,
+            json={"kind": "authorization", "amount": order["totals"]["total"]},
+        )
+        assert paid.json()["status"] == "confirmed"
+        await client.post(f"/v1/orders/{order['id']}/cancel", headers=shop.headers)
+        await asyncio.sleep(0.8)
+        assert _sequences(receiver, order["id"]) == [1]  # nothing overtakes the head
+        receiver.statuses = [500]  # the held one succeeds, the next fails once
+        release.set()
+        timeline = (await admin.get(f"/v1/orders/{order['id']}/events")).json()["data"]
+        count = len(timeline)
+        assert count >= 4
+        await receiver.wait_for(lambda ev: len(_sequences(receiver, order["id"])) == count + 1)
+        expected = list(range(1, count + 1))
+        assert _sequences(receiver, order["id"]) == [1, 2, *expected[1:]]  # 2 failed, retried
+    finally:
+        release.set()
+        receiver.stop()
+
+
+async def test_a_slow_endpoints_backlog_never_delays_a_healthy_one(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Several times more deliveries for an endpoint that holds every request (until the
+    dispatcher's timeout) than a dispatcher sends at once: another endpoint's delivery
+    still goes at once, not after that backlog."""
+    shop = await Shop.open(admin)
+    release = threading.Event()
+    slow, fast = Receiver(hold=release).start(), Receiver().start()
+    try:
+        await register(admin, slow.url, {}, channel_id=shop.channel["id"])
+        product = await shop.product(admin, 100)
+        for _ in range(app.state.settings.webhook_concurrency + 8):  # 3 events each
+            await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+        await slow.wait_for(lambda ev: len(ev) >= 1)
+        await register(admin, fast.url, {}, ["order.created"], channel_id=shop.channel["id"])
+        order = (
+            await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+        ).json()
+        await fast.wait_for(_for_order(order["id"]), seconds=2)
+        assert not release.is_set()
+    finally:
+        release.set()
+        slow.stop()
+        fast.stop()

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         default=32, ge=1, le=1000, description="Deliveries in flight per process."
     )
+    webhook_endpoint_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Deliveries in flight per endpoint per process: a slow endpoint's "
+        "backlog never takes every slot.",
+    )
     webhook_poll_interval: float = Field(
         default=2.0, gt=0, description="Seconds between queue polls without NOTIFY."
     )

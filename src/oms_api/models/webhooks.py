@@ -53,8 +53,10 @@ class WebhookDelivery(Base):
         UniqueConstraint(
             "endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_id_event_id"
         ),
+        # The dispatcher claims each endpoint's oldest due deliveries (migration 0020).
         Index(
             "ix_webhook_deliveries_due",
+            "endpoint_id",
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.access import Principal
@@ -162,12 +162,22 @@ async def get_delivery(
 async def retry_delivery(
     session: AsyncSession, *, principal: Principal, delivery_id: str
 ) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
-    """Due again now, whatever its state (a delivered event may be sent again)."""
+    """Due again now, whatever its state (a delivered event may be sent again). Its order's later deliveries to the endpoint wait for it again, and
+    those that waited for its retry schedule are due as soon as it is delivered."""
     delivery, _ = await get_delivery(session, principal=principal, delivery_id=delivery_id)
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery.id)
         .values(status="pending", next_attempt_at=func.now())
+    )
+    await session.execute(
+        text("""UPDATE webhook_deliveries later SET next_attempt_at = now()
+                FROM events head, events e
+                WHERE head.id = :event_id AND e.order_id = head.order_id
+                  AND e.sequence > head.sequence AND later.event_id = e.id
+                  AND later.endpoint_id = :endpoint_id AND later.status = 'pending'
+                  AND later.next_attempt_at > now()"""),
+        {"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id},
     )
     await session.refresh(delivery)
     return await get_delivery(session, principal=principal, delivery_id=delivery_id)

@@ -4,8 +4,10 @@
   them by moving `next_attempt_at` past the attempt's timeout: any number of dispatchers
   share the queue, and a delivery whose dispatcher died becomes due again when the lease
   runs out (at-least-once). No transaction is open during an HTTP call.
-- Sends each delivery in its own task, at most `OMS_WEBHOOK_CONCURRENCY` at once, so a
-  slow endpoint holds one slot for at most `OMS_WEBHOOK_TIMEOUT`, never the queue.
+- Sends each delivery in its own task, at most `OMS_WEBHOOK_CONCURRENCY` at once and at
+  most `OMS_WEBHOOK_ENDPOINT_CONCURRENCY` of them to one endpoint, so a slow endpoint
+  holds a few slots for at most `OMS_WEBHOOK_TIMEOUT` each, never the queue.
+- One order's deliveries to one endpoint go one at a time in `sequence` order (CLAIM_SQL).
 - Wakes on `LISTEN oms_webhook_deliveries` (the fan-out trigger NOTIFYs at commit), and
   polls every `OMS_WEBHOOK_POLL_INTERVAL` seconds as a fallback.
 - Records every attempt; schedules retries with jittered back-off (`Retry-After`
@@ -16,7 +18,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -48,23 +52,62 @@ DELIVERIES = Counter(
     "oms_webhook_attempts_total", "Webhook delivery attempts by outcome.", ["outcome"]
 )
 
+# Which deliveries one pass claims, at most $1 (the process's free slots):
+# - FIFO per (endpoint, order): a delivery of an order's event is due only when no
+#   earlier-`sequence` delivery of that order to that endpoint is still pending (in flight,
+#   waiting for a retry or due: the head of the order's queue blocks the rest until it
+#   succeeds or is finally failed or dropped). Events of no order are not ordered.
+# - Fair: each enabled endpoint contributes its oldest due heads, at most $5 in flight per
+#   endpoint in this process ($3/$4: this process's endpoints in flight and their counts),
+#   and every endpoint's first before any endpoint's second: a slow endpoint's backlog takes
+#   at most $5 slots and never keeps another endpoint's deliveries waiting.
+# Index-supported: per endpoint, ix_webhook_deliveries_due (endpoint_id, next_attempt_at)
+# WHERE status = 'pending'; the head check walks the order's earlier events
+# (ix_events_order_id_sequence) and their deliveries (uq_webhook_deliveries_endpoint_id_event_id).
+# `heads` takes no lock; `due` locks what it can (SKIP LOCKED: another dispatcher claiming
+# at the same moment) and checks again that each is still pending and due. `candidates`
+# says how many were chosen, so a pass that lost some to another dispatcher claims again.
 CLAIM_SQL = f"""
-WITH due AS (
-    SELECT d.id FROM webhook_deliveries d
-    JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND ep.status = 'enabled'
-    ORDER BY d.next_attempt_at
+WITH busy AS (
+    SELECT * FROM unnest($3::text[], $4::int[]) AS b(endpoint_id, in_flight)
+), heads AS (
+    SELECT h.id
+    FROM webhook_endpoints ep
+    LEFT JOIN busy b ON b.endpoint_id = ep.id
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at,
+               row_number() OVER (ORDER BY d.next_attempt_at, d.id) AS rank
+        FROM webhook_deliveries d
+        JOIN events e ON e.id = d.event_id
+        WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+          AND (e.order_id IS NULL OR NOT EXISTS (
+                SELECT FROM events earlier
+                JOIN webhook_deliveries ed
+                  ON ed.event_id = earlier.id AND ed.endpoint_id = d.endpoint_id
+                WHERE earlier.order_id = e.order_id AND earlier.sequence < e.sequence
+                  AND ed.status = 'pending'))
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT $5 - coalesce(b.in_flight, 0)
+    ) h
+    WHERE ep.status = 'enabled' AND coalesce(b.in_flight, 0) < $5
+    ORDER BY h.rank, h.next_attempt_at
     LIMIT $1
+), due AS (
+    SELECT d.id FROM webhook_deliveries d
+    WHERE d.id IN (SELECT id FROM heads) AND d.status = 'pending' AND d.next_attempt_at <= now()
     FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d
+    SET next_attempt_at = now() + make_interval(secs => $2), attempts = d.attempts + 1
+    FROM due, webhook_endpoints ep, events e
+    WHERE d.id = due.id AND ep.id = d.endpoint_id AND e.id = d.event_id
+    RETURNING d.id, d.attempts, ep.id AS endpoint_id, ep.url, ep.secret, ep.previous_secret,
+              ep.previous_secret_expires_at > now() AS previous_secret_valid, ep.channel_id,
+              e.id AS event_id, e.type, e.created_at, e.sequence, {event_data_sql("e")} AS data,
+              now() AS now
 )
-UPDATE webhook_deliveries d
-SET next_attempt_at = now() + make_interval(secs => $2), attempts = d.attempts + 1
-FROM due, webhook_endpoints ep, events e
-WHERE d.id = due.id AND ep.id = d.endpoint_id AND e.id = d.event_id
-RETURNING d.id, d.attempts, ep.id AS endpoint_id, ep.url, ep.secret, ep.previous_secret,
-          ep.previous_secret_expires_at > now() AS previous_secret_valid, ep.channel_id,
-          e.id AS event_id, e.type, e.created_at, e.sequence, {event_data_sql("e")} AS data,
-          now() AS now
+SELECT claimed.*, chosen.candidates
+FROM (SELECT count(*) AS candidates FROM heads) chosen LEFT JOIN claimed ON true
 """
 
 
@@ -130,6 +173,7 @@ class Dispatcher:
         self.database_url = database_url
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._per_endpoint: collections.Counter[str] = collections.Counter()
         self._http: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
@@ -141,14 +185,17 @@ class Dispatcher:
         try:
             while True:
                 capacity = self.settings.webhook_concurrency - len(self._in_flight)
-                claimed = 0
+                claimed = skipped = 0
                 if capacity > 0:
                     try:
-                        claimed = await self._claim_and_send(capacity)
+                        claimed, skipped = await self._claim_and_send(capacity)
                     except Exception:
                         log.exception("claiming webhook deliveries failed; will retry")
                 if claimed and claimed == capacity:
                     await asyncio.sleep(0)  # more may be due: claim again at once
+                    continue
+                if skipped:  # another dispatcher was claiming them: others may be due
+                    await asyncio.sleep(0.05)
                     continue
                 self._wake.clear()
                 waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
@@ -187,20 +234,36 @@ class Dispatcher:
                         await conn.close()
             await asyncio.sleep(2)
 
-    async def _claim(self, limit: int) -> list[Any]:
+    async def _claim(self, limit: int) -> tuple[list[Any], int]:
+        """(claimed rows, how many chosen ones another dispatcher had locked)."""
         lease = self.settings.webhook_timeout + LEASE_MARGIN_S
+        busy = list(self._per_endpoint.items())
         async with self.database.transaction() as conn:
-            return list(await conn.fetch(CLAIM_SQL, limit, lease))
+            result = await conn.fetch(
+                CLAIM_SQL, limit, lease, [b[0] for b in busy], [b[1] for b in busy],
+                self.settings.webhook_endpoint_concurrency,
+            )  # fmt: skip
+        rows = [row for row in result if row["id"] is not None]
+        return rows, result[0]["candidates"] - len(rows)
 
-    async def _claim_and_send(self, limit: int) -> int:
+    async def _claim_and_send(self, limit: int) -> tuple[int, int]:
+        """(deliveries claimed and sent off, chosen ones skipped as locked)."""
         # Shielded: a shutdown may interrupt an HTTP call, never a transaction (a cancelled
         # await inside one can hand a pooled connection back mid-transaction).
-        rows = await asyncio.shield(self._claim(limit))
+        rows, skipped = await asyncio.shield(self._claim(limit))
         for row in rows:
+            endpoint_id = row["endpoint_id"]
+            self._per_endpoint[endpoint_id] += 1
             task = asyncio.create_task(self._deliver(row))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-        return len(rows)
+            task.add_done_callback(functools.partial(self._done, endpoint_id))
+        return len(rows), skipped
+
+    def _done(self, endpoint_id: str, _: object) -> None:
+        self._per_endpoint[endpoint_id] -= 1
+        if self._per_endpoint[endpoint_id] <= 0:
+            del self._per_endpoint[endpoint_id]
 
     async def _deliver(self, row: Any) -> None:
         try:
@@ -306,15 +369,30 @@ class Dispatcher:
     async def _fail(
         conn: asyncpg.Connection, row: Any, outcome: Outcome, delay: float | None
     ) -> None:
-        await conn.execute(
+        """Failed, or pending again after `delay` seconds."""
+        retry_at = await conn.fetchval(
             """UPDATE webhook_deliveries
                SET status = CASE WHEN $2::float8 IS NULL THEN 'failed' ELSE 'pending' END,
                    next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
                                           ELSE now() + make_interval(secs => $2::float8) END,
                    last_status_code = $3, last_latency_ms = $4, last_error = $5
-               WHERE id = $1""",
+               WHERE id = $1
+               RETURNING CASE WHEN status = 'pending' THEN next_attempt_at END""",
             row["id"], delay, outcome.status_code, outcome.latency_ms, outcome.error,
         )  # fmt: skip
+        if retry_at is not None and row["sequence"] is not None:
+            # The order's later deliveries to this endpoint cannot go before this one: due
+            # no sooner, so the claim does not walk past them while it waits (a manual retry
+            # of this one brings them forward again: services.webhooks.retry_delivery).
+            await conn.execute(
+                """UPDATE webhook_deliveries later SET next_attempt_at = $3
+                   FROM events head, events e
+                   WHERE head.id = $2 AND e.order_id = head.order_id
+                     AND e.sequence > head.sequence AND later.event_id = e.id
+                     AND later.endpoint_id = $1 AND later.status = 'pending'
+                     AND later.next_attempt_at < $3""",
+                row["endpoint_id"], row["event_id"], retry_at,
+            )  # fmt: skip
 
 
 async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: str) -> bool:
