@@ -8,7 +8,7 @@ error's HTTP status; docstrings are prose). Creating a row with its first state 
 `INSERT`, an ORM constructor) is not a change and is not looked at.
 
 Allowed besides the door: webhook endpoints (enabled → disabled/deleted) and deliveries
-(pending → succeeded/failed, retried) — a dispatcher's bookkeeping with no machine of
+(pending → succeeded/failed/dropped, retried) — a dispatcher's bookkeeping with no machine of
 the SPEC's, written by the dispatcher and the webhook service only.
 """
 

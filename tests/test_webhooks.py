@@ -589,3 +589,48 @@ async def test_a_slow_endpoints_backlog_never_delays_a_healthy_one(
         release.set()
         slow.stop()
         fast.stop()
+
+
+async def _metric(admin: httpx.AsyncClient, name: str) -> float:
+    text = (await admin.get("/metrics")).text
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.split()[1])
+
+
+async def test_deleting_an_endpoint_drops_its_pending_deliveries(
+    database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """No longer pending (listed, or counted by the queue's metrics); the history stays."""
+    shop = await Shop.open(admin)
+    receiver.statuses = [500] * 30
+    endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) >= 1)
+    conn = await asyncpg.connect(database_url)
+    try:  # ten days old: the oldest pending delivery of this test database
+        await conn.execute(
+            """UPDATE webhook_deliveries SET created_at = now() - interval '10 days'
+               WHERE endpoint_id = $1""",
+            endpoint["id"],
+        )
+    finally:
+        await conn.close()
+    ten_days = 10 * 86400
+    assert await _metric(admin, "oms_webhook_oldest_pending_seconds") >= ten_days
+    depth = await _metric(admin, "oms_webhook_queue_depth")
+    pending = {"endpoint_id": endpoint["id"], "status": "pending"}
+    listed = (await admin.get("/v1/webhook-deliveries", params=pending)).json()["data"]
+    assert len(listed) >= 1
+
+    assert (await admin.delete(f"/v1/webhook-endpoints/{endpoint['id']}")).status_code == 200
+    assert (await admin.get("/v1/webhook-deliveries", params=pending)).json()["data"] == []
+    assert await _metric(admin, "oms_webhook_oldest_pending_seconds") < ten_days
+    assert await _metric(admin, "oms_webhook_queue_depth") <= depth - len(listed)
+    await asyncio.sleep(1.5)  # an attempt in flight at the delete does not bring one back
+    history = (
+        await admin.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint["id"]})
+    ).json()["data"]
+    assert [d["status"] for d in history] == ["dropped"] * len(listed)
+    retried = await admin.post(f"/v1/webhook-deliveries/{history[0]['id']}/retry")
+    assert (retried.status_code, retried.json()["code"]) == (409, "webhook_endpoint_not_enabled")

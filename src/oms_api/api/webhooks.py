@@ -131,7 +131,7 @@ async def list_webhook_deliveries(
     principal: WebhookReader,
     page: PageDep,
     endpoint_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
+    status: Literal["pending", "succeeded", "failed", "dropped"] | None = None,
 ) -> ListResponse[WebhookDeliveryPublic]:
     """Newest first: attempts, last status code, latency and error of each."""
     result = await service.list_deliveries(
@@ -155,7 +155,7 @@ async def get_webhook_delivery(
 
 @deliveries.post(
     "/{delivery_id}/retry", response_model=WebhookDeliveryDetail, summary="Send a delivery again now",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )  # fmt: skip
 async def retry_webhook_delivery(
     delivery_id: DeliveryId, session: SessionDep, principal: WebhookAdmin

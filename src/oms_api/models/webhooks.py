@@ -45,11 +45,15 @@ class WebhookEndpoint(Base):
 
 
 class WebhookDelivery(Base):
-    """One event for one endpoint; created with the event (same transaction, by trigger)."""
+    """One event for one endpoint; created with the event (same transaction, by trigger).
+
+    `pending` (due, in flight or waiting for a retry) → `succeeded` | `failed` (retries
+    spent, or 410) | `dropped` (its endpoint was deleted or disabled while it was pending).
+    A manual retry makes any of them `pending` again."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'dropped')", name="status"),
         UniqueConstraint(
             "endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_id_event_id"
         ),

@@ -61,7 +61,7 @@ class WebhookDeliveryPublic(PublicModel):
     id: str
     endpoint_id: str
     event_id: str
-    status: Literal["pending", "succeeded", "failed"]
+    status: Literal["pending", "succeeded", "failed", "dropped"]
     attempts: int
     next_attempt_at: datetime
     last_status_code: int | None

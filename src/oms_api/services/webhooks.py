@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.domain.access import Principal
-from oms_api.errors import NotFound, Unprocessable
+from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id
 from oms_api.models import Channel, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from oms_api.services.pagination import Page, paginate
@@ -86,7 +86,8 @@ async def list_endpoints(
 async def delete_endpoint(
     session: AsyncSession, *, principal: Principal, endpoint_id: str
 ) -> WebhookEndpoint:
-    """Stops all delivery to it; its delivery history stays readable by id.
+    """Stops all delivery to it: its pending deliveries are `dropped` (no longer queued,
+    counted or sent); its delivery history stays readable by id.
 
     The fence first (404 unless the principal's and not deleted), then a conditional
     UPDATE: of two deletes at once, the second finds no row still undeleted and answers
@@ -101,6 +102,12 @@ async def delete_endpoint(
     )
     if deleted is None:
         raise NotFound(f"No webhook endpoint with id {endpoint_id}.")
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending")
+        .values(status="dropped")
+        .execution_options(synchronize_session=False)
+    )
     return deleted
 
 
@@ -162,9 +169,18 @@ async def get_delivery(
 async def retry_delivery(
     session: AsyncSession, *, principal: Principal, delivery_id: str
 ) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
-    """Due again now, whatever its state (a delivered event may be sent again). Its order's later deliveries to the endpoint wait for it again, and
+    """Due again now, whatever its state (a delivered event may be sent again), unless its
+    endpoint was deleted or disabled (409 `webhook_endpoint_not_enabled`: it would stay
+    pending for ever). Its order's later deliveries to the endpoint wait for it again, and
     those that waited for its retry schedule are due as soon as it is delivered."""
     delivery, _ = await get_delivery(session, principal=principal, delivery_id=delivery_id)
+    endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+    if endpoint is None or endpoint.status != "enabled":
+        raise Conflict(
+            f"The delivery's endpoint is {endpoint.status if endpoint else 'gone'}: "
+            "nothing can be sent to it.",
+            code="webhook_endpoint_not_enabled",
+        )
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery.id)

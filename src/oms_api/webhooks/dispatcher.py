@@ -333,7 +333,7 @@ class Dispatcher:
             )  # fmt: skip
             if outcome.ok:
                 DELIVERIES.labels("succeeded").inc()
-                await conn.execute(
+                await conn.execute(  # also one dropped meanwhile: it was delivered
                     """UPDATE webhook_deliveries SET status = 'succeeded', delivered_at = now(),
                            last_status_code = $2, last_latency_ms = $3, last_error = NULL
                        WHERE id = $1""",
@@ -369,14 +369,15 @@ class Dispatcher:
     async def _fail(
         conn: asyncpg.Connection, row: Any, outcome: Outcome, delay: float | None
     ) -> None:
-        """Failed, or pending again after `delay` seconds."""
+        """Failed, or pending again after `delay` seconds; one dropped meanwhile (its
+        endpoint deleted during the attempt) stays dropped."""
         retry_at = await conn.fetchval(
             """UPDATE webhook_deliveries
                SET status = CASE WHEN $2::float8 IS NULL THEN 'failed' ELSE 'pending' END,
                    next_attempt_at = CASE WHEN $2::float8 IS NULL THEN next_attempt_at
                                           ELSE now() + make_interval(secs => $2::float8) END,
                    last_status_code = $3, last_latency_ms = $4, last_error = $5
-               WHERE id = $1
+               WHERE id = $1 AND status = 'pending'
                RETURNING CASE WHEN status = 'pending' THEN next_attempt_at END""",
             row["id"], delay, outcome.status_code, outcome.latency_ms, outcome.error,
         )  # fmt: skip
@@ -396,7 +397,8 @@ class Dispatcher:
 
 
 async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: str) -> bool:
-    """Disable (never delete) the endpoint and record `webhook_endpoint.disabled`."""
+    """Disable (never delete) the endpoint, drop its pending deliveries and record
+    `webhook_endpoint.disabled`."""
     row = await conn.fetchrow(
         """UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2
            WHERE id = $1 AND status = 'enabled'
@@ -406,6 +408,10 @@ async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: s
     if row is None:
         return False
     log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+    await conn.execute(
+        "UPDATE webhook_deliveries SET status = 'dropped' WHERE endpoint_id = $1 AND status = 'pending'",
+        endpoint_id,
+    )
     data = {"id": row["id"], "url": row["url"], "channel_id": row["channel_id"],
             "status": "disabled", "disabled_reason": reason, "disabled_at": iso(row["disabled_at"])}  # fmt: skip
     await record_events(
