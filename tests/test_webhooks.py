@@ -524,13 +524,20 @@ def _sequences(receiver: Receiver, order_id: str) -> list[int]:
 
 
 async def test_an_orders_deliveries_go_one_at_a_time_in_sequence_order(
-    admin: httpx.AsyncClient, client: httpx.AsyncClient
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
     """While an endpoint holds sequence 1, its order's later events wait for it; one that
-    fails is retried before any later one is sent."""
+    fails is retried before any later one is sent. Two dispatchers claim, as two
+    processes would."""
     shop = await Shop.open(admin)
     release = threading.Event()
     receiver = Receiver(hold=release).start()
+    second = asyncio.create_task(
+        Dispatcher(
+            settings=app.state.settings, database=app.state.database,
+            database_url=app.state.settings.database_url,
+        ).run()
+    )  # fmt: skip
     try:
         await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
         product = await shop.product(admin, 5)
@@ -562,6 +569,8 @@ async def test_an_orders_deliveries_go_one_at_a_time_in_sequence_order(
     finally:
         release.set()
         receiver.stop()
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
 
 
 async def test_a_slow_endpoints_backlog_never_delays_a_healthy_one(

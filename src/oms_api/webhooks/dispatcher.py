@@ -87,9 +87,9 @@ WITH busy AS (
                 WHERE earlier.order_id = e.order_id AND earlier.sequence < e.sequence
                   AND ed.status = 'pending'))
         ORDER BY d.next_attempt_at, d.id
-        LIMIT $5 - coalesce(b.in_flight, 0)
+        LIMIT $5
     ) h
-    WHERE ep.status = 'enabled' AND coalesce(b.in_flight, 0) < $5
+    WHERE ep.status = 'enabled' AND h.rank <= $5 - coalesce(b.in_flight, 0)
     ORDER BY h.rank, h.next_attempt_at
     LIMIT $1
 ), due AS (
