@@ -495,3 +495,68 @@ async def test_0017_reports_stay_exact_before_and_after_the_summaries_are_built(
         assert await conn.fetchval("SELECT count(*) FROM orders") == 6
     finally:
         await conn.close()
+
+
+async def test_0019_keeps_each_events_data_and_0020_drops_what_stopped_endpoints_left(
+    empty_database: str,
+) -> None:
+    """0019 makes `events.data` json: every event's document comes through unchanged (and
+    back to jsonb on downgrade). 0020 marks `dropped` the deliveries still pending for an
+    endpoint already disabled or deleted, and leaves an enabled endpoint's pending; down
+    again, a dropped delivery is `failed` (0019 knows no `dropped`)."""
+    url = empty_database
+    await migrate(url, "0018")
+    document = {"id": "ord_m19", "total": 12.5, "lines": [{"sku": "Ä-1", "quantity": 2}],
+                "metadata": {"b": 1, "a": [True, None, "日本"]}}  # fmt: skip
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO events (id, type, data) VALUES ('evt_m19', 'order.created', $1::jsonb)",
+            json.dumps(document),
+        )
+        await migrate(url, "0019")
+        stored = await conn.fetchrow(
+            "SELECT pg_typeof(data)::text AS type, data::text AS text FROM events "
+            "WHERE id = 'evt_m19'"
+        )
+        assert stored["type"] == "json"
+        assert json.loads(stored["text"]) == document
+        for endpoint in ("whe_on", "whe_off", "whe_gone"):
+            await conn.execute(
+                "INSERT INTO webhook_endpoints (id, url, events, secret) "
+                "VALUES ($1, 'https://hooks.example.com/x', '{*}', 'whsec_x')",
+                endpoint,
+            )
+        await conn.execute(
+            "INSERT INTO events (id, type, data) VALUES ('evt_m20', 'order.created', '{}')"
+        )
+        await conn.execute("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = 'whe_off'")
+        await conn.execute("UPDATE webhook_endpoints SET status = 'deleted' WHERE id = 'whe_gone'")
+
+        async def statuses() -> dict[str, str]:
+            rows = await conn.fetch(
+                "SELECT endpoint_id, status FROM webhook_deliveries WHERE event_id = 'evt_m20'"
+            )
+            return {r["endpoint_id"]: r["status"] for r in rows}
+
+        assert await statuses() == {
+            "whe_on": "pending",
+            "whe_off": "pending",
+            "whe_gone": "pending",
+        }
+        await migrate(url, "0020")
+        assert await statuses() == {
+            "whe_on": "pending",
+            "whe_off": "dropped",
+            "whe_gone": "dropped",
+        }
+        await migrate(url, "0019", down=True)
+        assert await statuses() == {"whe_on": "pending", "whe_off": "failed", "whe_gone": "failed"}
+        await migrate(url, "0018", down=True)
+        back = await conn.fetchrow(
+            "SELECT pg_typeof(data)::text AS type, data FROM events WHERE id = 'evt_m19'"
+        )
+        assert back["type"] == "jsonb"
+        assert json.loads(back["data"]) == document
+    finally:
+        await conn.close()
