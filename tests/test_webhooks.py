@@ -450,6 +450,23 @@ async def test_public_targets_in_unusual_forms_are_accepted(
     assert deleted.status_code == 200
 
 
+async def _send_one(app: FastAPI, url: str) -> Any:
+    """One attempt of a made-up delivery to `url`, as the dispatcher sends it."""
+    dispatcher = Dispatcher(
+        settings=app.state.settings, database=app.state.database, database_url=""
+    )
+    dispatcher._http = httpx.AsyncClient()
+    row = {
+        "id": "whd_test", "event_id": "evt_test", "type": "order.created", "sequence": 1,
+        "created_at": datetime.now(UTC), "data": {}, "secret": new_secret(),
+        "previous_secret": None, "previous_secret_valid": False, "url": url,
+    }  # fmt: skip
+    try:
+        return await dispatcher._send(row)
+    finally:
+        await dispatcher._http.aclose()
+
+
 @pytest.mark.parametrize(
     "host",
     [
@@ -472,20 +489,7 @@ async def test_private_targets_are_refused_again_at_delivery(
         "compatible.hooks.test": "::127.0.0.1",
     })  # fmt: skip
     app, _ = strict_app
-    dispatcher = Dispatcher(
-        settings=app.state.settings, database=app.state.database, database_url=""
-    )
-    dispatcher._http = httpx.AsyncClient()
-    row = {
-        "id": "whd_test", "event_id": "evt_test", "type": "order.created", "sequence": 1,
-        "created_at": datetime.now(UTC), "data": {}, "secret": new_secret(),
-        "previous_secret": None, "previous_secret_valid": False,
-        "url": f"https://{host}:{receiver.port}/hook",
-    }  # fmt: skip
-    try:
-        outcome = await dispatcher._send(row)
-    finally:
-        await dispatcher._http.aclose()
+    outcome = await _send_one(app, f"https://{host}:{receiver.port}/hook")
     assert outcome.status_code is None
     assert outcome.error is not None
     assert outcome.error.startswith("refused:")
@@ -497,20 +501,7 @@ async def test_an_internationalised_host_name_is_delivered_to(
 ) -> None:
     """The name is resolved and sent (Host header) in its ASCII form."""
     dns["xn--bcher-kva.hooks.test"] = "127.0.0.1"
-    dispatcher = Dispatcher(
-        settings=app.state.settings, database=app.state.database, database_url=""
-    )
-    dispatcher._http = httpx.AsyncClient()
-    row = {
-        "id": "whd_test", "event_id": "evt_test", "type": "order.created", "sequence": 1,
-        "created_at": datetime.now(UTC), "data": {}, "secret": new_secret(),
-        "previous_secret": None, "previous_secret_valid": False,
-        "url": f"http://Bücher.hooks.test:{receiver.port}/hook",
-    }  # fmt: skip
-    try:
-        outcome = await dispatcher._send(row)
-    finally:
-        await dispatcher._http.aclose()
+    outcome = await _send_one(app, f"http://Bücher.hooks.test:{receiver.port}/hook")
     assert (outcome.status_code, outcome.error) == (200, None)
     assert receiver.received[0].headers["host"] == f"xn--bcher-kva.hooks.test:{receiver.port}"
 
