@@ -1,17 +1,23 @@
 """Every payment limit of `domain.payments`, against rules written out apart from the code.
 
-The rules, as docs/orders.md "Payments" states them (`open` = authorized - captured -
-voided, never below 0):
+The rules, as docs/orders.md "Payments" states them (`open` = what is authorized and neither
+captured nor voided, which the test keeps by itself, transaction by transaction, as a card
+processor would: an authorization opens its amount, a capture or void with some open takes
+from it, a capture with none open is a sale and leaves none open):
 - authorization: open + amount <= total - captured (what is authorized and open never
   exceeds what is still owed); else `amount_exceeds_order_total`.
-- capture: with an authorization on the order, amount <= open; with none, amount <= total -
-  captured; either way captured + amount <= total; else `capture_exceeds_authorized`.
+- capture: with some open, amount <= open; with none open (a sale), any amount; either way
+  captured + amount <= total; else `capture_exceeds_authorized`. A sale adds its amount to
+  `authorized` as well as to `captured`.
 - refund: refunded + amount <= captured; else `refund_exceeds_captured`.
 - void: amount <= open; else `void_exceeds_authorized`.
 Every state reachable from nothing is walked, with every kind and every amount from 1 to
 past the total: each transaction is taken or refused as the rules say, a refusal names its
-limit and the amounts, and every state keeps `captured <= total`, `authorized - voided <=
-total`, `refunded <= captured` (so `total - refunded`, what lifetime value sums, is >= 0).
+limit and the amounts, every state's `authorized - captured - voided` is exactly what is
+open, what is derived from the sums (`payment_status`, `is_settled`, `payment_in_force`) is
+what the rules say of the transactions, and every state keeps `captured <= total`,
+`authorized - voided <= total`, `refunded <= captured` (so `total - refunded`, what lifetime
+value sums, is >= 0).
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ import pytest
 from oms_api.domain.errors import DomainError
 from oms_api.domain.payments import PaymentKind as K
 from oms_api.domain.payments import PaymentStatus as P
-from oms_api.domain.payments import PaymentTotals, apply_payment, payment_limit, payment_status
+from oms_api.domain.payments import (
+    PaymentTotals,
+    apply_payment,
+    is_settled,
+    payment_in_force,
+    payment_limit,
+    payment_status,
+)
 
 CODES = {
     K.AUTHORIZATION: ("amount_exceeds_order_total", "authorizable"),
@@ -33,43 +46,45 @@ CODES = {
 }
 
 
-def _allowed(t: PaymentTotals, kind: K, amount: int, total: int) -> bool:
+def _allowed(t: PaymentTotals, open_: int, kind: K, amount: int, total: int) -> bool:
     """The rules above, written out from the docs, not from the code."""
-    a, c, r, v = t.authorized, t.captured, t.refunded, t.voided
-    open_ = max(a - c - v, 0)
+    c, r = t.captured, t.refunded
     if kind is K.AUTHORIZATION:
         return open_ + amount <= total - c
     if kind is K.CAPTURE:
-        return (amount <= open_ if a > 0 else True) and c + amount <= total
+        return (amount <= open_ if open_ > 0 else True) and c + amount <= total
     if kind is K.REFUND:
         return r + amount <= c
     return amount <= open_
 
 
-def _after(t: PaymentTotals, kind: K, amount: int) -> PaymentTotals:
+def _after(t: PaymentTotals, open_: int, kind: K, amount: int) -> tuple[PaymentTotals, int]:
+    """The sums and what is open after a transaction the rules allow."""
     a, c, r, v = t.authorized, t.captured, t.refunded, t.voided
+    sale = open_ == 0
     return {
-        K.AUTHORIZATION: PaymentTotals(a + amount, c, r, v),
-        K.CAPTURE: PaymentTotals(a, c + amount, r, v),
-        K.REFUND: PaymentTotals(a, c, r + amount, v),
-        K.VOID: PaymentTotals(a, c, r, v + amount),
-    }[kind]
+        K.AUTHORIZATION: (PaymentTotals(a + amount, c, r, v), open_ + amount),
+        K.CAPTURE: (PaymentTotals(a + amount if sale else a, c + amount, r, v),
+                    0 if sale else open_ - amount),
+        K.REFUND: (PaymentTotals(a, c, r + amount, v), open_),
+        K.VOID: (PaymentTotals(a, c, r, v + amount), open_ - amount),
+    }[kind]  # fmt: skip
 
 
-def _reachable(total: int) -> set[PaymentTotals]:
-    """Every state reachable from nothing with amounts 1..total, up to two authorizations'
-    worth of the total (voids and new authorizations could go on for ever)."""
-    seen = {PaymentTotals()}
-    todo = [PaymentTotals()]
+def _reachable(total: int) -> set[tuple[PaymentTotals, int]]:
+    """Every state reachable from nothing with amounts 1..total, with what is open, up to
+    two authorizations' worth of the total (voids and new authorizations could go on for
+    ever)."""
+    seen = {(PaymentTotals(), 0)}
+    todo = [(PaymentTotals(), 0)]
     while todo:
-        state = todo.pop()
+        state, open_ = todo.pop()
         for kind in K:
             for amount in range(1, total + 1):
-                try:
-                    after = apply_payment(state, kind, amount, total)
-                except DomainError:
+                if not _allowed(state, open_, kind, amount, total):
                     continue
-                if after not in seen and after.authorized <= 2 * total:
+                after = _after(state, open_, kind, amount)
+                if after not in seen and after[0].authorized <= 2 * total:
                     seen.add(after)
                     todo.append(after)
     return seen
@@ -79,13 +94,14 @@ def _reachable(total: int) -> set[PaymentTotals]:
 def test_every_transaction_from_every_reachable_state_follows_the_rules(total: int) -> None:
     states = _reachable(total)
     assert len(states) > (1 if total else 0)
-    for state in states:
+    for state, open_ in states:
         for kind in K:
             for amount in range(1, total + 3):
-                allowed = _allowed(state, kind, amount, total)
+                allowed = _allowed(state, open_, kind, amount, total)
                 if allowed:
-                    assert apply_payment(state, kind, amount, total) == _after(
-                        state, kind, amount
+                    assert (
+                        apply_payment(state, kind, amount, total)
+                        == _after(state, open_, kind, amount)[0]
                     ), (state, kind, amount)
                     continue
                 with pytest.raises(DomainError) as caught:
@@ -95,7 +111,7 @@ def test_every_transaction_from_every_reachable_state_follows_the_rules(total: i
                 assert (refusal.code, refusal.kind) == (code, "conflict"), (state, kind, amount)
                 limit = refusal.extra[limit_name]
                 assert limit == payment_limit(state, kind, total) < amount
-                assert _allowed(state, kind, limit, total) or limit == 0  # the limit is exact
+                assert _allowed(state, open_, kind, limit, total) or limit == 0  # exact
                 assert refusal.extra == {
                     "requested": amount, "total": total, "authorized": state.authorized,
                     "captured": state.captured, "refunded": state.refunded,
@@ -103,11 +119,26 @@ def test_every_transaction_from_every_reachable_state_follows_the_rules(total: i
                 }  # fmt: skip
 
 
+@pytest.mark.parametrize("total", [1, 2, 5])
+def test_what_the_sums_say_is_what_the_transactions_did(total: int) -> None:
+    """The open authorization, the status, settlement and expiry read from the sums are
+    those of the transactions: an authorization taken after a sale is open."""
+    for s, open_ in _reachable(total):
+        assert s.open_authorization == open_ == s.authorized - s.captured - s.voided, s
+        if s.refunded:
+            status = P.REFUNDED if s.refunded == s.captured else P.PARTIALLY_REFUNDED
+        else:
+            status = P.PAID if s.captured else P.AUTHORIZED if open_ else P.VOIDED if s.voided else P.UNPAID  # fmt: skip
+        assert payment_status(s) is status, s
+        assert is_settled(s, total, "card") is (s.captured + open_ >= total), s
+        assert payment_in_force(s) is (open_ > 0 or s.captured > s.refunded), s
+
+
 @pytest.mark.parametrize("total", [0, 1, 2, 5])
 def test_every_reachable_state_keeps_within_the_total(total: int) -> None:
-    for s in _reachable(total):
+    for s, _ in _reachable(total):
         assert 0 <= s.captured <= total, s
-        assert 0 <= s.voided <= s.authorized, s
+        assert 0 <= s.voided <= s.authorized - s.captured, s
         assert s.authorized - s.voided <= total, s
         assert 0 <= s.refunded <= s.captured, s
         assert total - s.refunded >= 0, s
@@ -139,13 +170,25 @@ def _run(*steps: tuple[K, int], total: int = 1000, start: PaymentTotals | None =
         # a void frees its amount for a new authorization (an expired one, re-authorized)
         (((K.AUTHORIZATION, 1000), (K.VOID, 1000)), K.AUTHORIZATION, 1000),
         (((K.AUTHORIZATION, 1000), (K.CAPTURE, 300), (K.VOID, 700)), K.AUTHORIZATION, 700),
-        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 300), (K.VOID, 700)), K.CAPTURE, 0),
+        # with nothing open a capture is a sale, after an authorization as before one
+        (((K.AUTHORIZATION, 1000), (K.CAPTURE, 300), (K.VOID, 700)), K.CAPTURE, 700),
+        (((K.AUTHORIZATION, 600), (K.CAPTURE, 600)), K.CAPTURE, 400),
         # a refund does not: what was refunded is not owed again
         (((K.CAPTURE, 1000), (K.REFUND, 1000)), K.AUTHORIZATION, 0),
         (((K.CAPTURE, 1000), (K.REFUND, 1000)), K.CAPTURE, 0),
         (((K.CAPTURE, 1000), (K.REFUND, 400)), K.REFUND, 600),
         (((K.CAPTURE, 400),), K.CAPTURE, 600),
         (((K.CAPTURE, 400),), K.AUTHORIZATION, 600),
+        (((K.CAPTURE, 400),), K.VOID, 0),
+        # the rest authorized after a sale (an exchange's credit) is open: voidable,
+        # capturable, and not authorized twice
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 200)), K.AUTHORIZATION, 0),
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 200)), K.VOID, 200),
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 200)), K.CAPTURE, 200),
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 100)), K.CAPTURE, 100),
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 200), (K.VOID, 200)), K.AUTHORIZATION, 200),
+        (((K.CAPTURE, 800), (K.AUTHORIZATION, 200), (K.VOID, 200)), K.CAPTURE, 200),
+        (((K.CAPTURE, 500), (K.REFUND, 500), (K.AUTHORIZATION, 200)), K.VOID, 200),
     ],
 )
 def test_limits_worked_out_by_hand(steps: tuple[tuple[K, int], ...], kind: K, limit: int) -> None:
@@ -156,6 +199,22 @@ def test_limits_worked_out_by_hand(steps: tuple[tuple[K, int], ...], kind: K, li
     with pytest.raises(DomainError) as caught:
         apply_payment(totals, kind, limit + 1, 1000)  # one more is not
     assert caught.value.extra[CODES[kind][1]] == limit
+
+
+def test_a_sale_authorizes_what_it_captures() -> None:
+    """Sums an exchange's order keeps: 800 of credit captured, the rest authorized, then
+    captured; every step's open authorization, status and settlement."""
+    credit = _run((K.CAPTURE, 800))
+    assert credit == PaymentTotals(authorized=800, captured=800)
+    assert (credit.open_authorization, payment_status(credit)) == (0, P.PAID)
+    assert not is_settled(credit, 1000, "exchange_credit")
+    rest = apply_payment(credit, K.AUTHORIZATION, 200, 1000)
+    assert (rest, rest.open_authorization) == (PaymentTotals(1000, 800), 200)
+    assert is_settled(rest, 1000, "exchange_credit")
+    assert payment_in_force(apply_payment(_run((K.CAPTURE, 500), (K.REFUND, 500)),
+                                          K.AUTHORIZATION, 200, 1000))  # fmt: skip
+    assert apply_payment(rest, K.CAPTURE, 200, 1000) == PaymentTotals(1000, 1000)
+    assert apply_payment(rest, K.VOID, 200, 1000) == PaymentTotals(1000, 800, 0, 200)
 
 
 def test_the_testers_sequence_is_refused_at_its_first_step() -> None:

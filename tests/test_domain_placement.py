@@ -146,6 +146,7 @@ def test_totals_payment_and_the_initial_state_come_from_the_machine() -> None:
     assert paid.events == ["order.created", "payment.recorded", "order.confirmed"]
     assert [(p["kind"], p["amount"]) for p in paid.payments] == [("capture", 3000)]
     assert (paid.order["captured"], paid.order["payment_status"]) == (3000, "paid")
+    assert paid.order["authorized"] == 3000  # a sale authorizes what it captures
 
     invoice = _plan([("SHIRT", 1)], stock, payment=PaymentRequest("invoice"))
     assert invoice.events == ["order.created", "order.confirmed"]

@@ -254,10 +254,11 @@ async def record_order_payment(
 ) -> Response:
     """`authorization`, `capture`, `refund` or `void`, never past the order's total: an
     authorization at most what is owed and not already authorized (409
-    `amount_exceeds_order_total`), a capture at most what is authorized and open — with no
-    authorization, the total less what is captured (409 `capture_exceeds_authorized`), a
-    refund at most what is captured and not refunded (409 `refund_exceeds_captured`), a void
-    at most the open authorization (409 `void_exceeds_authorized`). A refusal names
+    `amount_exceeds_order_total`), a capture at most what is authorized and open — with
+    none open, a sale of at most the total less what is captured, which counts in
+    `authorized` too (409 `capture_exceeds_authorized`), a refund at most what is captured
+    and not refunded (409 `refund_exceeds_captured`), a void at most the open authorization
+    (409 `void_exceeds_authorized`). A refusal names
     `requested`, `total`, `authorized`, `captured`, `refunded`, `voided` and the limit. A
     `pending` order whose payment is now settled becomes `confirmed`. Send an
     Idempotency-Key: a retried capture then never charges twice."""

@@ -1,23 +1,33 @@
 """Payment transactions on an order and the `payment_status` they add up to. Pure.
 
 Amounts are integers in minor units. An order keeps four running sums: authorized,
-captured, refunded, voided; `open_authorization` is `authorized - captured - voided`
-(never below 0): authorized, and neither captured nor voided yet.
+captured, refunded, voided; `open_authorization` is `authorized - captured - voided`:
+authorized, and neither captured nor voided yet.
 - authorization: adds to `authorized`; at most what is still owed and not already
-  authorized: `total - captured - open_authorization` (`authorizable`), i.e. the total
-  minus the larger of `authorized - voided` and `captured`. A void frees its amount for a
-  new authorization; a refund does not (what was refunded is not owed again). More is
-  `amount_exceeds_order_total`.
-- capture: takes money; at most what is authorized and not yet captured or voided, or,
-  with no authorization at all, at most the order total minus what is captured — and
-  never, either way, past the total (`capturable`; more is `capture_exceeds_authorized`).
+  authorized: `total - captured - open_authorization` (`authorizable`). A void frees its
+  amount for a new authorization; a refund does not (what was refunded is not owed again).
+  More is `amount_exceeds_order_total`.
+- capture: takes money; with an authorization open, at most what is open; with none open,
+  it is a *sale* (an authorization and its capture at once: an exchange's credit, a
+  placement `paid`, a charge after an authorization was captured or voided) of at most the
+  order total minus what is captured, and it adds its amount to `authorized` too — it
+  authorizes what it captures. Never, either way, past the total (`capturable`; more is
+  `capture_exceeds_authorized`).
 - refund: at most `captured - refunded` (`refundable`; `refund_exceeds_captured`).
 - void: cancels the uncaptured part of an authorization; at most `open_authorization`
   (`voidable`; `void_exceeds_authorized`).
 
-So every order keeps `captured <= total`, `authorized - voided <= total` and `refunded <=
-captured` (hence `total - refunded >= 0`, what a customer's lifetime value sums). Every
-refusal names the amount asked (`requested`), the order's `total` and sums, and the limit.
+So every order keeps `captured + voided <= authorized` (the open authorization is exact:
+an authorization taken after a sale stays open until captured or voided), `captured <=
+total`, `authorized - voided <= total` and `refunded <= captured` (hence `total - refunded
+>= 0`, what a customer's lifetime value sums). `authorized` counts sales: it is everything
+ever authorized, alone or with its capture. Every refusal names the amount asked
+(`requested`), the order's `total` and sums, and the limit.
+
+Sums recorded before sales counted as authorizations may hold `captured + voided >
+authorized`; `open_authorization` never reads below 0 for them, but an authorization taken
+after such a sale is not seen as open until their `authorized` is recomputed by replaying
+their `payments` rows with this rule (docs/orders.md "Payments").
 """
 
 from __future__ import annotations
@@ -61,16 +71,21 @@ class PaymentTotals:
         return max(self.authorized - self.captured - self.voided, 0)
 
 
+def is_sale(totals: PaymentTotals) -> bool:
+    """A capture now would be a sale: no authorization is open for it to capture."""
+    return totals.open_authorization == 0
+
+
 def payment_limit(totals: PaymentTotals, kind: PaymentKind, order_total: int) -> int:
     """The most a transaction of `kind` may be now (never below 0)."""
     match kind:
         case PaymentKind.AUTHORIZATION:  # owed, and not already authorized and open
             return max(order_total - totals.captured - totals.open_authorization, 0)
-        case PaymentKind.CAPTURE:  # what is authorized (with none, the total); never past it
+        case PaymentKind.CAPTURE:  # what is open (with none open, a sale); never past the total
             uncaptured = max(order_total - totals.captured, 0)
-            if totals.authorized > 0:
-                return min(totals.open_authorization, uncaptured)
-            return uncaptured
+            if is_sale(totals):
+                return uncaptured
+            return min(totals.open_authorization, uncaptured)
         case PaymentKind.REFUND:
             return max(totals.captured - totals.refunded, 0)
         case PaymentKind.VOID:
@@ -118,13 +133,24 @@ def apply_payment(
             f"total is {order_total}.",
             **amounts,
         )
-    if kind is PaymentKind.AUTHORIZATION:
-        return replace(totals, authorized=totals.authorized + amount)
-    if kind is PaymentKind.CAPTURE:
-        return replace(totals, captured=totals.captured + amount)
-    if kind is PaymentKind.REFUND:
-        return replace(totals, refunded=totals.refunded + amount)
-    return replace(totals, voided=totals.voided + amount)
+    return add_payment(totals, kind, amount)
+
+
+def add_payment(totals: PaymentTotals, kind: PaymentKind, amount: int) -> PaymentTotals:
+    """The totals with this transaction added, unchecked: a capture with no authorization
+    open (a sale) adds to `authorized` as well as to `captured`."""
+    match kind:
+        case PaymentKind.AUTHORIZATION:
+            return replace(totals, authorized=totals.authorized + amount)
+        case PaymentKind.CAPTURE:
+            sale = amount if is_sale(totals) else 0
+            return replace(
+                totals, authorized=totals.authorized + sale, captured=totals.captured + amount
+            )
+        case PaymentKind.REFUND:
+            return replace(totals, refunded=totals.refunded + amount)
+        case PaymentKind.VOID:
+            return replace(totals, voided=totals.voided + amount)
 
 
 def payment_status(totals: PaymentTotals) -> PaymentStatus:

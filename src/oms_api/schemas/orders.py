@@ -127,7 +127,11 @@ class Totals(PublicModel):
 
 
 class PaymentAmounts(PublicModel):
-    authorized: int
+    authorized: int = Field(
+        description="Everything authorized, sales included (a capture with no authorization "
+        "open authorizes what it captures): `authorized - captured - voided` is what is "
+        "authorized and open."
+    )
     captured: int
     refunded: int
     voided: int
