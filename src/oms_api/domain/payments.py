@@ -32,6 +32,7 @@ their `payments` rows with this rule (docs/orders.md "Payments").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -151,6 +152,15 @@ def add_payment(totals: PaymentTotals, kind: PaymentKind, amount: int) -> Paymen
             return replace(totals, refunded=totals.refunded + amount)
         case PaymentKind.VOID:
             return replace(totals, voided=totals.voided + amount)
+
+
+def replay(transactions: Iterable[tuple[PaymentKind, int]]) -> PaymentTotals:
+    """An order's sums from its `payments` rows, oldest first, unchecked: what sums recorded
+    before sales counted as authorizations are recomputed to (docs/orders.md "Payments")."""
+    totals = PaymentTotals()
+    for kind, amount in transactions:
+        totals = add_payment(totals, kind, amount)
+    return totals
 
 
 def payment_status(totals: PaymentTotals) -> PaymentStatus:
