@@ -5,6 +5,7 @@ downgrades and checks again."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
@@ -19,7 +20,7 @@ from oms_api.domain.reports import SalesGrouping
 from oms_api.main import create_app
 from oms_api.services import report_summaries, reports
 from tests.checks import assert_stock_consistent
-from tests.conftest import ADMIN_KEY, create_database, drop_database, make_settings
+from tests.conftest import ADMIN_KEY, ROOT, create_database, drop_database, make_settings
 from tests.test_report_summaries import LIVE_FULFILMENT_SQL
 
 
@@ -560,3 +561,83 @@ async def test_0019_keeps_each_events_data_and_0020_drops_what_stopped_endpoints
         assert json.loads(back["data"]) == document
     finally:
         await conn.close()
+
+
+async def test_0021_recomputes_authorized_so_what_a_sale_left_open_is_open(
+    empty_database: str,
+) -> None:
+    """An order paid 800 of 1000 directly (a sale), then authorized the other 200, was
+    recorded before 0021 with `authorized` 200: nothing open. 0021 replays its payments and
+    sets `authorized` to 1000, so the 200 is open (it can be voided); an order authorized
+    and captured in the usual way is untouched. Downgrade gives back the sum of the
+    authorizations."""
+    from tests.factories import create_channel, create_location, create_product, order_body
+    from tests.factories import stock as add_stock
+
+    url = empty_database
+    await migrate(url, "head")
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as admin:  # fmt: skip
+        location = await create_location(admin)
+        channel = await create_channel(admin, location_ids=[location["id"]])
+        product = await create_product(admin, unit_price=1000)
+        await add_stock(admin, product["sku"], location["id"], 5)
+        sale = await admin.post("/v1/orders", json=order_body(
+            channel["code"], [(product["sku"], 1)],
+            payment={"method": "card", "status": "paid", "amount": 800},
+        ))  # fmt: skip
+        usual = await admin.post(
+            "/v1/orders", json=order_body(channel["code"], [(product["sku"], 1)])
+        )
+        assert sale.status_code == usual.status_code == 201, (sale.text, usual.text)
+        for order_id, kind, amount in (
+            (sale.json()["id"], "authorization", 200),
+            (usual.json()["id"], "authorization", 1000),
+            (usual.json()["id"], "capture", 600),
+        ):
+            paid = await admin.post(
+                f"/v1/orders/{order_id}/payments",
+                json={"kind": kind, "amount": amount, "reference": kind},
+            )
+            assert paid.status_code == 200, paid.text
+    conn = await asyncpg.connect(url)
+    try:
+
+        async def authorized() -> tuple[int, int]:
+            rows = await conn.fetch(
+                "SELECT id, authorized FROM orders WHERE id = ANY($1::text[])",
+                [sale.json()["id"], usual.json()["id"]],
+            )
+            by_id = {r["id"]: r["authorized"] for r in rows}
+            return by_id[sale.json()["id"]], by_id[usual.json()["id"]]
+
+        assert await authorized() == (1000, 1000)
+        await migrate(url, "0020", down=True)
+        assert await authorized() == (200, 1000)  # as recorded before 0021
+        await migrate(url, "head")
+        assert await authorized() == (1000, 1000)
+        # Run again, it changes nothing.
+        spec = importlib.util.spec_from_file_location(
+            "revision_0021", ROOT / "migrations/versions/0021_sales_are_authorizations.py"
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        revision = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(revision)
+        assert await conn.execute(revision.REPLAY) == "UPDATE 0"
+    finally:
+        await conn.close()
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as admin:  # fmt: skip
+        voided = await admin.post(
+            f"/v1/orders/{sale.json()['id']}/payments",
+            json={"kind": "void", "amount": 200, "reference": "v"},
+        )
+        assert voided.status_code == 200, voided.text
+        assert voided.json()["payment_amounts"]["voided"] == 200
