@@ -15,6 +15,11 @@ the result. Only orders with a capture can change; `captured`, `refunded` and `v
 not depend on the rule, so a row whose sums disagree with its payments is left alone.
 Running it twice changes nothing. Downgrade gives every order with a capture back the sum
 of its authorizations.
+
+It changes no state: a `pending` order that its now-open authorization covers stays
+pending (a revision records no events). Find them with `status = 'pending' AND captured +
+greatest(authorized - captured - voided, 0) >= total`; holding and releasing one confirms
+it through its state machine, with its events.
 """
 
 from collections.abc import Sequence
