@@ -421,12 +421,25 @@ WHERE block_ref LIKE '%/' || $3 || '/%'
 """
 
 
+# A replication slot holds the WAL from where a measurement starts until it is read back
+# (on a busy server a checkpoint would otherwise recycle the segments mid-run). One name for
+# every bench: each measurement drops what an earlier one (or a crashed run) left, and lets
+# it go once read.
+WAL_SLOT = "oms_bench_wal"
+_DROP_SLOT = (
+    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1"
+)
+
+
 async def wal_position(url: str) -> str | None:
-    """The WAL insert position, or None where `pg_walinspect` cannot be had (not a
-    superuser, or the extension is not installed): the WAL rows then say n/a."""
+    """The WAL insert position, kept until `wal_written` or `release_wal`, or None where
+    `pg_walinspect` cannot be had (not a superuser, or the extension is not installed): the
+    WAL rows then say n/a."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        await conn.execute(_DROP_SLOT, WAL_SLOT)
+        await conn.execute("SELECT pg_create_physical_replication_slot($1, true)", WAL_SLOT)
         return str(await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
     except asyncpg.PostgresError:
         return None
@@ -434,8 +447,20 @@ async def wal_position(url: str) -> str | None:
         await conn.close()
 
 
+async def release_wal(url: str) -> None:
+    """Let the WAL held for a measurement go."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(_DROP_SLOT, WAL_SLOT)
+    except asyncpg.PostgresError:
+        pass
+    finally:
+        await conn.close()
+
+
 async def wal_written(url: str, start: str | None) -> tuple[int, int] | None:
-    """(records, bytes) this database wrote since `start`, up to what is flushed."""
+    """(records, bytes) this database wrote since `start`, up to what is flushed (None if
+    the WAL could not be read); then lets it go."""
     if start is None:
         return None
     conn = await asyncpg.connect(url)
@@ -444,8 +469,12 @@ async def wal_written(url: str, start: str | None) -> tuple[int, int] | None:
         end = await conn.fetchval("SELECT pg_current_wal_flush_lsn()::text")
         row = await conn.fetchrow(WAL_SQL, start, end, str(oid))
         return (int(row["records"]), int(row["bytes"])) if row else None
+    except asyncpg.PostgresError as exc:
+        print(f"WAL not read: {exc}", file=sys.stderr)
+        return None
     finally:
         await conn.close()
+        await release_wal(url)
 
 
 def _per_order(wal: tuple[int, int] | None, orders: float, which: int) -> str:
@@ -594,6 +623,7 @@ def main() -> int:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+        asyncio.run(release_wal(url))  # a measurement cut short keeps no WAL
         admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -101,7 +101,10 @@ def main() -> int:
         start = asyncio.run(run.wal_position(url))
         assert start is not None, "pg_walinspect needs a superuser"
         pgbench_transactions(url, script, per_client, args.connections)
-        asyncio.run(breakdown(url, start, per_client * args.connections))
+        try:
+            asyncio.run(breakdown(url, start, per_client * args.connections))
+        finally:
+            asyncio.run(run.release_wal(url))
     finally:
         run.admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
