@@ -272,3 +272,54 @@ async def test_a_waiting_order_busy_at_a_release_is_filled_by_housekeeping(
     async with app.state.database.transaction() as conn:
         assert await conn.fetchval("SELECT count(*) FROM backorder_checks") == 0
     await assert_stock_consistent(app)
+
+
+async def test_arrivals_racing_new_orders_at_two_locations_leave_nothing_unfilled(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, live_servers: Any
+) -> None:
+    """Stock arriving at either of a channel's two locations while new orders of the same
+    product are placed, fired together at two server processes: whatever the interleaving,
+    no unit stays available while an order still waits for one. (An arrival read the
+    waiting orders before it had the level; an order placed meanwhile, which held the
+    level, was backordered, and the arrival left its units available.) Six rounds, each a
+    new product: 3 units at the
+    first location, ten orders of 2 waiting (17 backordered), then ten arrivals of 2
+    alternating between the locations and five new orders of 1 at once: 23 units for 25
+    wanted — the ten older orders whole, 2 units backordered, none available."""
+    servers = live_servers(2)
+    shop = await Shop.open(admin, locations=2)
+    first, second = (loc["id"] for loc in shop.locations)
+    admin_headers = dict(admin.headers)
+    limits = httpx.Limits(max_connections=60, max_keepalive_connections=60)
+    outcomes = []
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        for _ in range(6):
+            product = await shop.product(admin, 3, allow_backorder=True)
+            sku = product["sku"]
+            older = [await order(client, shop, [(sku, 2)]) for _ in range(10)]
+            calls = [
+                ("/v1/orders", shop.headers,
+                 order_body(None, [(sku, 1)], payment=PAID, shipping_address=SHIP_TO))
+                if n % 3 == 2 else
+                ("/v1/inventory/adjustments", admin_headers,
+                 {"sku": sku, "location_id": first if n % 2 else second, "delta": 2,
+                  "reason": "received"})
+                for n in range(15)
+            ]  # fmt: skip
+            responses = await asyncio.gather(*(
+                http.post(servers[n % 2].url + path, headers=headers, json=body)
+                for n, (path, headers, body) in enumerate(calls)
+            ))  # fmt: skip
+            assert [r.status_code for r in responses] == [201] * 15, [
+                r.text for r in responses if r.status_code != 201
+            ]
+            newer = [r.json() for r in responses if r.url.path == "/v1/orders"]
+            await housekeeping_pass(app.state.database)
+            documents = [await read(client, shop, o["id"]) for o in older + newer]
+            outcomes.append((
+                (await inventory(admin, sku))["available"],
+                sum(d["lines"][0]["quantity_backordered"] for d in documents),
+                [units(d) for d in documents[:10]] == [[(2, 0)]] * 10,
+            ))  # fmt: skip
+    assert outcomes == [(0, 2, True)] * 6, outcomes
+    await assert_stock_consistent(app)

@@ -8,8 +8,11 @@ resellable return (`services/returns.receive`) — does, in one transaction:
 1. `lock_waiting_orders`: the orders with backordered lines of the arriving products whose
    channel sells from the location (`scoping.sells_from_sql`, the one rule), locked in id
    order *before* the stock levels — orders before levels, the order every path locks in;
-2. `plan_fills_at`: the location's available units, counting those arriving, go to those
-   lines, oldest order first (`domain/backorders.plan_fills`);
+2. `plan_fills_at`: the levels locked, the waiting orders are read again — an order placed
+   while this waited for the levels (its read held them, and saw none of the arrival) is
+   committed by now, and found (`SKIP LOCKED`, the levels being held: one another request
+   holds leaves the pair in `backorder_checks`); the location's available units, counting
+   those arriving, go to those lines, oldest order first (`domain/backorders.plan_fills`);
 3. the arrival and the reservations it makes possible, in one call of the stock path
    (`receive_stock`), so that the product's total available changes once, by the net
    amount: units that arrive and are reserved at once never look like a rise and a fall
@@ -20,10 +23,12 @@ resellable return (`services/returns.receive`) — does, in one transaction:
    (`services/automation`).
 
 A cancellation or an expiry does the same with the units it releases
-(`plan_release_fills`), in the call of the stock path that releases them. It holds the
-levels already, so it passes over a waiting order another request holds (`SKIP LOCKED`)
-and leaves the pair in `backorder_checks`; housekeeping fills from what is still available
-there (`fill_passed_over`).
+(`plan_release_fills`), in the call of the stock path that releases them: it holds the
+levels already, so it does step 2 alone.
+
+Housekeeping fills from what is still available at each noted place (`fill_passed_over`),
+and waits for nothing while it holds the pairs it claimed (a busy level or order: the pair
+is noted again) — so a request that notes a pair never waits for a pass that waits for it.
 """
 
 from __future__ import annotations
@@ -51,15 +56,13 @@ SELECT DISTINCT l.order_id FROM order_lines l JOIN orders w ON w.id = l.order_id
 WHERE l.product_id = ANY($2::text[]) AND l.quantity_backordered > 0
   AND w.status = ANY($3::text[]) AND {sells_from_sql("w.channel_id", "$1")}
 """
-# The same orders, locked. `FOR UPDATE` re-checks the status of an order that changed while
-# this waited for it (a cancelled one is skipped). `{skip}`: nothing, or `SKIP LOCKED`
-# where the caller already holds stock levels (released units, below) — the orders it
-# passes over are those `WAITING_IDS_SQL` finds and it does not.
+# The same orders, locked in id order. `FOR UPDATE` re-checks the status of an order that
+# changed while this waited for it (a cancelled one is skipped).
 WAITING_ORDERS_SQL = f"""
 SELECT o.id FROM orders o
 WHERE o.id IN ({WAITING_IDS_SQL}) AND o.status = ANY($3::text[])
 ORDER BY o.id
-FOR UPDATE OF o{{skip}}
+FOR UPDATE OF o
 """
 CHECK_LATER_SQL = """
 INSERT INTO backorder_checks (product_id, location_id)
@@ -71,6 +74,38 @@ WHERE (c.product_id, c.location_id) IN (
     SELECT product_id, location_id FROM backorder_checks
     ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING c.product_id, c.location_id
+"""
+
+# The waiting orders (step 2), the levels held: every one there is now, locked unless
+# another request holds it (`passed_over`). The orders this holds already are among those
+# locked.
+LATECOMERS_SQL = f"""
+WITH every AS MATERIALIZED ({WAITING_IDS_SQL}),
+locked AS MATERIALIZED (
+    SELECT o.id FROM orders o
+    WHERE o.id IN (SELECT order_id FROM every) AND o.status = ANY($3::text[])
+    ORDER BY o.id
+    FOR UPDATE OF o SKIP LOCKED
+)
+SELECT coalesce((SELECT array_agg(id ORDER BY id) FROM locked), '{{}}') AS locked,
+       EXISTS (SELECT FROM every WHERE order_id NOT IN (SELECT id FROM locked)) AS passed_over
+"""
+# Housekeeping's place, without waiting: its level and the product's total (which the
+# fills change), locked unless another request holds either — or no row, when one does, or
+# when the product was never in stock there (no level, or no total).
+TRY_LOCK_PLACE_SQL = """
+SELECT il.on_hand - il.reserved AS available
+FROM inventory_levels il JOIN stock_totals t ON t.product_id = il.product_id
+WHERE il.product_id = $1 AND il.location_id = $2
+FOR UPDATE OF il, t SKIP LOCKED
+"""
+# The pair again, for the next pass, when its place was busy (it exists: see above).
+NOTE_IF_BUSY_SQL = """
+INSERT INTO backorder_checks (product_id, location_id)
+SELECT il.product_id, il.location_id
+FROM inventory_levels il JOIN stock_totals t ON t.product_id = il.product_id
+WHERE il.product_id = $1 AND il.location_id = $2
+ON CONFLICT DO NOTHING
 """
 
 TOUCH_ORDERS_SQL = (
@@ -88,24 +123,17 @@ ORDER BY l.order_id, l.position
 """
 
 
-WAIT_FOR_LOCKED = WAITING_ORDERS_SQL.format(skip="")
-SKIP_LOCKED = WAITING_ORDERS_SQL.format(skip=" SKIP LOCKED")
-
-
 async def lock_waiting_orders(
-    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str], *,
-    skip_locked: bool = False,
-) -> list[str]:  # fmt: skip
+    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str]
+) -> list[str]:
     """Step 1: the orders whose backorders stock of `product_ids` arriving at
-    `location_id` may fill, locked. Call it before the arrival locks the levels — or, when
-    the levels are locked already, with `skip_locked` (an order busy elsewhere waits for
-    the next arrival: waiting for it here could deadlock)."""
+    `location_id` may fill, locked. Call it before the arrival locks the levels (once they
+    are held, `plan_fills_at` finds the orders that began waiting since)."""
     if not product_ids:
         return []
     rows = await conn.fetch(
-        SKIP_LOCKED if skip_locked else WAIT_FOR_LOCKED, location_id, sorted(set(product_ids)),
-        list(WAITING_STATUSES),
-    )  # fmt: skip
+        WAITING_ORDERS_SQL, location_id, sorted(set(product_ids)), list(WAITING_STATUSES)
+    )
     return [r["id"] for r in rows]
 
 
@@ -128,18 +156,39 @@ class Fills:
         ]  # fmt: skip
 
 
+async def lock_latecomers(
+    conn: asyncpg.Connection, location_id: str, product_ids: Sequence[str]
+) -> list[str]:
+    """Step 2, the levels held: the orders waiting for `product_ids` at `location_id` as
+    they are now — those locked in step 1 and any that began waiting since (placed while
+    this waited for the levels, or before a level existed there) — locked, `SKIP LOCKED`
+    (waiting for an order while holding levels could deadlock). When another request holds
+    one, the pair is noted in `backorder_checks` for housekeeping."""
+    products = sorted(set(product_ids))
+    row = await conn.fetchrow(LATECOMERS_SQL, location_id, products, list(WAITING_STATUSES))
+    if row is None:  # a SELECT without FROM always answers one row
+        raise RuntimeError("the waiting orders' read answered no row")
+    if row["passed_over"]:
+        await conn.execute(CHECK_LATER_SQL, products, location_id)
+    return list(row["locked"])
+
+
 async def plan_fills_at(
     conn: asyncpg.Connection, location_id: str, arriving: Mapping[str, int], waiting: list[str]
 ) -> Fills:
-    """Step 2: what the `waiting` orders' backordered lines take of the location's available
-    units once `arriving` (product → units coming in, or released, there) are counted —
-    oldest order first. Locks the levels (an empty one where the product was never kept)."""
+    """Step 2: the levels locked (an empty one where the product was never kept), what the
+    orders waiting there — `waiting`, locked in step 1, and those found once the levels are
+    held (`lock_latecomers`) — take of the location's available units once `arriving`
+    (product → units coming in, or released, there) are counted: oldest order first."""
     fills = Fills(location_id)
-    if not waiting or not arriving:
+    if not arriving:
         return fills
     products = sorted(arriving)
-    lines = await conn.fetch(WAITING_LINES_SQL, waiting, products)
     levels = await lock_levels(conn, [(p, location_id) for p in products], create_missing=True)
+    waiting = sorted({*waiting, *await lock_latecomers(conn, location_id, products)})
+    if not waiting:
+        return fills
+    lines = await conn.fetch(WAITING_LINES_SQL, waiting, products)
     for product_id in products:
         on_hand, reserved = levels.get((product_id, location_id), (0, 0))
         of_product = {r["id"]: r for r in lines if r["product_id"] == product_id}
@@ -200,27 +249,30 @@ async def plan_release_fills(
     for move in releases:
         units = by_location.setdefault(move["location_id"], {})
         units[move["product_id"]] = units.get(move["product_id"], 0) - move["reserved_delta"]
-    plans = []
-    for location_id, arriving in sorted(by_location.items()):
-        products = sorted(arriving)
-        waiting = await lock_waiting_orders(conn, location_id, products, skip_locked=True)
-        every = await conn.fetch(WAITING_IDS_SQL, location_id, products, list(WAITING_STATUSES))
-        if set(waiting) != {r["order_id"] for r in every}:
-            await conn.execute(CHECK_LATER_SQL, products, location_id)
-        plans.append(await plan_fills_at(conn, location_id, arriving, waiting))
-    return plans
+    return [
+        await plan_fills_at(conn, location_id, arriving, [])
+        for location_id, arriving in sorted(by_location.items())
+    ]
 
 
 async def fill_passed_over(conn: asyncpg.Connection, *, limit: int = 100) -> int:
-    """Housekeeping: where a release passed over a busy waiting order
-    (`backorder_checks`), fill what is still available there, as an arrival of nothing
-    would — the waiting orders locked before the levels, as on every path. Safe from many
-    processes at once (each claims its pairs with SKIP LOCKED); the pairs handled."""
+    """Housekeeping: where a waiting order was passed over (`backorder_checks`), fill what is still available there, as an arrival of nothing
+    would. It holds the pairs it claimed (a request noting one of them waits for it), so it
+    waits for nothing: when another request holds the level, the product's total or a
+    waiting order (`lock_latecomers`), the pair is noted again for the next pass. Where
+    nothing is available, there is nothing to do: units that arrive later are given by
+    their arrival, which finds every order waiting by then. Safe from many processes at
+    once (each claims its pairs with SKIP LOCKED); the pairs handled."""
     pairs = await conn.fetch(CLAIM_CHECKS_SQL, limit)
-    for pair in pairs:
+    for pair in sorted(pairs, key=lambda r: (r["product_id"], r["location_id"])):
         product_id, location_id = pair["product_id"], pair["location_id"]
-        waiting = await lock_waiting_orders(conn, location_id, [product_id])
-        fills = await plan_fills_at(conn, location_id, {product_id: 0}, waiting)
+        place = await conn.fetchrow(TRY_LOCK_PLACE_SQL, product_id, location_id)
+        if place is None:
+            await conn.execute(NOTE_IF_BUSY_SQL, product_id, location_id)
+            continue
+        if place["available"] <= 0:  # nothing to fill from: whoever brings units fills
+            continue
+        fills = await plan_fills_at(conn, location_id, {product_id: 0}, [])
         await move_stock(conn, fills.moves())
         await record_fills(conn, [fills])
     return len(pairs)

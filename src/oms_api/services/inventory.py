@@ -31,7 +31,7 @@ from oms_api.models import (
 from oms_api.services.backorders import lock_waiting_orders, receive_stock
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import scope_to_channel
-from oms_api.services.stock import lock_levels, stock_move
+from oms_api.services.stock import lock_levels, move_stock, stock_move
 
 S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
@@ -121,7 +121,10 @@ async def adjust(
         reason=reason, cause_type="adjustment", cause_id=None, note=note,
     )  # fmt: skip
     move["cause_id"] = move["id"]
-    await receive_stock(conn, location_id, [move], waiting)
+    if fills:
+        await receive_stock(conn, location_id, [move], waiting)
+    else:
+        await move_stock(conn, [move])
     movement = await session.get_one(InventoryMovement, move["id"])
     level = await session.get_one(InventoryLevel, key)
     return movement, Level(
