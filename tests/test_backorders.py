@@ -323,3 +323,42 @@ async def test_arrivals_racing_new_orders_at_two_locations_leave_nothing_unfille
             ))  # fmt: skip
     assert outcomes == [(0, 2, True)] * 6, outcomes
     await assert_stock_consistent(app)
+
+
+async def test_an_order_that_read_before_the_level_existed_is_filled_by_housekeeping(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """An order whose read found no level of the product at the channel's second location
+    (it never held it) is backordered while the first stock there arrives: the arrival
+    cannot see the order (not committed yet), nor the order the arrival's level (made after
+    its read). The order notes the place, and the next housekeeping pass fills it."""
+    shop = await Shop.open(admin, locations=2)
+    first, second = (loc["id"] for loc in shop.locations)
+    product = await shop.product(admin, 1, allow_backorder=True)
+    sku = product["sku"]
+    await order(client, shop, [(sku, 1)])  # the first location's unit: none available
+    async with app.state.database.transaction() as busy:  # holds the first level
+        await busy.execute(
+            "SELECT 1 FROM inventory_levels WHERE product_id = $1 AND location_id = $2 "
+            "FOR UPDATE", product["id"], first,
+        )  # fmt: skip
+        placing = asyncio.create_task(order(client, shop, [(sku, 1)]))
+        for _ in range(500):  # until the order's read waits for the level
+            await busy.execute("SELECT pg_stat_clear_snapshot()")
+            if await busy.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            ):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the order's read never waited for the level")
+        await adjust(admin, sku, second, 1, "received")  # none waiting: stays available
+    waiting = await placing
+    assert units(waiting) == [(0, 1)]
+    assert (await inventory(admin, sku))["available"] == 1
+
+    await housekeeping_pass(app.state.database)
+    assert units(await read(client, shop, waiting["id"])) == [(1, 0)]
+    assert (await inventory(admin, sku))["available"] == 0
+    await assert_stock_consistent(app)

@@ -26,6 +26,11 @@ A cancellation or an expiry does the same with the units it releases
 (`plan_release_fills`), in the call of the stock path that releases them: it holds the
 levels already, so it does step 2 alone.
 
+An order placed while stock arrives at a location of its channel where its read found no
+level (none existed yet, or one was made after it read) cannot see that stock, nor can the
+arrival see it when it commits after the arrival's step 2: a placement that backorders
+notes those places in `backorder_checks` before it writes (`note_unseen_places`).
+
 Housekeeping fills from what is still available at each noted place (`fill_passed_over`),
 and waits for nothing while it holds the pairs it claimed (a busy level or order: the pair
 is noted again) — so a request that notes a pair never waits for a pass that waits for it.
@@ -89,6 +94,16 @@ locked AS MATERIALIZED (
 )
 SELECT coalesce((SELECT array_agg(id ORDER BY id) FROM locked), '{{}}') AS locked,
        EXISTS (SELECT FROM every WHERE order_id NOT IN (SELECT id FROM locked)) AS passed_over
+"""
+# A placement's unseen places: each of the products ($1) at each location its channel
+# ($2) sells from where its read locked no level ($3, $4: the pairs it locked).
+NOTE_UNSEEN_SQL = f"""
+INSERT INTO backorder_checks (product_id, location_id)
+SELECT p.id, loc.id FROM unnest($1::text[]) AS p(id) CROSS JOIN locations loc
+WHERE {sells_from_sql("$2", "loc.id")}
+  AND (p.id, loc.id) NOT IN (SELECT * FROM unnest($3::text[], $4::text[]))
+ORDER BY 1, 2
+ON CONFLICT DO NOTHING
 """
 # Housekeeping's place, without waiting: its level and the product's total (which the
 # fills change), locked unless another request holds either — or no row, when one does, or
@@ -255,8 +270,26 @@ async def plan_release_fills(
     ]
 
 
+async def note_unseen_places(
+    conn: asyncpg.Connection, channel_id: str, product_ids: Sequence[str],
+    seen: Sequence[tuple[str, str]],
+) -> None:  # fmt: skip
+    """A placement that backorders `product_ids`, before it writes: the places of its
+    channel where its read locked no level of them (`seen`: the pairs it locked) are noted
+    in `backorder_checks`, committed with the order. Stock arriving there now, or made
+    there since the read, was not seen by the order, and the arrival may not see the order
+    (it is committed after the arrival reads the waiting orders again): housekeeping fills
+    it from what is available there."""
+    if product_ids:
+        await conn.execute(
+            NOTE_UNSEEN_SQL, sorted(set(product_ids)), channel_id,
+            [p for p, _ in seen], [loc for _, loc in seen],
+        )  # fmt: skip
+
+
 async def fill_passed_over(conn: asyncpg.Connection, *, limit: int = 100) -> int:
-    """Housekeeping: where a waiting order was passed over (`backorder_checks`), fill what is still available there, as an arrival of nothing
+    """Housekeeping: where a waiting order was passed over or may not have been seen
+    (`backorder_checks`), fill what is still available there, as an arrival of nothing
     would. It holds the pairs it claimed (a request noting one of them waits for it), so it
     waits for nothing: when another request holds the level, the product's total or a
     waiting order (`lock_latecomers`), the pair is noted again for the next pass. Where

@@ -15,6 +15,11 @@ Within the request's transaction:
    records the events through the one event path (`oms_record_events`);
 5. (auto-allocation on, the order confirmed) its shipments, as `/allocate` would
    (`services/automation`).
+An order that backorders a product where its read locked no level of it — a location of
+its channel that never held it, or whose level was made after the read — notes those
+places for housekeeping before step 4 (`services/backorders.note_unseen_places`): stock
+arriving there meanwhile saw no such order. Where it locked the level, an arrival waits for
+it and then finds it (`services/backorders.plan_fills_at`).
 Stock is never oversold: the levels are locked, and a CHECK constraint refuses
 `reserved > on_hand` whatever happens.
 """
@@ -49,6 +54,7 @@ from oms_api.ids import new_id, random_id
 from oms_api.jsonutil import dumps
 from oms_api.models import Base, InventoryMovement, Order, OrderLine, OrderReservation, Payment
 from oms_api.services.automation import allocate_if_automatic
+from oms_api.services.backorders import note_unseen_places
 from oms_api.services.idempotency import RETENTION, Claim
 from oms_api.services.order_documents import order_document
 from oms_api.services.scoping import fence_found_sql, fence_to_resolved_sql
@@ -303,6 +309,11 @@ async def place_order(
             "customer_id": created["id"],
             "email_normalized": created["email_normalized"],
         }
+    backordered = {line["product_id"] for line in plan.lines if line["quantity_backordered"]}
+    if backordered:  # before the write: the stock path's locks come after (backorders.py)
+        seen = [(lv["product_id"], lv["location_id"]) for lv in row["levels"] or ()]
+        if not _saw_every_place(channel, backordered, seen):
+            await note_unseen_places(conn, channel["id"], sorted(backordered), seen)
     payload = await write_plan(
         conn, plan, channel_code=channel["code"], customer=customer, inline=inline,
         idempotency=idempotency, now=row["now"],
@@ -313,6 +324,15 @@ async def place_order(
             settings=FulfillmentSettings.from_json(row["fulfillment_settings"]),
         )  # fmt: skip
     return payload
+
+
+def _saw_every_place(
+    channel: dict[str, Any], products: set[str], seen: list[tuple[str, str]]
+) -> bool:
+    """Whether the read locked a level of each of `products` at every location the channel
+    lists (a channel with no list sells from all: not known here)."""
+    locations = channel["location_ids"]
+    return bool(locations) and {(p, loc) for p in products for loc in locations} <= set(seen)
 
 
 def placement_record(
