@@ -266,11 +266,18 @@ async def test_a_waiting_order_busy_at_a_release_is_filled_by_housekeeping(
     assert units(await read(client, shop, waiting["id"])) == [(0, 2)]
     assert (await inventory(admin, product["sku"]))["available"] == 2
 
-    await housekeeping_pass(app.state.database)
+    # A pass fills it: this one, or another process's running at the same moment (every
+    # app on the test database keeps its own housekeeping), which this one then skips.
+    for _ in range(50):
+        await housekeeping_pass(app.state.database)
+        if units(await read(client, shop, waiting["id"])) == [(2, 0)]:
+            break
+        await asyncio.sleep(0.1)
     assert units(await read(client, shop, waiting["id"])) == [(2, 0)]
     assert (await inventory(admin, product["sku"]))["available"] == 0
     async with app.state.database.transaction() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM backorder_checks") == 0
+        left = "SELECT count(*) FROM backorder_checks WHERE product_id = $1"
+        assert await conn.fetchval(left, product["id"]) == 0
     await assert_stock_consistent(app)
 
 
