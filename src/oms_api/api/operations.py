@@ -10,7 +10,6 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from oms_api.api.problems import problem_response, problem_responses
-from oms_api.api.routing import Route
 from oms_api.db import driver_connection
 from oms_api.observability import (
     NOTIFICATION_OLDEST_PENDING,
@@ -23,7 +22,10 @@ from oms_api.replica import ReadReplica
 from oms_api.services.notifier import pending_stats
 from oms_api.services.webhooks import queue_stats
 
-router = APIRouter(tags=["operations"], route_class=Route)
+# Probes and scrapes: a load balancer or monitor may add a query string of its own (a
+# cache-buster, a scrape's `name[]`), which is ignored here — unlike the API's operations
+# (`api.routing.Route`), where an unknown parameter is a mistyped filter.
+router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
