@@ -90,7 +90,9 @@ WITH busy AS (
         LIMIT $5
     ) h
     WHERE ep.status = 'enabled' AND h.rank <= $5 - coalesce(b.in_flight, 0)
-    ORDER BY h.rank, h.next_attempt_at
+    -- A free slot goes to the endpoint with the fewest deliveries in flight: a delivery's
+    -- place is its rank among its endpoint's due ones after those already in flight.
+    ORDER BY h.rank + coalesce(b.in_flight, 0), h.next_attempt_at
     LIMIT $1
 ), due AS (
     SELECT d.id FROM webhook_deliveries d
