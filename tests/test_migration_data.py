@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -31,6 +32,17 @@ async def empty_database(server_url: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(url)
+
+
+@asynccontextmanager
+async def admin_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on the database at `url` (as migrated now), and a client with the admin key."""
+    app = create_app(make_settings(url))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as admin:  # fmt: skip
+        yield admin
 
 
 async def migrate(url: str, revision: str, *, down: bool = False) -> None:
@@ -309,18 +321,10 @@ async def test_0018_keeps_a_placements_response_once_and_gives_it_back_on_downgr
     await migrate(url, "head")
 
     async def placed_again(key: str, body: dict[str, object]) -> httpx.Response:
-        app = create_app(make_settings(url))
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as admin:  # fmt: skip
+        async with admin_client(url) as admin:
             return await admin.post("/v1/orders", json=body, headers={"Idempotency-Key": key})
 
-    app = create_app(make_settings(url))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as admin:  # fmt: skip
+    async with admin_client(url) as admin:
         location = await create_location(admin)
         channel = await create_channel(admin, location_ids=[location["id"]])
         product = await create_product(admin)
@@ -576,11 +580,7 @@ async def test_0021_recomputes_authorized_so_what_a_sale_left_open_is_open(
 
     url = empty_database
     await migrate(url, "head")
-    app = create_app(make_settings(url))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as admin:  # fmt: skip
+    async with admin_client(url) as admin:
         location = await create_location(admin)
         channel = await create_channel(admin, location_ids=[location["id"]])
         product = await create_product(admin, unit_price=1000)
@@ -630,11 +630,7 @@ async def test_0021_recomputes_authorized_so_what_a_sale_left_open_is_open(
         assert await conn.execute(revision.REPLAY) == "UPDATE 0"
     finally:
         await conn.close()
-    app = create_app(make_settings(url))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as admin:  # fmt: skip
+    async with admin_client(url) as admin:
         voided = await admin.post(
             f"/v1/orders/{sale.json()['id']}/payments",
             json={"kind": "void", "amount": 200, "reference": "v"},
