@@ -34,6 +34,8 @@ DOOR = "src/oms_api/services/transitions.py"
 ALLOWED = {
     (DOOR, "{self.table}"),
     ("src/oms_api/webhooks/dispatcher.py", "webhook_deliveries"),
+    # Dropping an endpoint's pending deliveries (deleted or disabled): delivery bookkeeping.
+    ("src/oms_api/webhooks/deliveries.py", "webhook_deliveries"),
     ("src/oms_api/webhooks/dispatcher.py", "webhook_endpoints"),
     ("src/oms_api/services/webhooks.py", "WebhookDelivery"),
     # Deleting an endpoint: `UPDATE … WHERE id = … AND status <> 'deleted' RETURNING`.

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oms_api.db import driver_connection
 from oms_api.domain.access import Principal
 from oms_api.errors import Conflict, NotFound, Unprocessable
 from oms_api.ids import new_id
 from oms_api.models import Channel, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import scope_to_channel
+from oms_api.webhooks.deliveries import bring_later_forward, drop_pending
 from oms_api.webhooks.signing import new_secret
 from oms_api.webhooks.targets import UnsafeTarget, check_registration
 
@@ -102,12 +104,7 @@ async def delete_endpoint(
     )
     if deleted is None:
         raise NotFound(f"No webhook endpoint with id {endpoint_id}.")
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending")
-        .values(status="dropped")
-        .execution_options(synchronize_session=False)
-    )
+    await drop_pending(await driver_connection(session), endpoint.id)
     return deleted
 
 
@@ -186,14 +183,8 @@ async def retry_delivery(
         .where(WebhookDelivery.id == delivery.id)
         .values(status="pending", next_attempt_at=func.now())
     )
-    await session.execute(
-        text("""UPDATE webhook_deliveries later SET next_attempt_at = now()
-                FROM events head, events e
-                WHERE head.id = :event_id AND e.order_id = head.order_id
-                  AND e.sequence > head.sequence AND later.event_id = e.id
-                  AND later.endpoint_id = :endpoint_id AND later.status = 'pending'
-                  AND later.next_attempt_at > now()"""),
-        {"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id},
+    await bring_later_forward(
+        await driver_connection(session), delivery.endpoint_id, delivery.event_id
     )
     await session.refresh(delivery)
     return await get_delivery(session, principal=principal, delivery_id=delivery_id)

@@ -39,6 +39,7 @@ from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
 from oms_api.outbox import event_data_sql, record_events
 from oms_api.settings import Settings
+from oms_api.webhooks.deliveries import drop_pending, postpone_later
 from oms_api.webhooks.signing import signature_header
 from oms_api.webhooks.targets import UnsafeTarget, pin
 
@@ -387,15 +388,7 @@ class Dispatcher:
             # The order's later deliveries to this endpoint cannot go before this one: due
             # no sooner, so the claim does not walk past them while it waits (a manual retry
             # of this one brings them forward again: services.webhooks.retry_delivery).
-            await conn.execute(
-                """UPDATE webhook_deliveries later SET next_attempt_at = $3
-                   FROM events head, events e
-                   WHERE head.id = $2 AND e.order_id = head.order_id
-                     AND e.sequence > head.sequence AND later.event_id = e.id
-                     AND later.endpoint_id = $1 AND later.status = 'pending'
-                     AND later.next_attempt_at < $3""",
-                row["endpoint_id"], row["event_id"], retry_at,
-            )  # fmt: skip
+            await postpone_later(conn, row["endpoint_id"], row["event_id"], retry_at)
 
 
 async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: str) -> bool:
@@ -410,10 +403,7 @@ async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: s
     if row is None:
         return False
     log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
-    await conn.execute(
-        "UPDATE webhook_deliveries SET status = 'dropped' WHERE endpoint_id = $1 AND status = 'pending'",
-        endpoint_id,
-    )
+    await drop_pending(conn, endpoint_id)
     data = {"id": row["id"], "url": row["url"], "channel_id": row["channel_id"],
             "status": "disabled", "disabled_reason": reason, "disabled_at": iso(row["disabled_at"])}  # fmt: skip
     await record_events(
