@@ -119,6 +119,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "webhook_retry_delays": (1,) * 30,
         "webhook_timeout": 3,
         "webhook_poll_interval": 0.2,
+        # No housekeeping pass in the background: tests run one when they mean to
+        # (`main.housekeeping_pass`). Every 30 s, it raced them — held the summariser's
+        # cursor, the outbox horizon or a backorder pair at the moment a test looked.
+        "maintenance_interval": 3600.0,
     }
     values.update(overrides)
     return Settings(**values)
