@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from tests.factories import Shop, order_body, place, unique
 from tests.test_fulfilment import SHIP_TO
-from tests.test_returns import ReturnsDesk, _lines
+from tests.test_returns import ReturnsDesk, _lines, _received
 
 PAID = {"method": "card", "status": "paid"}
 
@@ -109,3 +109,39 @@ async def test_a_customer_without_orders(admin: httpx.AsyncClient) -> None:
         await admin.post("/v1/customers", json={"email": f"{unique('new')}@example.com"}), 201
     )
     assert _figures(created) == (0, [], None, 0)
+
+
+async def test_an_exchange_adds_only_what_it_costs_beyond_its_credit(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """An exchange order is paid by a credit of what the returned units cost (returns.md):
+    the customer spent that money once, on the original order. A like-for-like exchange adds
+    nothing to `lifetime_value`; a pricier one adds the difference, not its whole total."""
+    desk = await ReturnsDesk.open(admin)
+    small = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
+    large = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt L")
+    coat = await desk.shop.product(admin, 5, unit_price=3500, name="Coat")
+    customer = {"email": f"{unique('swap')}@example.com"}
+
+    async def lifetime_value(order: dict[str, Any]) -> Any:
+        got = await _ok(await client.get(f"/v1/customers/{order['customer_id']}",
+                                         headers=desk.shop.headers))  # fmt: skip
+        return got["orders_count"], got["lifetime_value"]
+
+    async def exchanged(order: dict[str, Any], sku: str) -> dict[str, Any]:
+        rma = await _received(client, desk, order, 1, resolution="exchange",
+                              exchange_lines=[{"sku": sku, "quantity": 1}])  # fmt: skip
+        done = await _ok(await desk.post(client, f"/v1/returns/{rma['id']}/complete"))
+        new = await client.get(f"/v1/orders/{done['exchange_order_id']}", headers=desk.shop.headers)
+        return await _ok(new)
+
+    first = await desk.shipped(client, [(small["sku"], 1)], customer=customer)
+    assert await lifetime_value(first) == (1, [{"currency": "EUR", "amount": 2000}])
+    same = await exchanged(first, large["sku"])
+    assert (same["totals"]["total"], same["payment_amounts"]["captured"]) == (2000, 2000)
+    assert await lifetime_value(first) == (2, [{"currency": "EUR", "amount": 2000}])
+
+    second = await desk.shipped(client, [(small["sku"], 1)], customer=customer)
+    dearer = await exchanged(second, coat["sku"])  # a 20.00 credit towards 35.00
+    assert (dearer["totals"]["total"], dearer["payment_amounts"]["captured"]) == (3500, 2000)
+    assert await lifetime_value(first) == (4, [{"currency": "EUR", "amount": 2000 + 2000 + 1500}])

@@ -78,7 +78,8 @@ class CustomerPublic(PublicModel):
     )
     lifetime_value: list[CurrencyAmount] = Field(
         description="Per currency, by currency code: the sum over the orders counted of "
-        "`total` minus what was refunded. No conversion between currencies; empty when none."
+        "`total` minus what was refunded; an exchange's order only what it costs beyond its "
+        "exchange credit. No conversion between currencies; empty when none."
     )
     last_order_at: datetime | None = Field(
         description="When the newest order counted was placed; null when none."

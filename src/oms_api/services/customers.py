@@ -52,9 +52,14 @@ ORDER_ADDRESSES_SQL = text(
 
 # What the customer has bought, as the caller may see it (one row per customer, in one
 # query): the orders not cancelled — their count, the newest one's time, and per currency
-# the sum of `total - refunded` — and the returns not cancelled or rejected. Fenced: a
-# channel's key counts only its own channel's orders and returns. Served by the indexes
-# `ix_orders_customer_id_id` and `ix_returns_order_id`.
+# the sum of `total - refunded` less an exchange's credit — and the returns not cancelled
+# or rejected. Fenced: a channel's key counts only its own channel's orders and returns.
+# Served by the indexes `ix_orders_customer_id_id` and `ix_returns_order_id`.
+#
+# An exchange's order is paid by a credit of what the returned units cost on the original
+# order, up to its own total (`domain.returns.exchange_credit`, here in SQL: the units and
+# prices are the return's lines): money the customer spent once, on the original order,
+# so only what the exchange costs beyond it counts again.
 PURCHASE_STATS_SQL = text(
     f"""
     SELECT c.id AS customer_id,
@@ -69,7 +74,13 @@ PURCHASE_STATS_SQL = text(
               AND {fence_sql("r.channel_id", "channel_id")}) AS returns_count
     FROM unnest(CAST(:ids AS text[])) AS c(id)
     LEFT JOIN LATERAL (
-        SELECT o.currency, count(*) AS n, sum(o.total - o.refunded)::bigint AS amount,
+        SELECT o.currency, count(*) AS n,
+               sum(o.total - o.refunded - CASE WHEN o.exchange_for_return_id IS NULL THEN 0
+                   ELSE least(o.total, (SELECT coalesce(sum(rl.quantity * l.unit_price), 0)
+                                        FROM return_lines rl
+                                        JOIN order_lines l ON l.id = rl.line_id
+                                        WHERE rl.return_id = o.exchange_for_return_id))
+                   END)::bigint AS amount,
                max(o.created_at) AS last_at
         FROM orders o
         WHERE o.customer_id = c.id AND o.status <> 'cancelled'
