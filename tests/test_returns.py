@@ -336,6 +336,32 @@ async def test_exchanges_place_an_order_when_there_is_stock(
     await assert_stock_consistent(app)
 
 
+async def test_an_exchange_refuses_a_refund_rather_than_ignoring_it(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """`refund_amount` / `refund_shipping` on an exchange's /complete were silently dropped:
+    the new order was placed and nothing refunded, though the caller asked for a refund."""
+    desk = await ReturnsDesk.open(admin)
+    small = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
+    large = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt L")
+    order = await desk.shipped(client, [(small["sku"], 1)], shipping_price=490)
+    rma = await _received(client, desk, order, 1, resolution="exchange",
+                          exchange_lines=[{"sku": large["sku"], "quantity": 1}])  # fmt: skip
+    for body, field in (({"refund_amount": 2000}, "refund_amount"),
+                        ({"refund_shipping": True}, "refund_shipping")):  # fmt: skip
+        refused = await desk.post(client, f"/v1/returns/{rma['id']}/complete", body)
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        assert problem["code"] == "refund_not_allowed"
+        assert problem["errors"][0]["loc"] == ["body", field]
+        assert (await desk.get(client, f"/v1/returns/{rma['id']}")).json()["status"] == "received"
+    assert (await _order(client, desk, order["id"]))["payment_amounts"]["refunded"] == 0
+    assert (await inventory(admin, large["sku"]))["reserved"] == 0  # no exchange placed
+    done = await desk.post(client, f"/v1/returns/{rma['id']}/complete", {"refund_shipping": False})
+    assert done.status_code == 200, done.text
+    assert done.json()["exchange_order_id"] is not None
+
+
 async def test_a_return_partly_received_is_neither_rejected_nor_cancelled(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

@@ -176,7 +176,9 @@ async def complete_return(
     `refund_shipping`, or `refund_amount`; never more than was captured and not yet refunded
     (409 `refund_exceeds_captured`, the return stays `received`). An exchange places a new
     order for `exchange_lines` in the same channel, for the same customer and address,
-    reserving stock like any order (409 `insufficient_stock`: the return stays `received`)."""
+    reserving stock like any order (409 `insufficient_stock`: the return stays `received`),
+    and refunds nothing: `refund_amount` or `refund_shipping: true` on it is 422
+    `refund_not_allowed`."""
     return document_response(
         await service.complete(
             await driver_connection(session), principal=principal, return_id=return_id,

@@ -173,6 +173,25 @@ def check_resolution(resolution: Resolution, exchange_lines: Sequence[tuple[str,
         )  # fmt: skip
 
 
+def check_completion(
+    resolution: Resolution, *, explicit_amount: int | None, refund_shipping: bool
+) -> None:
+    """An exchange is settled by its new order and refunds nothing: a `refund_amount` or
+    `refund_shipping: true` sent to complete one is refused (422 `refund_not_allowed`),
+    never dropped."""
+    if resolution is not Resolution.EXCHANGE:
+        return
+    field = "refund_amount" if explicit_amount is not None else "refund_shipping"
+    if explicit_amount is not None or refund_shipping:
+        raise DomainError(
+            "refund_not_allowed",
+            f"An exchange return places a new order and refunds nothing: {field} is for "
+            "refund returns. To refund the original order as well, record a refund on it "
+            "(POST /v1/orders/{id}/payments with kind refund).",
+            kind="invalid", loc=["body", field],
+        )  # fmt: skip
+
+
 def check_exchange_skus(skus: Sequence[str], active: Mapping[str, bool]) -> None:
     """What an exchange sends must be in the catalogue (422 `unknown_sku`) and for sale (422
     `product_inactive`); `active`: each catalogued SKU asked for, whether it is active. Its

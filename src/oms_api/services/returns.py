@@ -29,6 +29,7 @@ from oms_api.domain.returns import (
     ReturnCommand,
     ReturnSettings,
     ReturnStatus,
+    check_completion,
     check_exchange_skus,
     check_receipt,
     check_resolution,
@@ -358,6 +359,10 @@ async def complete(
     Either fails whole (409 `refund_exceeds_captured`, `insufficient_stock`), leaving the
     return `received`."""
     order, row = await _locked(conn, return_id, principal.channel_id)
+    check_completion(
+        Resolution(row["resolution"]), explicit_amount=explicit_amount,
+        refund_shipping=refund_shipping,
+    )  # fmt: skip
     moved = await transition(
         conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.COMPLETE
     )
