@@ -289,3 +289,13 @@ def test_token_buckets_allow_a_burst_then_the_rate() -> None:
 def test_a_settled_payment_confirms_a_pending_order_only(status: S, settled: bool) -> None:
     expected = C.CONFIRM if (status, settled) == (S.PENDING, True) else None
     assert after_payment(status, settled=settled) is expected
+
+
+def test_an_invalid_transition_reads_as_english() -> None:
+    """It said "Cannot hold a order that is partially_shipped" (seen through curl)."""
+    with pytest.raises(InvalidTransition) as caught:
+        next_status(S.PARTIALLY_SHIPPED, C.HOLD, ready_to_confirm=True)
+    assert caught.value.detail.startswith("Cannot hold an order that is partially_shipped;")
+    shipment = InvalidTransition(resource="shipment", state="delivered", command="pick",
+                                 allowed=[])  # fmt: skip
+    assert shipment.detail == "Cannot pick a shipment that is delivered; allowed now: none."
