@@ -159,3 +159,23 @@ def test_right_to_left_text_prints_and_warns(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING, logger="oms_api.paper"):
         assert paper.printable("שלום Shalom") == "שלום Shalom"  # the font has the letters
     assert "right-to-left" in caplog.text
+
+
+def test_the_manifest_is_signed_on_the_page_that_counts_the_parcels() -> None:
+    """With 60 parcels (seen through the API) the signature lines were alone on a third
+    page: the driver signed a sheet that named no pickup, no count and no weight. Whatever
+    the count, the lines to sign share a page with the total, and one parcel is "1 parcel"."""
+    location = samples.location(stress=True)
+    for parcels in (1, *range(20, 80, 3)):
+        found = words(paper.pickup_manifest(samples.pickup(parcels), *location))
+        pages: dict[int, list[str]] = {}
+        for page, text, _, _ in found:
+            pages.setdefault(page, []).append(text)
+        signed = [p for p, texts in pages.items() if "Driver" in texts]
+        assert len(signed) == 1, parcels
+        text = " ".join(pages[signed[0]])
+        expected = "1 parcel," if parcels == 1 else f"{parcels} parcels,"
+        assert f"The carrier received {expected}" in text, (parcels, text)
+        assert "Pickup pck_01JF3W6ZK8Q4VX2N7TB5M9HC0D, Deutsche" in text.split("received")[-1]
+        if parcels == 1:
+            assert "1 parcels" not in " ".join(t for texts in pages.values() for t in texts)

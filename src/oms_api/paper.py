@@ -39,6 +39,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     Flowable,
+    KeepTogether,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -505,9 +506,9 @@ def pickup_manifest(
     for i, parcel in enumerate(pickup["shipments"], 1):
         rows.append([str(i), _p(f"#{parcel['order_number']}"), _p(parcel["tracking_number"] or "—"),
                      weight_text(parcel["weight_grams"])])  # fmt: skip
-    rows.append(
-        ["", "", f"{pickup['parcel_count']} parcels", weight_text(pickup["total_weight_grams"])]
-    )
+    count = pickup["parcel_count"]
+    parcels = f"{count} parcel" if count == 1 else f"{count} parcels"
+    rows.append(["", "", parcels, weight_text(pickup["total_weight_grams"])])
     table = Table(
         rows, colWidths=[width * x for x in (0.08, 0.2, 0.52, 0.2)], repeatRows=1, hAlign="LEFT"
     )
@@ -535,14 +536,19 @@ def pickup_manifest(
         Spacer(1, 6 * mm),
         table,
         Spacer(1, 4 * mm),
-        Paragraph(
-            f"The carrier received {pickup['parcel_count']} parcels, "
-            f"{weight_text(pickup['total_weight_grams'])} in all.",
-            _HEADING,
-        ),
-        Spacer(1, 10 * mm),
-        signatures,
-    ]
+        # The lines to sign stay on the page that says what was handed over.
+        KeepTogether([
+            Paragraph(
+                f"The carrier received {parcels}, "
+                f"{weight_text(pickup['total_weight_grams'])} in all.",
+                _HEADING,
+            ),
+            _para([f"Pickup {pickup['id']}, {pickup['carrier']}, ready {_when(pickup['ready_at'])}"],
+                  _SMALL),
+            Spacer(1, 10 * mm),
+            signatures,
+        ]),
+    ]  # fmt: skip
     if pickup.get("note"):
         story[4:4] = [_p(f"Note: {pickup['note']}", _TEXT), Spacer(1, 3 * mm)]
     return _pdf(f"Pickup manifest {pickup['id']}", story)
