@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from oms_api.domain.errors import DomainError
 from oms_api.errors import Problem
 from oms_api.jsonutil import dumps
+from oms_api.schemas.common import PATTERN_MEANINGS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://oms-api.dev/problems/"
@@ -133,8 +134,17 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
-        out.append({"loc": loc, "msg": str(err.get("msg", "invalid"))})
+        out.append({"loc": loc, "msg": _message(err)})
     return out
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    """pydantic's message, except for a pattern: what it asks for in words, not the regex."""
+    if err.get("type") == "string_pattern_mismatch":
+        meaning = PATTERN_MEANINGS.get(str((err.get("ctx") or {}).get("pattern")))
+        if meaning is not None:
+            return f"Should be {meaning}."
+    return str(err.get("msg", "invalid"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

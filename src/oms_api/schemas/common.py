@@ -92,9 +92,24 @@ class ListResponse(BaseModel, Generic[T]):
         return cls(data=[validate(x) for x in page.items], next_cursor=page.next_cursor)
 
 
+# What each pattern asks for, in words: a value that does not match is told this in its
+# 422 (`errors[].msg`, api/problems.py), never the regular expression.
+PATTERN_MEANINGS: dict[str, str] = {}
+
+
+def matching(pattern: str, meaning: str, **constraints: Any) -> StringConstraints:
+    """StringConstraints with `pattern`, remembered with what it means to a person."""
+    PATTERN_MEANINGS[pattern] = meaning
+    return StringConstraints(pattern=pattern, **constraints)
+
+
 Code = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    matching(
+        r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        "lower-case letters, digits, '-' and '_', 1 to 64 "
+        "characters, starting with a letter or a digit",
+    ),
     Field(
         description="Lower-case letters, digits, `-` and `_`; 1 to 64 characters.", examples=["web"]
     ),
@@ -166,7 +181,11 @@ DateText = Annotated[date, BeforeValidator(_date_text), Field(strict=False)]
 
 Sku = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"),
+    matching(
+        r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+        "letters A-Z, digits, '.', '_', '/' and '-', "
+        "1 to 64 characters, starting with a letter or a digit",
+    ),
     Field(
         description="Letters, digits, `.`, `_`, `/`, `-`; 1 to 64 characters.",
         examples=["TSHIRT-M-RED"],
@@ -174,7 +193,7 @@ Sku = Annotated[
 ]
 Currency = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    matching(r"^[A-Z]{3}$", "an ISO 4217 code: three upper-case letters, such as EUR"),
     Field(description="ISO 4217 code.", examples=["EUR"]),
 ]
 Money = Annotated[int, Field(ge=0, le=100_000_000_000, description="Minor units (cents).")]
@@ -191,7 +210,7 @@ def _country_code(value: str) -> str:
 
 CountryCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z]{2}$"),
+    matching(r"^[A-Za-z]{2}$", "an ISO 3166-1 alpha-2 code: two letters, such as DE"),
     AfterValidator(_country_code),
     Field(description="ISO 3166-1 alpha-2, any case; stored upper-case.", examples=["DE"]),
 ]
@@ -262,7 +281,11 @@ Metadata = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254),
+    matching(
+        r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$",
+        "an email address, such as ada@example.com",
+        max_length=254,
+    ),
     Field(examples=["ada@example.com"]),
 ]
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from oms_api.schemas.common import Email, PublicModel, RequestModel
+from oms_api.schemas.common import Email, PublicModel, RequestModel, matching
 
 NotificationKind = Literal[
     "order_confirmed", "shipment_shipped", "shipment_delivered", "order_cancelled",
@@ -20,7 +20,13 @@ DEFAULT_KINDS: list[NotificationKind] = [
 # A display name goes into a header: no control characters (a CR/LF would break the header,
 # and every email of the channel with it — refused when saved, not found in the inbox).
 SenderName = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    matching(
+        r"^[^\x00-\x1f\x7f]+$",
+        "text without control characters (no line breaks)",
+        min_length=1,
+        max_length=200,
+    ),
 ]
 
 

@@ -20,13 +20,16 @@ from oms_api.schemas.common import (
     RequestModel,
     ShortText,
     Sku,
+    matching,
 )
 from oms_api.schemas.customers import PersonName, Phone
 
 MAX_LINES = 500
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Reference = Annotated[str, StringConstraints(max_length=200)]
-Method = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
+Method = Annotated[
+    str, matching(r"^[a-z0-9_]{1,40}$", "lower-case letters, digits and '_', 1 to 40 characters")
+]
 
 
 class CustomerInline(RequestModel):

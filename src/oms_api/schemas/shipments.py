@@ -7,7 +7,14 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from oms_api.domain.pickups import PickupStatus
 from oms_api.domain.shipments import ShipmentStatus, TrackingStatus
-from oms_api.schemas.common import Id, PublicModel, RequestModel, ShortText, Timestamp
+from oms_api.schemas.common import (
+    Id,
+    PublicModel,
+    RequestModel,
+    ShortText,
+    Timestamp,
+    matching,
+)
 
 Carrier = Annotated[
     str,
@@ -18,7 +25,8 @@ Carrier = Annotated[
 Service = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 TrackingNumber = Annotated[
     str,
-    StringConstraints(pattern=r"^[\x21-\x7e]([\x20-\x7e]{0,62}[\x21-\x7e])?$"),
+    matching(r"^[\x21-\x7e]([\x20-\x7e]{0,62}[\x21-\x7e])?$", "printable ASCII (it is printed "
+             "as Code 128), 1 to 64 characters, no space at either end"),
     Field(description="Printable ASCII (it is printed as Code 128), 1 to 64 characters.",
           examples=["1Z999AA10123456784"]),
 ]  # fmt: skip
