@@ -855,3 +855,34 @@ async def test_a_pick_list_in_neither_json_nor_pdf_is_406(
     assert bare.headers["content-type"].startswith("application/json")
     printed = await wh.get(client, path, headers={"Accept": "text/csv;q=0.5, application/pdf"})
     assert printed.headers["content-type"] == "application/pdf"
+
+
+async def test_a_tracking_number_too_long_to_scan_on_the_label_is_refused(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """The label prints the tracking number as Code 128 at 203 dpi; past 29 characters of
+    letters and digits mixed its bars would be one dot wide (0.125 mm), which no scanner
+    read (found by an outside-in tester: "AB1" x 10 decoded only at 600 dpi). Digits in
+    pairs take half the room: 58 of them still fit."""
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 5)
+    order = await wh.order(client, [(product["sku"], 1)])
+    [shipment] = (await wh.post(client, f"/v1/orders/{order['id']}/allocate")).json()["data"]
+    await wh.post(client, f"/v1/shipments/{shipment['id']}/pick")
+    for command in ("pack", "ship"):
+        refused = await wh.post(client, f"/v1/shipments/{shipment['id']}/{command}",
+                                {"carrier": "DHL", "tracking_number": "AB1" * 10})  # fmt: skip
+        assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+        [error] = refused.json()["errors"]
+        assert error["loc"][-1] == "tracking_number"
+        assert "at most 29 characters" in error["msg"]
+    again = await wh.get(client, f"/v1/shipments/{shipment['id']}")
+    assert (again.json()["status"], again.json()["tracking_number"]) == ("picking", None)
+
+    # The longest that fit, mixed (packed) and digits (a new number when shipped).
+    for command, number in (("pack", "AB1" * 9 + "AB"), ("ship", "12" * 29)):
+        moved = await wh.post(client, f"/v1/shipments/{shipment['id']}/{command}",
+                              {"carrier": "DHL", "tracking_number": number})  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        label = await wh.get(client, f"/v1/shipments/{shipment['id']}/label")
+        assert barcodes(label.content, 203) == [number]

@@ -35,7 +35,17 @@ def test_each_carriers_label_decodes_at_203_and_300_dpi(carrier: str) -> None:
         assert barcodes(label, dpi) == [number], (carrier, dpi)
 
 
-@pytest.mark.parametrize("number", ["1Z999AA10123456784", "9400111899223197428490", "1234567890"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1Z999AA10123456784",
+        "9400111899223197428490",
+        "1234567890",
+        "ABCDEFGHIJKLMNOPQRST",  # 20: past ~18 characters untrimmed bars stopped decoding
+        "AB1" * 9 + "AB",  # 29 characters mixed: the longest the API takes
+        "12" * 29,  # 58 digits, in pairs (code set C)
+    ],
+)
 def test_label_bars_are_whole_dots_with_quiet_zones_clear_of_the_frame(number: str) -> None:
     label = paper.shipping_label(samples.shipment(number=number), samples.DEMO_SHIP_TO,
                                  *samples.location())  # fmt: skip
@@ -48,9 +58,10 @@ def test_label_bars_are_whole_dots_with_quiet_zones_clear_of_the_frame(number: s
     assert len(bar_areas(label)) == 1
     assert bars[0]["height"] >= 72  # an inch of bars: a hand scanner finds them
     in_dots = [(r["x0"] * 203 / 72, r["x1"] * 203 / 72) for r in bars]
-    for x0, x1 in in_dots:  # every edge on the printer's dot grid
-        assert abs(x0 - round(x0)) < 0.01, x0
-        assert abs(x1 - round(x1)) < 0.01, x1
+    trim = paper.BAR_TRIM_DOTS
+    for x0, x1 in in_dots:  # every edge on the printer's dot grid, the bar trimmed inside it
+        assert abs(x0 - trim - round(x0)) < 0.01, x0
+        assert abs(x1 + trim - round(x1)) < 0.01, x1
     widths = [round(x1 - x0) for x0, x1 in in_dots]
     gaps = [round(b[0] - a[1]) for a, b in itertools.pairwise(in_dots)]
     module = min(widths + gaps)
@@ -62,6 +73,15 @@ def test_label_bars_are_whole_dots_with_quiet_zones_clear_of_the_frame(number: s
     assert in_dots[0][0] - frame_left >= 10 * module
     assert frame_right - in_dots[-1][1] >= 10 * module
     assert barcodes(label, 203) == [number]
+    assert barcodes(label, 300) == [number]
+
+
+def test_a_label_prints_scannable_bars_for_every_number_the_api_takes() -> None:
+    """`label_barcode_scans` (what /pack and /ship accept) against what decodes: the longest
+    accepted numbers decode, the next character is refused."""
+    for accepted, refused in (("AB1" * 9 + "AB", "AB1" * 10), ("12" * 29, "12" * 29 + "1")):
+        assert paper.label_barcode_scans(accepted)
+        assert not paper.label_barcode_scans(refused)
 
 
 def test_the_return_slips_rma_decodes_at_203_and_300_dpi() -> None:

@@ -12,8 +12,10 @@ Text is laid out, never cut silently: a field wraps, then shrinks step by step t
 readable floor (6 pt); only what still does not fit is shortened, with "…", and logged.
 
 Barcodes are Code 128 (reportlab's): the narrowest bar is a whole number of dots at
-203 dpi (what 4 by 6 in label printers print), the bars sit on that dot grid, and 10
-modules or more on either side are clear of frame lines and text (the quiet zones).
+203 dpi (what 4 by 6 in label printers print) — two at least on a label: one-dot bars
+do not scan, so the API refuses a tracking number too long for that
+(`label_barcode_scans`) — the bars sit on that dot grid, a twentieth of a dot inside it,
+and 10 modules or more on either side are clear of frame lines and text (the quiet zones).
 """
 
 from __future__ import annotations
@@ -273,11 +275,25 @@ def module_dots(value: str, room: float, most: int = 3) -> int:
     return 1
 
 
+# Each bar is drawn this much narrower on either side than its whole dots (bar width
+# reduction): a rasterizer that rounds a fill's edges outwards (pdfium does) or samples
+# pixel centres (printers do) then fills exactly the bar's dots. Drawn exactly on the grid,
+# an edge that the PDF's decimals put a hair past a dot took the next one: bars a dot too
+# wide, and past ~18 characters the symbol no longer decoded at 203 dpi.
+BAR_TRIM_DOTS = 0.05
+
+
+class _TrimmedCode128(Code128):  # type: ignore[misc]
+    def rect(self, x: float, y: float, w: float, h: float) -> None:
+        trim = dots(BAR_TRIM_DOTS)
+        super().rect(x + trim, y, w - 2 * trim, h)
+
+
 def draw_code128(canvas: Canvas, value: str, x: float, y: float, module: int,
                  height: float) -> float:  # fmt: skip
     """`value` as Code 128 bars with `module` dots per module, the left bar at `x`
     (snapped to the dot grid); returns the symbol's width in pt."""
-    code = Code128(value, barHeight=height, barWidth=dots(module), quiet=False)
+    code = _TrimmedCode128(value, barHeight=height, barWidth=dots(module), quiet=False)
     code.drawOn(canvas, snap(x), snap(y))
     return float(code.width)
 
@@ -339,8 +355,21 @@ def _two_columns(left: Flowable, right: Flowable, width: float) -> Table:
 # --- the shipping label ----------------------------------------------------------------------
 
 LABEL_MARGIN = 12.0  # pt: text starts here; the frame runs at half of it
+LABEL_FRAME_WIDTH = 1.2  # pt
 BAR_HEIGHT = 1.0 * inch  # tall enough to aim a hand scanner at
 BARCODE_BAND = 136.0  # pt from the bottom: the bars, the number, the caption
+# The tracking number's bars and quiet zones: between the frame's two vertical lines.
+LABEL_BARCODE_ROOM = LABEL_SIZE[0] - LABEL_MARGIN - LABEL_FRAME_WIDTH - 2
+SCANNABLE_MODULE_DOTS = 2  # 0.25 mm (10 mil) at 203 dpi; 1-dot bars (0.125 mm) do not scan
+
+
+def label_barcode_scans(tracking_number: str) -> bool:
+    """Whether `tracking_number` fits on the shipping label as Code 128 with modules of
+    two dots or more, quiet zones included: what a scanner reads at 203 dpi. Digits in pairs
+    take half the room of letters (code set C), so how long a number may be depends on
+    what it is made of: 29 characters of letters and digits mixed, 58 digits."""
+    modules = code128_modules(tracking_number) + 2 * QUIET_MODULES
+    return dots(modules * SCANNABLE_MODULE_DOTS) <= LABEL_BARCODE_ROOM
 
 
 def shipping_label(
@@ -357,7 +386,7 @@ def shipping_label(
     c.setAuthor("oms-api")
     m = LABEL_MARGIN
     text_width = width - 2 * m
-    c.setLineWidth(1.2)
+    c.setLineWidth(LABEL_FRAME_WIDTH)
     c.rect(m / 2, m / 2, width - m, height - m)
 
     def divider(y: float) -> None:
@@ -401,8 +430,7 @@ def shipping_label(
     divider(BARCODE_BAND)
 
     # Tracking number: bars between quiet zones clear of the frame, the text beneath.
-    frame_inner = width - m - 1.2  # between the frame's two vertical lines
-    module = module_dots(number, frame_inner - 2)
+    module = module_dots(number, LABEL_BARCODE_ROOM)
     symbol = dots(code128_modules(number) * module)
     bars_bottom = BARCODE_BAND - 10 - BAR_HEIGHT
     draw_code128(c, number, (width - symbol) / 2, bars_bottom, module, BAR_HEIGHT)

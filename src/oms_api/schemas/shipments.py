@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from oms_api import paper
 from oms_api.domain.pickups import PickupStatus
 from oms_api.domain.shipments import ShipmentStatus, TrackingStatus
 from oms_api.schemas.common import (
@@ -23,11 +24,25 @@ Carrier = Annotated[
           "`tracking_url`.", examples=["UPS"]),
 ]  # fmt: skip
 Service = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _scannable_on_a_label(number: str) -> str:
+    if not paper.label_barcode_scans(number):
+        raise ValueError(
+            "too long to print as a barcode that scans on a 4 by 6 in label at 203 dpi: at "
+            "most 29 characters of letters and digits mixed (58 digits alone)"
+        )
+    return number
+
+
 TrackingNumber = Annotated[
     str,
     matching(r"^[\x21-\x7e]([\x20-\x7e]{0,62}[\x21-\x7e])?$", "printable ASCII (it is printed "
              "as Code 128), 1 to 64 characters, no space at either end"),
-    Field(description="Printable ASCII (it is printed as Code 128), 1 to 64 characters.",
+    AfterValidator(_scannable_on_a_label),
+    Field(description="Printable ASCII, 1 to 64 characters, and short enough that its Code 128 "
+          "scans on the 4 by 6 in label at 203 dpi: at most 29 characters of letters and "
+          "digits mixed, 58 digits alone (digits in pairs take half the room).",
           examples=["1Z999AA10123456784"]),
 ]  # fmt: skip
 Grams = Annotated[int, Field(ge=0, le=1_000_000_000)]
