@@ -10,12 +10,14 @@ import pytest
 from oms_api.domain.errors import DomainError, InvalidTransition
 from oms_api.domain.returns import (
     OrderReturnStatus,
+    Resolution,
     ReturnableLine,
     check_exchange_skus,
     check_returnable,
     next_status,
     order_return_status,
     refund_amount,
+    settled_as,
 )
 from oms_api.domain.returns import ReturnCommand as C
 from oms_api.domain.returns import ReturnStatus as S
@@ -123,3 +125,25 @@ def test_an_exchange_sends_only_catalogued_products_for_sale() -> None:
         check_exchange_skus(["B", "A"], {"A": True, "B": False})
     assert (inactive.value.code, inactive.value.kind) == ("product_inactive", "invalid")
     assert inactive.value.detail == "Not for sale (inactive): B."
+
+
+@pytest.mark.parametrize(
+    ("opened", "instead", "settled"),
+    [
+        (Resolution.REFUND, None, Resolution.REFUND),
+        (Resolution.REFUND, Resolution.REFUND, Resolution.REFUND),
+        (Resolution.EXCHANGE, None, Resolution.EXCHANGE),
+        (Resolution.EXCHANGE, Resolution.EXCHANGE, Resolution.EXCHANGE),
+        (Resolution.EXCHANGE, Resolution.REFUND, Resolution.REFUND),
+    ],
+)
+def test_a_return_is_settled_as_opened_or_an_exchange_as_a_refund(
+    opened: Resolution, instead: Resolution | None, settled: Resolution
+) -> None:
+    assert settled_as(opened, instead) is settled
+
+
+def test_a_refund_is_never_settled_as_an_exchange() -> None:
+    with pytest.raises(DomainError) as refused:
+        settled_as(Resolution.REFUND, Resolution.EXCHANGE)
+    assert refused.value.code == "exchange_not_allowed"

@@ -477,3 +477,40 @@ async def test_a_channel_key_returns_stock_only_where_its_channel_sells_from(
     received = await desk.post(client, f"/v1/returns/{rma['id']}/receive",
                                receipt | {"location_id": rma["location_id"]})  # fmt: skip
     assert received.json()["status"] == "received", received.text
+
+
+async def test_an_exchange_that_cannot_be_sent_is_completed_as_a_refund(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found by an outside-in tester: an exchange for a product that never comes back in
+    stock waited in `received` for good — not rejectable, not cancellable once units are
+    back, and no way to refund instead. `/complete {resolution: refund}` is that way."""
+    desk = await ReturnsDesk.open(admin, app=app)
+    small = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
+    gone = await desk.shop.product(admin, 0, unit_price=2000, name="Shirt L, discontinued")
+    order = await desk.shipped(client, [(small["sku"], 2)], shipping_price=490)
+    rma = await _received(client, desk, order, 2, resolution="exchange",
+                          exchange_lines=[{"sku": gone["sku"], "quantity": 2}])  # fmt: skip
+    short = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert (short.status_code, short.json()["code"]) == (409, "insufficient_stock")
+
+    done = await desk.post(client, f"/v1/returns/{rma['id']}/complete",
+                           {"resolution": "refund", "refund_shipping": True})  # fmt: skip
+    assert done.status_code == 200, done.text
+    settled = done.json()
+    assert (settled["status"], settled["resolution"], settled["exchange_lines"]) == (
+        "completed", "refund", [],
+    )  # fmt: skip
+    assert (settled["refund_amount"], settled["exchange_order_id"]) == (2 * 2000 + 490, None)
+    after = await _order(client, desk, order["id"])
+    assert after["payment_amounts"]["refunded"] == 2 * 2000 + 490
+    assert after["payment_status"] == "refunded"
+    assert (await inventory(admin, gone["sku"]))["reserved"] == 0
+    await assert_stock_consistent(app)
+
+    # A refund return cannot turn into an exchange: it names nothing to send.
+    refund = await _received(client, desk, await desk.shipped(client, [(small["sku"], 1)]), 1)
+    refused = await desk.post(client, f"/v1/returns/{refund['id']}/complete",
+                              {"resolution": "exchange"})  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (422, "exchange_not_allowed")
+    assert (await desk.get(client, f"/v1/returns/{refund['id']}")).json()["status"] == "received"

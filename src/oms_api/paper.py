@@ -359,7 +359,7 @@ LABEL_FRAME_WIDTH = 1.2  # pt
 BAR_HEIGHT = 1.0 * inch  # tall enough to aim a hand scanner at
 BARCODE_BAND = 136.0  # pt from the bottom: the bars, the number, the caption
 # The tracking number's bars and quiet zones: between the frame's two vertical lines.
-LABEL_BARCODE_ROOM = LABEL_SIZE[0] - LABEL_MARGIN - LABEL_FRAME_WIDTH - 2
+LABEL_BARCODE_ROOM = float(LABEL_SIZE[0] - LABEL_MARGIN - LABEL_FRAME_WIDTH - 2)
 SCANNABLE_MODULE_DOTS = 2  # 0.25 mm (10 mil) at 203 dpi; 1-dot bars (0.125 mm) do not scan
 
 

@@ -178,12 +178,14 @@ async def complete_return(
     order for `exchange_lines` in the same channel, for the same customer and address,
     reserving stock like any order (409 `insufficient_stock`: the return stays `received`),
     and refunds nothing: `refund_amount` or `refund_shipping: true` on it is 422
-    `refund_not_allowed`."""
+    `refund_not_allowed` — unless it is completed as a refund instead
+    (`resolution: refund`, when what it asked for cannot be sent)."""
     return document_response(
         await service.complete(
             await driver_connection(session), principal=principal, return_id=return_id,
             explicit_amount=body.refund_amount, refund_shipping=body.refund_shipping,
             pending_ttl_seconds=request.app.state.settings.pending_order_ttl,
+            instead=Resolution(body.resolution) if body.resolution else None,
         )
     )  # fmt: skip
 

@@ -173,6 +173,23 @@ def check_resolution(resolution: Resolution, exchange_lines: Sequence[tuple[str,
         )  # fmt: skip
 
 
+def settled_as(resolution: Resolution, instead: Resolution | None) -> Resolution:
+    """How a return is completed: as it was opened, or an exchange as a refund instead
+    (`/complete {resolution: refund}`: what it asked for cannot be sent — discontinued, out
+    of stock for good — and the return would otherwise wait in `received` forever). A
+    refund cannot become an exchange: it names nothing to send (422
+    `exchange_not_allowed`)."""
+    if instead is None or instead is resolution:
+        return resolution
+    if instead is Resolution.EXCHANGE:
+        raise DomainError(
+            "exchange_not_allowed",
+            "A refund return cannot be completed as an exchange: open an exchange return.",
+            kind="invalid", loc=["body", "resolution"],
+        )  # fmt: skip
+    return instead
+
+
 def check_completion(
     resolution: Resolution, *, explicit_amount: int | None, refund_shipping: bool
 ) -> None:

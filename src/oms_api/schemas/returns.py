@@ -78,6 +78,12 @@ class CompleteBody(RequestModel):
     refund_shipping: bool = Field(
         default=False, description="Add the order's shipping (once across its returns)."
     )
+    resolution: Literal["refund", "exchange"] | None = Field(
+        default=None,
+        description="`refund` completes an exchange return as a refund instead, when what it "
+        "asked for cannot be sent (discontinued, out of stock for good); its exchange lines "
+        "are dropped. A refund return cannot become an exchange (422 `exchange_not_allowed`).",
+    )
 
 
 class ReturnLinePublic(PublicModel):

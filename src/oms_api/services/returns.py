@@ -37,6 +37,7 @@ from oms_api.domain.returns import (
     exchange_credit,
     order_return_status,
     refund_amount,
+    settled_as,
 )
 from oms_api.domain.risk import address_key
 from oms_api.errors import NotFound
@@ -94,9 +95,12 @@ SELECT (SELECT coalesce(sum(quantity_shipped), 0) FROM order_lines WHERE order_i
 """
 
 # What a completed return settled (its state moved through the one door already).
+# An exchange completed as a refund keeps no exchange lines: it sends nothing.
 SETTLED_SQL = """
 UPDATE returns SET refund_amount = coalesce($2, refund_amount),
-    refund_shipping = refund_shipping OR $3, exchange_order_id = coalesce($4, exchange_order_id)
+    refund_shipping = refund_shipping OR $3, exchange_order_id = coalesce($4, exchange_order_id),
+    resolution = $5,
+    exchange_lines = CASE WHEN $5 = 'refund' THEN '[]'::jsonb ELSE exchange_lines END
 WHERE id = $1
 """
 
@@ -354,15 +358,14 @@ async def receive(
 async def complete(
     conn: asyncpg.Connection, *, principal: Principal, return_id: str,
     explicit_amount: int | None, refund_shipping: bool, pending_ttl_seconds: int,
+    instead: Resolution | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A refund return records its refund on the order; an exchange places its new order.
-    Either fails whole (409 `refund_exceeds_captured`, `insufficient_stock`), leaving the
-    return `received`."""
+    """A refund return records its refund on the order; an exchange places its new order,
+    or with `instead` REFUND is refunded as a refund return is. Either fails whole (409
+    `refund_exceeds_captured`, `insufficient_stock`), leaving the return `received`."""
     order, row = await _locked(conn, return_id, principal.channel_id)
-    check_completion(
-        Resolution(row["resolution"]), explicit_amount=explicit_amount,
-        refund_shipping=refund_shipping,
-    )  # fmt: skip
+    resolution = settled_as(Resolution(row["resolution"]), instead)
+    check_completion(resolution, explicit_amount=explicit_amount, refund_shipping=refund_shipping)
     moved = await transition(
         conn, RETURN, return_id, ReturnStatus(row["status"]), ReturnCommand.COMPLETE
     )
@@ -370,7 +373,7 @@ async def complete(
     refunded: int | None = None
     with_shipping = False
     exchange_order_id: str | None = None
-    if Resolution(row["resolution"]) is Resolution.REFUND:
+    if resolution is Resolution.REFUND:
         shipping_back = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM returns WHERE order_id = $1 AND refund_shipping)",
             order["id"],
@@ -388,7 +391,9 @@ async def complete(
             )  # fmt: skip
     else:
         exchange_order_id = await _place_exchange(conn, order, document, pending_ttl_seconds)
-    await conn.execute(SETTLED_SQL, return_id, refunded, with_shipping, exchange_order_id)
+    await conn.execute(
+        SETTLED_SQL, return_id, refunded, with_shipping, exchange_order_id, resolution.value
+    )
     await _settle_order(conn, order["id"])
     return await _record(conn, order["id"], return_id, moved.events)
 
