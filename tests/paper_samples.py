@@ -121,7 +121,8 @@ def pick_listing(lines: int = 40) -> dict[str, Any]:
         "generated_at": "2026-12-01T09:30:00+00:00",
         "items": [
             {"sku": sku(i), "name": product_name(i), "quantity": 3,
-             "shipments": [{"order_number": 100234500 + k, "quantity": 1} for k in range(3)]}
+             "shipments": [{"shipment_id": f"shp_01JF3W6ZK8Q4VX2N7TB5M9HC{i % 10}{k}",
+                            "order_number": 100234500 + k, "quantity": 1} for k in range(3)]}
             for i in range(lines)
         ],
     }  # fmt: skip

@@ -199,3 +199,18 @@ def test_the_manifest_is_signed_on_the_page_that_counts_the_parcels() -> None:
         assert "Pickup pck_01JF3W6ZK8Q4VX2N7TB5M9HC0D, Deutsche" in text.split("received")[-1]
         if parcels == 1:
             assert "1 parcels" not in " ".join(t for texts in pages.values() for t in texts)
+
+
+def test_a_pick_list_tells_one_orders_shipments_apart() -> None:
+    """Found by an outside-in tester: two shipments of one order at one location printed
+    as two identical "#1007 x 1"; the packer could not tell which parcel a unit goes in."""
+    listing = samples.pick_listing(1)
+    listing["items"][0]["shipments"] = [
+        {"shipment_id": "shp_01JF3W6ZK8Q4VX2N7TB5AAAAAA", "order_number": 1007, "quantity": 1},
+        {"shipment_id": "shp_01JF3W6ZK8Q4VX2N7TB5BBBBBB", "order_number": 1007, "quantity": 1},
+        {"shipment_id": "shp_01JF3W6ZK8Q4VX2N7TB5CCCCCC", "order_number": 1008, "quantity": 2},
+    ]
+    text = flowed_text(words(paper.pick_list(listing)))
+    times = "\u00d7"
+    expected = f"#1007 (…AAAAAA) {times} 1, #1007 (…BBBBBB) {times} 1, #1008 {times} 2"
+    assert squashed(expected) in squashed(text)

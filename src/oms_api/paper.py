@@ -492,14 +492,24 @@ def packing_slip(
 # --- the pick list -------------------------------------------------------------------------------
 
 
+def picked_for(shipments: Sequence[Mapping[str, Any]]) -> str:
+    """Whom a pick list's row is for: "#1007 x 2, #1008 x 1" (a multiplication sign on
+    paper); an order with several shipments in the row names each by the end of its id
+    ("#1007 (…M9HC0D) x 1"), which its packing slip prints whole."""
+    times = "\u00d7"  # the multiplication sign, on paper
+    numbers = [s["order_number"] for s in shipments]
+    parts = []
+    for s in shipments:
+        which = f" (…{s['shipment_id'][-6:]})" if numbers.count(s["order_number"]) > 1 else ""
+        parts.append(f"#{s['order_number']}{which} {times} {s['quantity']}")
+    return ", ".join(parts)
+
+
 def pick_list(listing: Mapping[str, Any]) -> bytes:
     width = A4[0] - 36 * mm
     rows: list[list[Any]] = [["", "SKU", "Item", "Qty", "For"]]
     for item in listing["items"]:
-        times = "\u00d7"  # the multiplication sign, on paper
-        detail = ", ".join(
-            f"#{s['order_number']} {times} {s['quantity']}" for s in item["shipments"]
-        )
+        detail = picked_for(item["shipments"])
         rows.append([_Checkbox(), _p(item["sku"]), _p(item["name"]), str(item["quantity"]),
                      _p(detail, _SMALL)])  # fmt: skip
     table = Table(
