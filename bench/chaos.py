@@ -210,12 +210,15 @@ async def run(args: argparse.Namespace) -> int:
 
         conn = await asyncpg.connect(url)
         try:
-            for _ in range(120):  # let the worker drain the queue
-                pending = await conn.fetchval(
-                    "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+            for tick in range(120):  # let the worker drain the queue
+                pending, due = await conn.fetchrow(
+                    "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= now())"
+                    " FROM webhook_deliveries WHERE status = 'pending'"
                 )
                 if pending == 0:
                     break
+                if tick % 10 == 0:
+                    print(f"draining: {pending} deliveries pending, {due} of them due")
                 await asyncio.sleep(0.5)
             checks = await verify(conn, results, receiver)
         finally:
@@ -276,11 +279,30 @@ async def verify(
     }
     received = {e["id"] for e in receiver.events()}
     lost = events - received
+    # Where the undelivered ones stand, to tell a slow queue from a lost event.
+    statuses = dict(
+        (r["status"], r["n"]) for r in await conn.fetch(
+            "SELECT d.status, count(*) AS n FROM webhook_deliveries d WHERE d.event_id = ANY($1)"
+            " GROUP BY 1", list(lost),
+        )
+    )  # fmt: skip
+    latency = list(
+        await conn.fetchrow(
+            "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms),"
+            " percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms), max(latency_ms)"
+            " FROM webhook_attempts"
+        )
+    )
     checks.append(
         (
             "every event delivered",
             not lost,
-            f"{len(events)} events, {len(lost)} never received, {len(receiver.received)} requests (at least once)",
+            f"{len(events)} events, {len(lost)} never received, {len(receiver.received)} requests (at least once)"
+            + (
+                f"; their deliveries: {statuses}; attempts' latency p50/p99/max ms: {latency}"
+                if lost
+                else ""
+            ),
         )
     )
     doubled = [k for k, ids in results.items() if len(ids) > 1]

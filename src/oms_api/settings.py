@@ -67,8 +67,10 @@ class Settings(BaseSettings):
         default=8,
         ge=1,
         le=1000,
-        description="Deliveries in flight per endpoint per process: a slow endpoint's "
-        "backlog never takes every slot.",
+        description="Deliveries in flight per process to one endpoint, unless it is fast "
+        "(its last answer, within the last minute, came in under a second, and none in "
+        "flight has waited longer): a slow or silent endpoint's backlog never takes every "
+        "slot, and a fast one may use them all.",
     )
     webhook_poll_interval: float = Field(
         default=2.0, gt=0, description="Seconds between queue polls without NOTIFY."
