@@ -328,3 +328,33 @@ async def test_no_answer_to_another_channel_ever_contains_what_a_channel_recorde
         assert all(value.encode() in record for value in secret.values())
     finally:
         receiver.stop()
+
+
+async def test_an_email_is_case_folded_once_by_the_database_everywhere(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """`İ` (U+0130) lower-cases to `i` in PostgreSQL but to `i̇` (two code points) in Python:
+    an email holding it was stored under PostgreSQL's `lower()` and looked up under Python's,
+    so a channel creating a customer the business knew by it answered 500 (found by an
+    outside-in attack), and lists filtered by it found nothing."""
+    a, b, sku = await _two_shops_one_product(admin)
+    tag = unique("x")
+    email = f"\u0130{tag}@example.com"  # İ…
+    known = await client.post("/v1/customers", json={"email": email}, headers=b.headers)
+    assert known.status_code == 201, known.text
+    # A channel that does not know them yet: 201, the business's one record.
+    mine = await client.post("/v1/customers", json={"email": email}, headers=a.headers)
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["id"] == known.json()["id"]
+    # The same person spelt as PostgreSQL folds it is the same record, as for any email.
+    folded = f"i{tag}@example.com"
+    taken = await client.post("/v1/customers", json={"email": folded}, headers=a.headers)
+    assert (taken.status_code, taken.json()["code"]) == (409, "email_taken")
+    listed = await client.get("/v1/customers", params={"email": email}, headers=a.headers)
+    assert [c["id"] for c in listed.json()["data"]] == [known.json()["id"]]
+    listed = await admin.get("/v1/customers", params={"email": email})
+    assert [c["id"] for c in listed.json()["data"]] == [known.json()["id"]]
+    placed = await _order(client, a, sku, customer={"email": email})
+    assert placed["customer_id"] == known.json()["id"]
+    found = await client.get("/v1/orders", params={"q": email}, headers=a.headers)
+    assert [o["id"] for o in found.json()["data"]] == [placed["id"]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, String, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -182,6 +182,14 @@ def _as_seen_by_admin(customer: Customer, profiles: list[dict[str, Any]]) -> dic
     }
 
 
+def folded(email: str) -> ColumnElement[str]:
+    """An email as `email_normalized` holds it: case-folded by PostgreSQL's `lower()`, the
+    one rule (the column is computed by it, and placement compares with it). Python's
+    `str.lower()` folds some letters otherwise (`İ` becomes two code points, `i̇`; PostgreSQL
+    gives `i`), so it would look for another email than the one stored."""
+    return func.lower(literal(email, String))
+
+
 async def _documents(
     session: AsyncSession, principal: Principal, customer_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -229,7 +237,7 @@ async def create_customer(
         .values(id=random_id("cus"), email=email)
         .on_conflict_do_nothing(index_elements=[Customer.email_normalized])
         .returning(Customer.id)
-    ) or await session.scalar(select(Customer.id).where(Customer.email_normalized == email.lower()))
+    ) or await session.scalar(select(Customer.id).where(Customer.email_normalized == folded(email)))
     linked = await session.scalar(
         insert(CustomerProfile)
         .values(
@@ -293,7 +301,7 @@ async def list_customers(
         stmt = select(Customer.id, Customer.created_at)
         keys = [Customer.created_at, Customer.id]
         if email is not None:
-            stmt = stmt.where(Customer.email_normalized == email.lower())
+            stmt = stmt.where(Customer.email_normalized == folded(email))
     else:
         stmt = scope_to_channel(
             select(CustomerProfile.customer_id, CustomerProfile.created_at),
@@ -302,7 +310,7 @@ async def list_customers(
         keys = [CustomerProfile.created_at, CustomerProfile.customer_id]
         if email is not None:
             stmt = stmt.join(Customer, Customer.id == CustomerProfile.customer_id).where(
-                Customer.email_normalized == email.lower()
+                Customer.email_normalized == folded(email)
             )
     page = await paginate(session, stmt, keys=keys, limit=limit, cursor=cursor)
     ids = [row[0] for row in page.items]

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import bindparam, literal_column, select
+from sqlalchemy import String, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
@@ -84,7 +84,7 @@ async def list_orders(
         if text.isdigit() and len(text) <= 18:
             values["number"] = int(text)
         elif "@" in text:
-            values["email"] = text.lower()
+            values["email"] = text  # folded by the database, as orders' email_normalized
         else:
             values["q_external_id"] = text
     statement = _list_statement(frozenset(values), limit, cursor is not None)
@@ -116,7 +116,7 @@ def _list_statement(filters: frozenset[str], limit: int, after_cursor: bool) -> 
     if "number" in filters:
         stmt = stmt.where(Order.number == bindparam("number"))
     if "email" in filters:
-        stmt = stmt.where(Order.email_normalized == bindparam("email"))
+        stmt = stmt.where(Order.email_normalized == func.lower(bindparam("email", type_=String)))
     if "q_external_id" in filters:
         stmt = stmt.where(Order.external_id == bindparam("q_external_id"))
     return page_statement(
