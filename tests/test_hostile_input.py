@@ -199,3 +199,20 @@ async def test_metadata_numbers_come_back_from_create_as_every_read_returns_them
     listed = await client.get("/v1/orders", params={"limit": 1}, headers=owner.headers)
     assert listed.json()["data"][0]["id"] == order_id
     assert orjson.dumps(listed.json()["data"][0]["metadata"]) == stored
+
+
+@pytest.mark.parametrize("q", ["\u00b2", "\u2460", "1\u00b2"])
+async def test_a_search_of_digits_python_cannot_read_as_a_number_is_no_500(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, q: str
+) -> None:
+    """`?q=²` passed `str.isdigit()` and failed `int()`: 500 (found by an outside-in attack).
+    Only ASCII digits are an order number; anything else is searched as an external id."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    placed = await place(
+        client, order_body(None, [(product["sku"], 1)], external_id=q), headers=shop.headers
+    )
+    assert placed.status_code == 201, placed.text
+    found = await client.get("/v1/orders", params={"q": q}, headers=shop.headers)
+    assert found.status_code == 200, found.text
+    assert [o["id"] for o in found.json()["data"]] == [placed.json()["id"]]

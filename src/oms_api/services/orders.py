@@ -81,7 +81,8 @@ async def list_orders(
         values["created_before"] = created_before
     if q is not None:
         text = q.strip().lstrip("#")
-        if text.isdigit() and len(text) <= 18:
+        # ASCII digits only: `str.isdigit()` also takes `²` or `①`, which `int()` refuses.
+        if text.isascii() and text.isdigit() and len(text) <= 18:
             values["number"] = int(text)
         elif "@" in text:
             values["email"] = text  # folded by the database, as orders' email_normalized
