@@ -201,6 +201,23 @@ async def test_gone_disables_the_endpoint_at_once(
     assert endpoint["id"] in {e["data"]["id"] for e in feed}
 
 
+async def test_a_retry_after_of_digits_python_cannot_read_loses_no_answer(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """`Retry-After: ²` passed `str.isdigit()` and failed `float()`: the receiver's answer
+    (here a 410) was recorded as the dispatcher's own internal error, and the endpoint was
+    never disabled (found by an outside-in attack with a hostile receiver)."""
+    shop = await Shop.open(admin)
+    receiver.statuses = [410]
+    receiver.extra_headers = {"Retry-After": "\u00b2"}
+    endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
+    product = await shop.product(admin, 5)
+    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    await receiver.wait_for(lambda ev: len(ev) == 1)
+    current = await _until_disabled(admin, endpoint["id"])
+    assert "410" in current["disabled_reason"]
+
+
 async def test_an_endpoint_failing_for_days_is_disabled(
     database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:

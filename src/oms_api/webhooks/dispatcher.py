@@ -177,8 +177,10 @@ def retry_delay(settings: Settings, attempts: int, retry_after: float | None) ->
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
+    seconds = value.strip()
+    # ASCII digits only: `str.isdigit()` also takes `²`, which `float()` refuses.
+    if seconds.isascii() and seconds.isdigit():
+        return float(seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
