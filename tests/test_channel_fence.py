@@ -257,7 +257,8 @@ def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
     paths = app.openapi()["paths"]
     found, hidden = [], []
     for context in iter_route_contexts(app.routes):
-        path = str(context.path)
+        # As the document names it: `{sku:path}` (a parameter that takes `/`) is `{sku}`.
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", str(context.path))
         if not isinstance(context.original_route, APIRoute):
             if path not in UNDOCUMENTED:
                 hidden.append(f"{type(context.original_route).__name__} {path}")

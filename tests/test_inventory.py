@@ -198,3 +198,29 @@ async def test_the_ledger_follows_orders_and_cancellations(
     ]  # fmt: skip
     assert movements[0]["cause_id"] == order["id"]
     await assert_stock_consistent(app)
+
+
+async def test_a_sku_with_a_slash_is_read_and_changed_by_its_path(
+    admin: httpx.AsyncClient,
+) -> None:
+    """A SKU may hold `/` (`Sku`'s pattern), but `/v1/products/{sku}` and
+    `/v1/inventory/{sku}` matched one path segment: such a product was created and then
+    could never be read, changed (deactivated) or counted through them, percent-encoded
+    (`%2F`, as generated clients send it) or not — 404 (found by an outside-in attack)."""
+    sku = f"{unique('BOX')}/10"
+    created = await admin.post(
+        "/v1/products",
+        json={"sku": sku, "name": "A box of ten", "unit_price": 100, "currency": "EUR"},
+    )
+    assert created.status_code == 201, created.text
+    location = await create_location(admin)
+    await stock(admin, sku, location["id"], 3)
+    for path in (sku, sku.replace("/", "%2F")):
+        got = await admin.get(f"/v1/products/{path}")
+        assert (got.status_code, got.json()["sku"]) == (200, sku), got.text
+        changed = await admin.patch(f"/v1/products/{path}", json={"active": False})
+        assert (changed.status_code, changed.json()["active"]) == (200, False), changed.text
+        counted = await admin.get(f"/v1/inventory/{path}")
+        assert (counted.status_code, counted.json()["on_hand"]) == (200, 3), counted.text
+    # The lists beside `{sku}` are still theirs.
+    assert (await admin.get("/v1/inventory/movements", params={"sku": sku})).status_code == 200

@@ -41,6 +41,8 @@ InventoryReader = Annotated[Principal, require(Scope.INVENTORY_READ)]
 InventoryListReader = Annotated[Principal, read_require(Scope.INVENTORY_READ)]
 InventoryWriter = Annotated[Principal, require_unbound(Scope.INVENTORY_WRITE)]
 SkuPath = Annotated[str, Path(max_length=64, description="The product's SKU.")]
+# A SKU may hold `/` (`schemas.common.Sku`): its routes take the rest of the path,
+# `/v1/products/BOX/10` as `/v1/products/BOX%2F10` (what generated clients send).
 
 
 @locations.post(
@@ -143,7 +145,7 @@ async def list_products(
 
 
 @products.get(
-    "/{sku}", response_model=ProductPublic, summary="Get a product",
+    "/{sku:path}", response_model=ProductPublic, summary="Get a product",
     responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def get_product(
@@ -155,7 +157,7 @@ async def get_product(
 
 
 @products.patch(
-    "/{sku}", response_model=ProductPublic, summary="Update a product",
+    "/{sku:path}", response_model=ProductPublic, summary="Update a product",
     responses=shared_write_responses(400, 401, 403, 404, 412, 413, 422),
 )  # fmt: skip
 async def update_product(

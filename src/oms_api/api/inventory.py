@@ -97,7 +97,7 @@ async def list_inventory_movements(
 
 
 @router.get(
-    "/{sku}", response_model=InventorySummary, summary="Get a product's stock",
+    "/{sku:path}", response_model=InventorySummary, summary="Get a product's stock",
     responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def get_inventory(
