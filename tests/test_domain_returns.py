@@ -67,7 +67,7 @@ def _line(shipped: int, returned: int = 0, pending: int = 0, days_ago: int = 1) 
 def test_only_shipped_units_less_returned_and_pending_may_be_returned() -> None:
     check_returnable([("l1", 2)], {"l1": _line(5, 1, 2)}, NOW, 30)
     with pytest.raises(DomainError) as caught:
-        check_returnable([("l1", 2), ("l1", 1)], {"l1": _line(5, 1, 2)}, NOW, 30)
+        check_returnable([("l1", 3)], {"l1": _line(5, 1, 2)}, NOW, 30)
     assert caught.value.code == "exceeds_returnable"
     assert caught.value.extra["lines"] == [{"line_id": "l1", "requested": 3, "returnable": 2}]
     with pytest.raises(DomainError) as unshipped:
@@ -76,6 +76,9 @@ def test_only_shipped_units_less_returned_and_pending_may_be_returned() -> None:
     with pytest.raises(DomainError) as unknown:
         check_returnable([("l9", 1)], {"l1": _line(5)}, NOW, 30)
     assert (unknown.value.code, unknown.value.kind) == ("unknown_line", "invalid")
+    with pytest.raises(DomainError) as twice:  # a return line holds one reason
+        check_returnable([("l1", 1), ("l1", 1)], {"l1": _line(5)}, NOW, 30)
+    assert (twice.value.code, twice.value.kind) == ("validation_error", "invalid")
 
 
 def test_the_window_counts_from_delivery() -> None:

@@ -216,6 +216,30 @@ async def test_what_may_be_returned(admin: httpx.AsyncClient, client: httpx.Asyn
         assert (response.status_code, response.json()["code"]) == (422, code), body
 
 
+async def test_a_return_names_each_line_once(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A return line holds one quantity, reason and note: the same `line_id` twice, within
+    what may be returned, was checked as their sum and then stored as two rows of one
+    (return, line) — 500 (found by an outside-in attack with duplicated ids in bodies)."""
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 10)
+    order = await desk.shipped(client, [(product["sku"], 2)])
+    line = order["lines"][0]["id"]
+    twice = [{"line_id": line, "quantity": 1, "reason": "damaged"},
+             {"line_id": line, "quantity": 1, "reason": "other"}]  # fmt: skip
+    refused = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": twice}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+    assert refused.json()["errors"][0]["loc"] == ["body", "lines", 1, "line_id"]
+    assert (await _order(client, desk, order["id"]))["return_status"] == "none"
+    once = await desk.open_return(
+        client, {"order_id": order["id"], "resolution": "refund", "lines": twice[:1]}
+    )
+    assert once.status_code == 201, once.text
+
+
 async def test_the_return_window(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
     desk = await ReturnsDesk.open(admin)
     product = await desk.shop.product(admin, 5)

@@ -127,9 +127,18 @@ def check_returnable(
     asked: Sequence[tuple[str, int]], lines: Mapping[str, ReturnableLine], now: datetime,
     window_days: int,
 ) -> None:  # fmt: skip
-    """Refuse a return asking for a line not in the order (422 `unknown_line`), for more
-    than its shipped units less those returned or in an open return (409
+    """Refuse a return naming a line twice (422 `validation_error`: a return line holds one
+    quantity, reason and note), asking for a line not in the order (422 `unknown_line`),
+    for more than its shipped units less those returned or in an open return (409
     `exceeds_returnable`), or after the return window (409 `return_window_closed`)."""
+    seen: set[str] = set()
+    for i, (line_id, _) in enumerate(asked):
+        if line_id in seen:
+            raise DomainError(
+                "validation_error", f"Line {line_id} is named more than once; name each once.",
+                kind="invalid", loc=["body", "lines", i, "line_id"],
+            )  # fmt: skip
+        seen.add(line_id)
     unknown = [line_id for line_id, _ in asked if line_id not in lines]
     if unknown:
         raise DomainError(
