@@ -134,3 +134,26 @@ async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> Non
         assert limited.json()["code"] == "rate_limited"
         assert int(limited.headers["retry-after"]) >= 1
         assert (await c.get("/healthz")).status_code == 200  # operations are not limited
+
+
+async def test_two_authorization_headers_are_401_whichever_comes_first(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Only the first of two `Authorization` headers was read: a proxy or gateway that reads
+    the last (to log, rate-limit or authorize) would judge another caller than the service
+    serves (found by an outside-in attack). A request carries one key, or none is trusted."""
+    channel = await create_channel(admin)
+    key = await create_key(admin, ["orders:read"], channel["id"])
+    admin_header = admin.headers["Authorization"]
+    for first, second in ((admin_header, f"Bearer {key['secret']}"),
+                          (f"Bearer {key['secret']}", admin_header)):  # fmt: skip
+        response = await client.get(
+            "/v1/orders", headers=[("Authorization", first), ("Authorization", second)]
+        )
+        assert (response.status_code, response.json()["code"]) == (401, "unauthorized")
+        placed = await client.post(
+            "/v1/orders",
+            json={"customer": {"email": "a@example.com"}, "lines": [{"sku": "X-1", "quantity": 1}]},
+            headers=[("Authorization", first), ("Authorization", second)],
+        )  # fmt: skip
+        assert (placed.status_code, placed.json()["code"]) == (401, "unauthorized")

@@ -128,7 +128,7 @@ async def _admitted(
     `scope` (or `admin`)."""
     principal, row = await access.authenticate(
         conn,
-        authorization=request.headers.get("authorization"),
+        authorization=request.headers.getlist("authorization"),
         bootstrap_key=request.app.state.settings.admin_api_key,
         claiming=claiming,
     )

@@ -52,20 +52,23 @@ def _unauthorized(detail: str) -> Unauthorized:
 async def authenticate(
     conn: asyncpg.Connection,
     *,
-    authorization: str | None,
+    authorization: Sequence[str],
     bootstrap_key: str | None,
     claiming: str | None = None,
 ) -> tuple[Principal, asyncpg.Record | None]:
-    """The caller behind `Authorization: Bearer <key>`, looked up through `conn` (asyncpg,
-    in the request's transaction: every request runs this).
+    """The caller behind `Authorization: Bearer <key>` (`authorization`: every value of the
+    header the request sent; more than one is 401), looked up through `conn` (asyncpg, in
+    the request's transaction: every request runs this).
 
     With `claiming` (an Idempotency-Key), the same round trip claims it for the caller and
     returns the claim's row (`idempotency.read_claim` reads it); None for the bootstrap key,
     which is not stored and claims separately.
     """
-    if not authorization:
+    if len(authorization) > 1:  # which one to trust? A proxy might have read the other
+        raise _unauthorized("Send one `Authorization` header, not several.")
+    if not authorization or not authorization[0]:
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    scheme, _, token = authorization.partition(" ")
+    scheme, _, token = authorization[0].partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
