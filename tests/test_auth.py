@@ -157,3 +157,29 @@ async def test_two_authorization_headers_are_401_whichever_comes_first(
             headers=[("Authorization", first), ("Authorization", second)],
         )  # fmt: skip
         assert (placed.status_code, placed.json()["code"]) == (401, "unauthorized")
+
+
+async def test_placement_answers_for_the_key_before_the_body(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """`POST /v1/orders` validated its body before it looked at the key: no key, a revoked
+    one or one without `orders:write` got the body's 422, where every other operation (and
+    the SPEC) answers 401 or 403 (found by an outside-in attack on scopes)."""
+    channel = await create_channel(admin)
+    reader = await create_key(admin, ["orders:read"], channel["id"])
+    writer = await create_key(admin, ["orders:write"], channel["id"])
+    revoked = await create_key(admin, ["orders:write"], channel["id"])
+    await admin.delete(f"/v1/api-keys/{revoked['id']}")
+    bad = {"lines": [], "status": "shipped"}
+    for headers, expected in (
+        ({}, (401, "unauthorized")),
+        (bearer(revoked["secret"]), (401, "unauthorized")),
+        (bearer(reader["secret"]), (403, "missing_scope")),
+        (bearer(writer["secret"]), (422, "validation_error")),
+    ):
+        response = await client.post("/v1/orders", json=bad, headers=headers)
+        assert (response.status_code, response.json()["code"]) == expected, response.text
+        replayable = await client.post(
+            "/v1/orders", json=bad, headers={**headers, "Idempotency-Key": "k-1"}
+        )
+        assert (replayable.status_code, replayable.json()["code"]) == expected

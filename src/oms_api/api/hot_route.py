@@ -46,6 +46,12 @@ class HotRoute(Route):
                 f"{endpoint.__name__}: a HotRoute takes the request, one JSON body and headers"
             )
 
+    async def before_refusing(self, request: Request) -> None:
+        """Run when the headers or the body are invalid, before the 422. An endpoint that
+        checks its caller itself (not through a dependency, which FastAPI solves before
+        the body) checks it here too, so that a caller it would refuse hears its 401 or
+        403 first, as from any other route. Nothing by default."""
+
     def endpoint_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
         request_name = self.dependant.request_param_name
@@ -76,6 +82,7 @@ class HotRoute(Route):
                 values[body_field.name], body_errors = body_field.validate(body, loc=("body",))
                 errors += body_errors
             if errors:
+                await self.before_refusing(request)
                 raise RequestValidationError(errors, body=None if body is _NO_BODY else body)
             response = await endpoint(**values)
             if not isinstance(response, Response):
