@@ -387,3 +387,22 @@ def test_version() -> None:
     result = oms("postgresql://unused@127.0.0.1:1/x", "--version")
     assert result.returncode == 0
     assert result.stdout == f"oms-api {oms_api.__version__}\n"
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting_anything(tmp_path: Path) -> None:
+    """The quickstart's port 8000 may be taken on a newcomer's machine: one line naming the
+    port and `--port`, exit 1, and no embedded PostgreSQL started (or stopped) for nothing."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data_dir = tmp_path / "oms-data"
+        result = oms_embedded(data_dir, "serve", "--port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another program has it: choose a free port with --port)\n"
+    )
+    assert not data_dir.exists()

@@ -167,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["OMS_DISPATCHER"] = "false"
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    _check_can_listen(args.host, args.port)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; exiting through
     # SystemExit (not the default handler's instant death) lets the embedded PostgreSQL stop.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -197,6 +198,28 @@ def _serve(args: argparse.Namespace) -> int:
                 server_header=False,
             )
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse at once, in one line, an address uvicorn could not listen on (a port another
+    program has, a host that is not this machine's) — before PostgreSQL is started and
+    migrated for nothing, and not as a log line after it."""
+    import errno
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = " (another program has it: choose a free port with --port)"
+            reason = (exc.strerror or str(exc)).lower()
+            raise CommandError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
 
 
 def _demo_mail_url(settings: Settings) -> str:
