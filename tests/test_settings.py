@@ -47,6 +47,13 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OMS_WEBHOOK_RETRY_DELAYS", ","),
         ("OMS_LOG_FORMAT", "xml"),
         ("OMS_PENDING_ORDER_TTL", "0"),
+        # Each of these was a traceback at startup (found trying the README's table).
+        ("OMS_LOG_LEVEL", "LOUD"),
+        ("OMS_SMTP_URL", "smtp://"),
+        ("OMS_SMTP_URL", "smtp://mail.example.com:99999"),
+        ("OMS_SMTP_URL", "smtps://mail.example.com:abc"),
+        ("OMS_SMTP_URL", "file:"),
+        ("OMS_SMTP_FROM", "not an address"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -73,3 +80,36 @@ def test_database_urls_are_normalised_for_asyncpg() -> None:
     assert (
         libpq_url("postgresql+asyncpg://u@/d?host=/run/pg") == "postgresql://u@/d?host=%2Frun%2Fpg"
     )
+
+
+def test_good_values_of_the_checked_settings_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMS_LOG_LEVEL", "debug")
+    monkeypatch.setenv("OMS_SMTP_URL", "smtp://user:p%40ss@mail.example.com:2525")
+    monkeypatch.setenv("OMS_SMTP_FROM", "no-reply@localhost")
+    settings = Settings()
+    assert settings.log_level == "DEBUG"
+    assert settings.smtp_url == "smtp://user:p%40ss@mail.example.com:2525"
+    for url in ("smtps://mail.example.com", "file:/tmp/mail", "file:mail"):
+        monkeypatch.setenv("OMS_SMTP_URL", url)
+        assert Settings().smtp_url == url
+
+
+def test_a_bad_setting_is_one_line_from_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README promises: `error: …`, exit 1 — not a traceback."""
+    import subprocess
+    import sys
+
+    from tests.conftest import service_env
+
+    for name, value, message in [
+        ("OMS_LOG_LEVEL", "LOUD", "OMS_LOG_LEVEL must be one of DEBUG, INFO, WARNING"),
+        ("OMS_SMTP_URL", "smtp://", "OMS_SMTP_URL names no host"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "oms_api.cli", "migrate"],
+            env=service_env(DATABASE_URL="postgresql://unused@127.0.0.1:1/x", **{name: value}),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"error: {message}"), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr

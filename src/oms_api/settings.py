@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -136,11 +138,40 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
+        """What `notifications.mail.Transport.from_url` can use, refused here in one line
+        rather than as a traceback when the notifier starts."""
         if not value:
             return None
-        if not value.startswith(("smtp://", "smtps://", "file:")):
+        if value.startswith("file:"):
+            if not value.removeprefix("file:").removeprefix("//").strip():
+                raise ValueError("OMS_SMTP_URL=file:DIR needs a directory (file:/var/mail/oms)")
+            return value
+        if not value.startswith(("smtp://", "smtps://")):
             raise ValueError("OMS_SMTP_URL must be smtp://…, smtps://… or file:DIR")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is no number or too large
+        except ValueError as exc:
+            raise ValueError(f"OMS_SMTP_URL is not a valid URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("OMS_SMTP_URL names no host: smtp://user:pass@host:587")
         return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _smtp_from(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]{1,253}", value):
+            raise ValueError("OMS_SMTP_FROM must be an email address (no-reply@example.com)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        names = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        level = value.strip().upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError(f"OMS_LOG_LEVEL must be one of {', '.join(names)}, not {value!r}")
+        return level
 
     @field_validator("database_url", "read_database_url")
     @classmethod
