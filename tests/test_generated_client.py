@@ -215,3 +215,21 @@ def test_an_order_s_whole_life_through_the_generated_client(
     )  # fmt: skip
     cancelled = ok(_call("orders", "cancel_order")(other.id, client=shop), m.OrderPublic)
     assert cancelled.status == "cancelled"
+
+
+def test_the_readme_s_generate_command_runs_as_written(tmp_path: Path) -> None:
+    """The README's command line, run by bash from a clone's root (here: a directory with
+    the clone's `openapi/` and this virtualenv as `.venv`), with the generator's own
+    post-hooks (ruff): it once put `.venv/bin` on PATH as a relative path, which the
+    generator's hooks, run inside the output directory, could not find ("ruff: not
+    found", no client)."""
+    readme = (ROOT / "README.md").read_text().split("## Generating a client", 1)[1]
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    command = next(line for line in block.splitlines() if "openapi-python-client generate" in line)
+    (tmp_path / "openapi").symlink_to(ROOT / "openapi")
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "oms-api-client" / PACKAGE / "client.py").is_file(), result.stdout
