@@ -4,7 +4,7 @@ import asyncio
 
 import httpx
 
-from tests.factories import create_channel, create_location, unique
+from tests.factories import create_channel, create_location, create_product, unique
 
 
 async def test_create_get_and_duplicate_code(admin: httpx.AsyncClient) -> None:
@@ -121,3 +121,20 @@ async def test_bad_paging_parameters_are_422(admin: httpx.AsyncClient) -> None:
         assert response.status_code == 422, params
     response = await admin.get("/v1/channels", params={"cursor": "garbage"})
     assert response.json()["code"] == "invalid_cursor"
+
+
+async def test_a_stale_if_match_names_what_it_was_about(admin: httpx.AsyncClient) -> None:
+    """The 412's detail named no resource for products ("The product with sku is at
+    version 2, not 1"), found with curl while reading the API conventions."""
+    product = await create_product(admin)
+    channel = await create_channel(admin)
+    location = await create_location(admin)
+    for url, named in [
+        (f"/v1/products/{product['sku']}", f"The product with sku {product['sku']} is"),
+        (f"/v1/channels/{channel['id']}", f"The channel with id {channel['id']} is"),
+        (f"/v1/locations/{location['id']}", f"The location {location['id']} is"),
+    ]:
+        assert (await admin.patch(url, json={"name": "Renamed"})).status_code == 200
+        stale = await admin.patch(url, json={"name": "Again"}, headers={"If-Match": '"1"'})
+        assert stale.status_code == 412
+        assert stale.json()["detail"] == f"{named} at version 2, not 1; reload and retry."

@@ -44,6 +44,6 @@ async def update_versioned(
     if current is None:
         raise NotFound(f"No {what} {ident}.")
     raise PreconditionFailed(
-        f"The {what} is at version {current}, not {if_match}; reload and retry.",
+        f"The {what} {ident} is at version {current}, not {if_match}; reload and retry.",
         current_version=current,
     )
