@@ -299,3 +299,20 @@ def test_an_invalid_transition_reads_as_english() -> None:
     shipment = InvalidTransition(resource="shipment", state="delivered", command="pick",
                                  allowed=[])  # fmt: skip
     assert shipment.detail == "Cannot pick a shipment that is delivered; allowed now: none."
+
+
+def test_refusals_read_as_english() -> None:
+    """'Cannot hold a order', 'Cannot record a authorization': found in the problems' detail
+    while following the README's walkthrough and docs/orders.md."""
+    with pytest.raises(InvalidTransition) as held:
+        next_status(S.CANCELLED, C.HOLD)
+    assert held.value.detail == "Cannot hold an order that is cancelled; allowed now: none."
+    with pytest.raises(DomainError) as authorized:
+        apply_payment(PaymentTotals(authorized=600), K.AUTHORIZATION, 401, 1000)
+    assert authorized.value.detail.startswith("Cannot record an authorization of 401: ")
+    with pytest.raises(DomainError) as cancelled:
+        apply_payment(PaymentTotals(), K.AUTHORIZATION, 1, 1000, cancelled=True)
+    assert cancelled.value.detail.startswith("Cannot record an authorization on a cancelled")
+    with pytest.raises(DomainError) as captured:
+        apply_payment(PaymentTotals(), K.CAPTURE, 1001, 1000)
+    assert captured.value.detail.startswith("Cannot record a capture of 1001: ")

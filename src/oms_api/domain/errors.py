@@ -32,13 +32,17 @@ class DomainError(Exception):
         self.extra = extra
 
 
+def a(noun: str) -> str:
+    """`noun` with its indefinite article, for messages: "an order", "a capture"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 class InvalidTransition(DomainError):
     def __init__(self, *, resource: str, state: str, command: str, allowed: list[str]) -> None:
         allowed_text = ", ".join(allowed) if allowed else "none"
-        article = "an" if resource[:1] in ("a", "e", "i", "o", "u") else "a"
         super().__init__(
             "invalid_transition",
-            f"Cannot {command} {article} {resource} that is {state}; allowed now: {allowed_text}.",
+            f"Cannot {command} {a(resource)} that is {state}; allowed now: {allowed_text}.",
             current_state=state,
             allowed_commands=allowed,
         )

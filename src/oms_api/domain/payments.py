@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from oms_api.domain.errors import DomainError
+from oms_api.domain.errors import DomainError, a
 
 
 class PaymentKind(StrEnum):
@@ -116,7 +116,7 @@ def apply_payment(
     if cancelled and kind in (PaymentKind.AUTHORIZATION, PaymentKind.CAPTURE):
         raise DomainError(
             "order_cancelled",
-            f"Cannot record a {kind.value} on a cancelled order; refunds and voids only.",
+            f"Cannot record {a(kind.value)} on a cancelled order; refunds and voids only.",
         )
     if amount <= 0:
         raise DomainError("invalid_amount", "A payment amount must be positive.", kind="invalid")
@@ -130,7 +130,7 @@ def apply_payment(
         }  # fmt: skip
         raise DomainError(
             code,
-            f"Cannot record a {kind.value} of {amount}: at most {limit} {what}; the order "
+            f"Cannot record {a(kind.value)} of {amount}: at most {limit} {what}; the order "
             f"total is {order_total}.",
             **amounts,
         )
