@@ -478,3 +478,36 @@ async def test_the_housekeeping_job_expires_orders_by_itself(
                 break
         assert current["status"] == "cancelled"
         assert (await inventory(admin, product["sku"]))["reserved"] == 0
+
+
+async def test_expires_at_is_set_only_while_the_order_can_expire(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found following the README: a delivered (and a paid, held) order still showed an
+    `expires_at` a day after placement, a time at which nothing will happen to it. It is
+    the time an unpaid `pending` order expires; `null` while none can."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5, unit_price=1000)
+    order = await _order(client, shop, product["sku"], 1)
+    assert order["status"] == "pending"
+    assert order["expires_at"] is not None
+    url = f"/v1/orders/{order['id']}/payments"
+
+    async def pay(kind: str, amount: int) -> dict:
+        response = await client.post(
+            url, json={"kind": kind, "amount": amount}, headers=shop.headers
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    part = await pay("authorization", 400)  # in force: it cannot expire, still pending
+    assert (part["status"], part["expires_at"]) == ("pending", None)
+    voided = await pay("void", 400)  # nothing in force: it expires as placed
+    assert (voided["status"], voided["expires_at"]) == ("pending", order["expires_at"])
+    confirmed = await pay("capture", 1000)
+    assert (confirmed["status"], confirmed["expires_at"]) == ("confirmed", None)
+    read = await client.get(f"/v1/orders/{order['id']}", headers=shop.headers)
+    assert read.json()["expires_at"] is None
+    held = await _order(client, shop, product["sku"], 1, payment={"method": "invoice"})
+    assert held["status"] == "confirmed"
+    assert held["expires_at"] is None

@@ -194,7 +194,10 @@ class OrderPublic(PublicModel):
         description="When every shipment was delivered: its last shipment's `delivered_at`."
     )
     cancelled_at: datetime | None
-    expires_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="When this unpaid `pending` order is cancelled if no payment arrives; "
+        "`null` while it cannot expire (another state, or a payment in force)."
+    )
     version: int
 
 

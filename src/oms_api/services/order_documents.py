@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from oms_api.domain.payments import PaymentTotals, payment_in_force
 from oms_api.errors import NotFound
 from oms_api.jsonutil import iso
 from oms_api.services.scoping import fence_sql
@@ -48,6 +49,16 @@ def _allocations(
         ),
         key=lambda a: (at[a["line_id"]][0], a["location_id"]),
     )  # fmt: skip
+
+
+def _can_expire(row: Mapping[str, Any]) -> bool:
+    """Whether housekeeping would cancel the order at `expires_at` (`expire_pending_orders`):
+    pending, with no payment in force."""
+    totals = PaymentTotals(
+        authorized=row["authorized"], captured=row["captured"], refunded=row["refunded"],
+        voided=row["voided"],
+    )  # fmt: skip
+    return row["status"] == "pending" and not payment_in_force(totals)
 
 
 def order_document(
@@ -96,7 +107,7 @@ def order_document(
         "shipped_at": iso(row["shipped_at"]),
         "delivered_at": iso(row["delivered_at"]),
         "cancelled_at": iso(row["cancelled_at"]),
-        "expires_at": iso(row["expires_at"]),
+        "expires_at": iso(row["expires_at"]) if _can_expire(row) else None,
         "version": row["version"],
     }
 
