@@ -130,3 +130,44 @@ async def test_a_statement_over_the_timeout_is_503_and_its_connection_is_reused(
     assert blocked.headers["retry-after"] == "1"
     assert placed.status_code == 201, placed.text
     assert (await inventory(admin, product["sku"]))["levels"][0]["reserved"] == 1
+
+
+async def test_a_database_that_is_down_is_one_log_line_per_background_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found when an embedded PostgreSQL was stopped under a running `serve`: the notifier,
+    the dispatcher and housekeeping each logged a 60-line traceback every pass (every
+    second or two) for as long as it was down, burying everything else. A database that
+    cannot be reached is the server's state, not a bug: one warning per loop and outage,
+    naming why; a traceback stays for anything else."""
+    import asyncio
+    import logging
+
+    from oms_api.db import Database, create_engine
+    from oms_api.main import run_housekeeping
+    from oms_api.services.notifier import Notifier
+    from oms_api.webhooks.dispatcher import Dispatcher
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing_listens_here"
+    settings = make_settings(url, webhook_poll_interval=0.05, notification_poll_interval=0.05)
+    database = Database(create_engine(settings, url))
+    loops = [
+        Notifier(settings=settings, database=database).run(),
+        Dispatcher(settings=settings, database=database, database_url=url).run(),
+        run_housekeeping(database, 0.05),
+    ]
+    caplog.set_level(logging.INFO, logger="oms_api")
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        await asyncio.sleep(1.5)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await database.dispose()
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in failures if r.exc_info], [r.getMessage() for r in failures]
+    down = [r.getMessage() for r in failures if "cannot reach the database" in r.getMessage()]
+    assert len(down) == 3, [r.getMessage() for r in failures]
+    for what in ("a notifier pass", "claiming webhook deliveries", "housekeeping pass"):
+        assert any(message.startswith(what) for message in down), down

@@ -7,6 +7,8 @@ dependency on it is `api.deps.SessionDep`.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -81,6 +83,60 @@ def create_engine(
         options["connect_args"]["command_timeout"] = command_timeout
     options.update(overrides)
     return create_async_engine(async_url(url), **options)
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """Why the database could not be reached, or dropped the connection, if that is what
+    `exc` (or what it wraps) says — the server down, restarting or refusing — in one line;
+    None for anything else."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or any(error is s for s in seen) or len(seen) > 10:
+            continue
+        seen.append(error)
+        if isinstance(
+            error,
+            OSError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError
+            | asyncpg.AdminShutdownError
+            | asyncpg.ConnectionDoesNotExistError,
+        ):
+            return " ".join(str(error).split()) or type(error).__name__
+        pending += [error.__cause__, getattr(error, "orig", None)]
+    return None
+
+
+class PassFailures:
+    """How a background loop (housekeeping, the notifier, the dispatcher) logs its passes'
+    failures: a database that cannot be reached once per outage, in one line — it is the
+    server's state, and a traceback every pass while it restarts buries everything else —
+    and anything else with its traceback, every time."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log = logger
+        self._what = what
+        self._down = False
+
+    def failed(self) -> None:
+        """Call in the `except` block of a failed pass."""
+        exc = sys.exc_info()[1]
+        reason = unreachable(exc) if exc is not None else None
+        if reason is None:
+            self._log.exception("%s failed; will retry", self._what)
+        elif not self._down:
+            self._down = True
+            self._log.warning(
+                "%s: cannot reach the database (%s); retrying until it answers",
+                self._what, reason,
+            )  # fmt: skip
+
+    def succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            self._log.info("%s: the database answers again", self._what)
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

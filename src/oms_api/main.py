@@ -34,7 +34,7 @@ from oms_api.api import reports as reports_api
 from oms_api.api import settings as settings_api
 from oms_api.api import webhooks as webhooks_api
 from oms_api.api.problems import PROBLEM_CONTENT_TYPE, install_error_handlers
-from oms_api.db import Database, create_engine
+from oms_api.db import Database, PassFailures, create_engine
 from oms_api.domain.rate_limit import TokenBuckets
 from oms_api.migrations_runner import head_revision
 from oms_api.observability import RequestContextMiddleware, configure_logging
@@ -98,12 +98,15 @@ async def summarise_reports(database: Database, *, steps: int = SUMMARY_STEPS) -
 
 
 async def run_housekeeping(database: Database, interval: float) -> None:
+    failures = PassFailures(log, "housekeeping pass")
     while True:
         await asyncio.sleep(interval)
         try:  # shielded: shutdown must not cancel a transaction half-way
             await asyncio.shield(housekeeping_pass(database))
         except Exception:
-            log.exception("housekeeping pass failed; will retry")
+            failures.failed()
+        else:
+            failures.succeeded()
 
 
 def background_tasks(

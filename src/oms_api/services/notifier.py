@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from oms_api.db import Database
+from oms_api.db import Database, PassFailures
 from oms_api.domain.notifications import Kind, Status
 from oms_api.notifications.mail import (
     Attachment,
@@ -131,12 +131,15 @@ class Notifier:
         """Until cancelled."""
         where = self.transport.description if self.transport else "nowhere (skipped)"
         log.info("notifier started: customer emails go to %s", where)
+        failures = PassFailures(log, "a notifier pass")
         while True:
             busy = False
             try:
                 busy = await self.run_once()
             except Exception:
-                log.exception("a notifier pass failed; will retry")
+                failures.failed()
+            else:
+                failures.succeeded()
             if not busy:
                 await asyncio.sleep(self.settings.notification_poll_interval)
 

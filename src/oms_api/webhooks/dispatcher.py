@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 from prometheus_client import Counter
 
-from oms_api.db import Database, libpq_url
+from oms_api.db import Database, PassFailures, libpq_url
 from oms_api.domain.events import WEBHOOK_ENDPOINT_DISABLED
 from oms_api.ids import new_id
 from oms_api.jsonutil import dumps, iso
@@ -213,6 +213,7 @@ class Dispatcher:
         self._http = httpx.AsyncClient(
             timeout=self.settings.webhook_timeout, follow_redirects=False, trust_env=False
         )
+        failures = PassFailures(log, "claiming webhook deliveries")
         try:
             while True:
                 capacity = self.settings.webhook_concurrency - len(self._in_flight)
@@ -221,7 +222,9 @@ class Dispatcher:
                     try:
                         claimed, skipped = await self._claim_and_send(capacity)
                     except Exception:
-                        log.exception("claiming webhook deliveries failed; will retry")
+                        failures.failed()
+                    else:
+                        failures.succeeded()
                 if claimed and claimed == capacity:
                     await asyncio.sleep(0)  # more may be due: claim again at once
                     continue
