@@ -213,8 +213,15 @@ async def test_demo_seeds_a_shop_whose_keys_work(
     timeline = (await client.get(f"/v1/orders/{filled_id.group(1)}/events", headers=web)).json()
     assert "order.backorder_filled" in [e["type"] for e in timeline["data"]]
 
-    again = oms(database_url, "demo")  # reuses the shop, issues new keys, no new orders
+    assert "curl -s http://127.0.0.1:8000/v1/orders" in first.stdout
+    assert first.stdout.rstrip().endswith("(or seed and serve in one: oms-api serve --demo).")
+    # Reuses the shop, issues new keys, no new orders. Its curl examples name the port the
+    # API is to be served on: they said 8000 whatever the port (8000 may be taken).
+    again = oms(database_url, "demo", "--port", "8123")
     assert again.returncode == 0, again.stderr
+    assert "curl -s http://127.0.0.1:8123/v1/orders" in again.stdout
+    assert "http://127.0.0.1:8000" not in again.stdout
+    assert "Start the API to try them: oms-api serve --port 8123 " in again.stdout
     new_web = re.search(r"^\s+web key\s+: (oms_\S+)", again.stdout, re.M)
     assert new_web is not None
     assert (

@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="seed a demo shop (locations, products, stock, channels, orders)"
     )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="where you will serve the API, for its curl examples"
+    )
+    demo.add_argument(
+        "--port", type=_port, default=8000, help="the port you will serve it on (default 8000)"
+    )
     demo.set_defaults(handler=_demo)
 
     worker = sub.add_parser(
@@ -257,11 +263,14 @@ def _demo(args: argparse.Namespace) -> int:
     settings = get_settings()
     with _database(settings, create=True) as url:
         migrations_runner.upgrade(url)
-        print(_seed_demo(url, "http://127.0.0.1:8000"))
-    # `demo` seeds and exits: the commands above need the API running.
-    print(
-        "Start the API to try them: oms-api serve (or seed and serve in one: oms-api serve --demo)."
-    )
+        print(_seed_demo(url, f"http://{args.host}:{args.port}"))
+    # `demo` seeds and exits: the commands above need the API running, where they point.
+    serve = "oms-api serve"
+    if args.host != "127.0.0.1":
+        serve += f" --host {args.host}"
+    if args.port != 8000:
+        serve += f" --port {args.port}"
+    print(f"Start the API to try them: {serve} (or seed and serve in one: oms-api serve --demo).")
     return 0
 
 
