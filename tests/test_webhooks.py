@@ -184,9 +184,10 @@ async def test_retry_after_is_honoured(
     assert wait.total_seconds() > 100  # not the 1 s schedule: the receiver asked for 120
 
 
-async def test_gone_disables_the_endpoint_at_once(
+async def _answered_gone(
     admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
-) -> None:
+) -> dict[str, Any]:
+    """An endpoint whose receiver answers its first delivery 410: disabled for it."""
     shop = await Shop.open(admin)
     receiver.statuses = [410]
     endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
@@ -195,6 +196,13 @@ async def test_gone_disables_the_endpoint_at_once(
     await receiver.wait_for(lambda ev: len(ev) == 1)
     current = await _until_disabled(admin, endpoint["id"])
     assert "410" in current["disabled_reason"]
+    return endpoint
+
+
+async def test_gone_disables_the_endpoint_at_once(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    endpoint = await _answered_gone(admin, client, receiver)
     feed = (
         await admin.get("/v1/events", params={"type": "webhook_endpoint.disabled", "limit": 200})
     ).json()["data"]
@@ -207,15 +215,8 @@ async def test_a_retry_after_of_digits_python_cannot_read_loses_no_answer(
     """`Retry-After: ²` passed `str.isdigit()` and failed `float()`: the receiver's answer
     (here a 410) was recorded as the dispatcher's own internal error, and the endpoint was
     never disabled (found by an outside-in attack with a hostile receiver)."""
-    shop = await Shop.open(admin)
-    receiver.statuses = [410]
     receiver.extra_headers = {"Retry-After": "\u00b2"}
-    endpoint = await register(admin, receiver.url, {}, channel_id=shop.channel["id"])
-    product = await shop.product(admin, 5)
-    await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
-    await receiver.wait_for(lambda ev: len(ev) == 1)
-    current = await _until_disabled(admin, endpoint["id"])
-    assert "410" in current["disabled_reason"]
+    await _answered_gone(admin, client, receiver)
 
 
 async def test_an_endpoint_failing_for_days_is_disabled(

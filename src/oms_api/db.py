@@ -85,17 +85,25 @@ def create_engine(
     return create_async_engine(async_url(url), **options)
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it wraps (SQLAlchemy keeps the driver's as `orig`/`__cause__`);
+    not `__context__`: an error raised while handling another is not caused by it."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen) or len(seen) > 10:
+            continue
+        seen.append(current)
+        pending += [current.__cause__, getattr(current, "orig", None)]
+    return seen
+
+
 def unreachable(exc: BaseException) -> str | None:
     """Why the database could not be reached, or dropped the connection, if that is what
     `exc` (or what it wraps) says — the server down, restarting or refusing — in one line;
     None for anything else."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        error = pending.pop()
-        if error is None or any(error is s for s in seen) or len(seen) > 10:
-            continue
-        seen.append(error)
+    for error in causes(exc):
         if isinstance(
             error,
             OSError
@@ -105,7 +113,6 @@ def unreachable(exc: BaseException) -> str | None:
             | asyncpg.ConnectionDoesNotExistError,
         ):
             return " ".join(str(error).split()) or type(error).__name__
-        pending += [error.__cause__, getattr(error, "orig", None)]
     return None
 
 

@@ -34,7 +34,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from oms_api.db import ON_REPLICA, READ_ONLY_BEGIN, create_engine, engine_session
+from oms_api.db import ON_REPLICA, READ_ONLY_BEGIN, causes, create_engine, engine_session
 from oms_api.errors import NotFound, Unprocessable
 from oms_api.settings import Settings
 
@@ -306,7 +306,7 @@ def read_again_reason(exc: BaseException) -> str | None:
         return None
     if replica_failure(exc):
         return "failed"
-    if any(isinstance(cause, asyncpg.SerializationError) for cause in _causes(exc)):
+    if any(isinstance(cause, asyncpg.SerializationError) for cause in causes(exc)):
         return "conflict"  # "canceling statement due to conflict with recovery"
     if isinstance(exc, NotFound | Unprocessable):
         return "stale"
@@ -328,26 +328,13 @@ def replica_failure(exc: BaseException) -> bool:
             | asyncpg.CrashShutdownError
             | asyncpg.TooManyConnectionsError,
         )
-        for cause in _causes(exc)
+        for cause in causes(exc)
     )
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and what it wraps (SQLAlchemy keeps the driver's error as `orig`/`__cause__`)."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [exc]
-    while pending and len(seen) < 10:
-        current = pending.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        pending += [current.__cause__, getattr(current, "orig", None)]
-    return seen
 
 
 def _describe(exc: BaseException) -> str:
     cause = next(
-        (c for c in reversed(_causes(exc)) if not c.__class__.__module__.startswith("sqlalchemy")),
+        (c for c in reversed(causes(exc)) if not c.__class__.__module__.startswith("sqlalchemy")),
         exc,
     )
     return f"{type(cause).__name__}: {cause}".strip().removesuffix(":")

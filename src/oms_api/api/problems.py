@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from oms_api.db import causes
 from oms_api.domain.errors import DomainError
 from oms_api.errors import Problem
 from oms_api.jsonutil import dumps
@@ -286,7 +287,7 @@ def database_unavailable(exc: BaseException) -> tuple[str, str] | None:
     """(code, detail) when `exc` means the database could not answer in time — a statement
     over `statement_timeout`, no free pooled connection, no connection at all — which is the
     server's state, not a bug: answered 503 with `Retry-After`. None for anything else."""
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, asyncpg.QueryCanceledError):
             return (
                 "database_timeout",
@@ -303,20 +304,6 @@ def database_unavailable(exc: BaseException) -> tuple[str, str] | None:
         ):
             return "database_unavailable", "The database cannot be reached; retry shortly."
     return None
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and the exceptions it wraps (SQLAlchemy keeps the driver's as `orig`/`__cause__`);
-    not `__context__`: an error raised while handling another is not caused by it."""
-    seen: list[BaseException] = []
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is s for s in seen) or len(seen) > 10:
-            continue
-        seen.append(current)
-        pending += [current.__cause__, getattr(current, "orig", None)]
-    return seen
 
 
 def _allowed_methods(request: Request) -> list[str]:
