@@ -53,7 +53,11 @@ async def test_feed_pages_oldest_first_and_filters(
     ).json()["data"]
     assert order["id"] in {e["order_id"] for e in only}
     assert {e["type"] for e in only} == {"order.cancelled"}
-    assert (await admin.get("/v1/events", params={"type": "order.exploded"})).status_code == 422
+    unknown = await admin.get("/v1/events", params={"type": "order.created,order.exploded"})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "validation_error")
+    assert "order.exploded" in unknown.json()["detail"]
+    assert {"order.created", "order.cancelled"} <= set(unknown.json()["event_types"])
+    assert "order.cancelled" in unknown.json()["detail"]  # what it could have asked for
     assert (await admin.get("/v1/events", params={"after": "evt_nope"})).status_code == 422
     # A channel key sees its channel's events only (from its own start: another channel's
     # event id is no cursor for it, tests/test_channel_fence.py).

@@ -47,8 +47,10 @@ async def list_events(
     unknown = sorted(set(types or ()) - set(EVENT_TYPES))
     if unknown:
         raise Unprocessable(
-            f"Unknown event type: {', '.join(unknown)}.",
+            f"Unknown event type: {', '.join(unknown)}. The types are: "
+            f"{', '.join(sorted(EVENT_TYPES))}.",
             errors=[{"loc": ["query", "type"], "msg": "unknown event type"}],
+            event_types=sorted(EVENT_TYPES),
         )
     rows = await read_feed(
         await driver_connection(session), after=after, channel_id=principal.channel_id,
