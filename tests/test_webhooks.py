@@ -609,6 +609,31 @@ async def test_a_slow_endpoints_backlog_never_delays_a_healthy_one(
         fast.stop()
 
 
+async def test_a_channel_has_a_limited_number_of_endpoints(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Found by an outside-in attacker: a channel key registered 100 endpoints, and every
+    event of the channel became 100 deliveries to store and send. Registered at once, as
+    many as the limit succeed and the rest are 409; a deleted one frees its place."""
+    shop = await Shop.open(admin)
+    key = await create_key(admin, ["webhooks:write"], shop.channel["id"])
+    most = app.state.settings.webhook_endpoints_per_channel
+
+    async def one() -> httpx.Response:
+        return await client.post("/v1/webhook-endpoints", headers=bearer(key["secret"]),
+                                 json={"url": receiver.url, "events": ["order.created"]})  # fmt: skip
+
+    answers = await asyncio.gather(*(one() for _ in range(most + 3)))
+    assert sorted(a.status_code for a in answers) == [201] * most + [409] * 3
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert (refused["code"], refused["limit"]) == ("webhook_endpoint_limit", most)
+    other = await Shop.open(admin)  # another channel's count is its own
+    assert (await register(admin, receiver.url, {}, channel_id=other.channel["id"])).get("id")
+    first = next(a for a in answers if a.status_code == 201).json()
+    await client.delete(f"/v1/webhook-endpoints/{first['id']}", headers=bearer(key["secret"]))
+    assert (await one()).status_code == 201
+
+
 async def test_a_fast_endpoint_may_hold_more_than_its_share(
     app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "flight has waited longer): a slow or silent endpoint's backlog never takes every "
         "slot, and a fast one may use them all.",
     )
+    webhook_endpoints_per_channel: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Webhook endpoints a channel may have (and shop-wide ones the shop may): "
+        "each multiplies every event's deliveries.",
+    )
     webhook_poll_interval: float = Field(
         default=2.0, gt=0, description="Seconds between queue polls without NOTIFY."
     )

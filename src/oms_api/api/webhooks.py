@@ -40,7 +40,7 @@ DeliveryId = Annotated[str, Path(max_length=64)]
 
 @endpoints.post(
     "", status_code=201, response_model=WebhookEndpointWithSecret, summary="Register a webhook endpoint",
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(401, 403, 409, 413, 422),
 )  # fmt: skip
 async def create_webhook_endpoint(
     request: Request,
@@ -50,13 +50,16 @@ async def create_webhook_endpoint(
 ) -> Response:
     """`events`: types, or `["*"]` for all. Only https URLs to public addresses are
     accepted (422 `invalid_webhook_url`); a channel key's endpoint gets only its channel's
-    events. The response's `secret` signs every delivery (Standard Webhooks)."""
+    events. The response's `secret` signs every delivery (Standard Webhooks). A channel
+    has at most `OMS_WEBHOOK_ENDPOINTS_PER_CHANNEL` (16) endpoints, and the shop as many
+    shop-wide ones (409 `webhook_endpoint_limit`)."""
 
     async def create() -> WebhookEndpointWithSecret:
         endpoint = await service.create_endpoint(
             session, principal=idem.principal, url=body.url, events=list(body.events),
             channel_id=body.channel_id, description=body.description,
             allow_private=request.app.state.settings.webhook_allow_private_urls,
+            most=request.app.state.settings.webhook_endpoints_per_channel,
         )  # fmt: skip
         return WebhookEndpointWithSecret.model_validate(endpoint)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oms_api.db import driver_connection
@@ -39,7 +39,11 @@ async def create_endpoint(
     channel_id: str | None,
     description: str | None,
     allow_private: bool,
+    most: int,
 ) -> WebhookEndpoint:
+    """A new endpoint; at most `most` per channel (and as many shop-wide), so that one
+    channel cannot multiply every event's deliveries — the rows stored, the dispatcher's
+    work — for everyone (409 `webhook_endpoint_limit`)."""
     if principal.channel_id is not None:
         if channel_id not in (None, principal.channel_id):
             raise Unprocessable("A channel-bound key registers endpoints for its own channel only.",
@@ -51,6 +55,26 @@ async def create_endpoint(
         await check_registration(url, allow_private=allow_private)
     except UnsafeTarget as exc:
         raise _invalid_url(str(exc)) from None
+    # Counted under a lock on the channel's endpoints (a transaction-scoped advisory lock:
+    # concurrent registrations for one channel count one after the other).
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || :c, 0))"),
+        {"c": channel_id or ""},
+    )
+    registered = await session.scalar(
+        select(func.count()).select_from(WebhookEndpoint).where(
+            WebhookEndpoint.status != "deleted",
+            WebhookEndpoint.channel_id.is_(None) if channel_id is None
+            else WebhookEndpoint.channel_id == channel_id,
+        )
+    )  # fmt: skip
+    if registered is not None and registered >= most:
+        raise Conflict(
+            f"{'This channel has' if channel_id else 'The shop has'} {registered} webhook "
+            f"endpoints, the most there may be (OMS_WEBHOOK_ENDPOINTS_PER_CHANNEL): delete "
+            "one first, or subscribe an existing one to more events.",
+            code="webhook_endpoint_limit", limit=most,
+        )  # fmt: skip
     endpoint = WebhookEndpoint(
         id=new_id("we"), url=url, events=sorted(set(events)), channel_id=channel_id,
         description=description, secret=new_secret(),
