@@ -538,3 +538,22 @@ async def test_an_exchange_that_cannot_be_sent_is_completed_as_a_refund(
                               {"resolution": "exchange"})  # fmt: skip
     assert (refused.status_code, refused.json()["code"]) == (422, "exchange_not_allowed")
     assert (await desk.get(client, f"/v1/returns/{refund['id']}")).json()["status"] == "received"
+
+
+async def test_a_return_slip_needs_an_address_to_send_to(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found by an outside-in tester: for a location without an address the slip said
+    "Send the parcel to: Outlet" and nothing more. It is 409 until the location has one."""
+    desk = await ReturnsDesk.open(admin)
+    product = await desk.shop.product(admin, 5)
+    order = await desk.shipped(client, [(product["sku"], 1)])
+    rma = await _received(client, desk, order, 1)
+    location = f"/v1/locations/{rma['location_id']}"
+    assert (await admin.patch(location, json={"address": None})).status_code == 200
+    refused = await desk.get(client, f"/v1/returns/{rma['id']}/slip")
+    assert (refused.status_code, refused.json()["code"]) == (409, "return_address_missing")
+    assert refused.json()["location_id"] == rma["location_id"]
+    assert (await admin.patch(location, json={"address": FROM_ADDRESS})).status_code == 200
+    slip = await desk.get(client, f"/v1/returns/{rma['id']}/slip")
+    assert FROM_ADDRESS["line1"] in pdf_text(slip.content)[0]

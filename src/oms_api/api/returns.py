@@ -24,6 +24,7 @@ from oms_api.api.shipments import PDF, pdf_response
 from oms_api.db import driver_connection
 from oms_api.domain.access import Principal, Scope
 from oms_api.domain.returns import Resolution, ReturnCommand, ReturnStatus
+from oms_api.errors import Conflict
 from oms_api.jsonutil import dumps
 from oms_api.paper import return_slip
 from oms_api.schemas.common import ListResponse
@@ -192,14 +193,21 @@ async def complete_return(
 
 @router.get(
     "/{return_id}/slip", summary="The return slip (PDF)",
-    responses={**PDF, **problem_responses(401, 403, 404, 422)}, response_class=Response,
+    responses={**PDF, **problem_responses(401, 403, 404, 409, 422)}, response_class=Response,
 )  # fmt: skip
 async def get_return_slip(return_id: ReturnId, session: SessionDep, principal: Reader) -> Response:
     """For the parcel: the RMA number as text and Code 128, the order number, the lines,
-    and the address to send it to."""
+    and the address to send it to — 409 `return_address_missing` while the return's
+    location has no address (a slip naming only a warehouse cannot be posted)."""
     conn = await driver_connection(session)
     rma = await service.load_return(conn, return_id, channel_id=principal.channel_id)
     location = await location_of(conn, rma["location_id"])
+    if not location["address"]:
+        raise Conflict(
+            f"The return goes back to {location['name']}, which has no address: give it one "
+            "(PATCH /v1/locations/{id} with an address) to print the slip.",
+            code="return_address_missing", location_id=rma["location_id"],
+        )  # fmt: skip
     return pdf_response(
         return_slip(rma, location, location["address"]), f"return-{rma['number']}.pdf"
     )
