@@ -196,6 +196,11 @@ async def test_the_whole_path_from_order_to_delivery(
     ]  # fmt: skip
     assert [e["sequence"] for e in timeline] == list(range(1, len(timeline) + 1))
     assert timeline[6]["data"]["id"] == shipment["id"]  # shipment events carry the shipment
+    # A tracking update's event carries the history: the late "Picked up" left
+    # `latest_tracking` at "Arrived at hub", and a receiver still sees what arrived.
+    late = timeline[9]["data"]
+    assert late["latest_tracking"]["description"] == "Arrived at hub"
+    assert [t["description"] for t in late["tracking"]] == ["Picked up", "Arrived at hub"]
     assert timeline[7]["data"]["id"] == order["id"]  # order events the order
     await assert_stock_consistent(app)
 

@@ -370,7 +370,10 @@ async def add_tracking(
         occurred_at,
     )  # fmt: skip
     if inserted is not None:
-        document = await load_shipment(conn, shipment_id, channel_id=None)
+        # The event carries the history too: a late update does not change `latest_tracking`,
+        # and without it a receiver could not see what arrived.
+        shipment_now = await load_shipment(conn, shipment_id, channel_id=None)
+        document = (await with_tracking(conn, [shipment_now]))[0]
         await record_events(conn, [(E.SHIPMENT_TRACKING_UPDATED, document)], order_id=order["id"])
         if command is not None:  # the machine's answer (409 unless it has shipped; all rolled back)
             delivered_at = delivery_time(occurred_at, now=now, shipped_at=shipment["shipped_at"])
