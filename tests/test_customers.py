@@ -358,3 +358,42 @@ async def test_an_email_is_case_folded_once_by_the_database_everywhere(
     assert placed["customer_id"] == known.json()["id"]
     found = await client.get("/v1/orders", params={"q": email}, headers=a.headers)
     assert [o["id"] for o in found.json()["data"]] == [placed["id"]]
+
+
+async def test_patch_honours_if_match_at_the_version_the_caller_sees(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """SPEC: `PATCH` honours `If-Match`. The customer's PATCH ignored it (found by an
+    outside-in tester). An admin key's `version` is the record's; a channel key's is its
+    channel's view, which its own change moves on — and which another channel's change
+    does not (that would tell it someone else edited the customer)."""
+    a, b, sku = await _two_shops_one_product(admin)
+    email = f"{unique('ada')}@example.com"
+    customer_id = (await _order(client, a, sku, customer={"email": email}))["customer_id"]
+    await _order(client, b, sku, customer={"email": email})
+    path = f"/v1/customers/{customer_id}"
+
+    async def seen(headers: dict[str, str]) -> int:
+        return int((await client.get(path, headers=headers)).json()["version"])
+
+    async def patch(headers: dict[str, str], version: int, accepts: bool) -> httpx.Response:
+        return await client.patch(path, json={"accepts_follow_up": accepts},
+                                  headers=headers | {"If-Match": f'"{version}"'})  # fmt: skip
+
+    mine = await seen(a.headers)
+    stale = await patch(a.headers, mine + 1, False)
+    assert (stale.status_code, stale.json()["code"]) == (412, "version_mismatch")
+    done = await patch(a.headers, mine, False)
+    assert done.status_code == 200, done.text
+    assert (done.json()["accepts_follow_up"], done.json()["version"]) == (False, mine + 1)
+    assert (await patch(a.headers, mine, True)).status_code == 412  # A's own change moved it
+    theirs = await seen(b.headers)  # B's view did not move: A's edit is not B's to see
+    assert (await patch(b.headers, theirs, True)).status_code == 200
+
+    as_admin = dict(admin.headers)
+    record = await seen(as_admin)
+    assert (await patch(as_admin, record - 1, False)).status_code == 412
+    changed = await patch(as_admin, record, False)
+    assert (changed.status_code, changed.json()["version"]) == (200, record + 1)
+    unconditional = await client.patch(path, json={"accepts_follow_up": True}, headers=a.headers)
+    assert unconditional.status_code == 200  # without If-Match, as before

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Path, Query, Response
 
 from oms_api.api.deps import (
     IdempotentCreate,
+    IfMatch,
     PageDep,
     ReadRoute,
     ReadSessionDep,
     SessionDep,
     idempotent_create,
+    parse_if_match,
     read_require,
     require,
 )
@@ -84,20 +86,23 @@ async def get_customer(
 
 @router.patch(
     "/{customer_id}", response_model=CustomerPublic, summary="Update a customer's preferences",
-    responses=problem_responses(401, 403, 404, 413, 422),
+    responses=problem_responses(401, 403, 404, 412, 413, 422),
 )  # fmt: skip
 async def update_customer(
     customer_id: CustomerId, body: CustomerUpdate, session: SessionDep,
-    principal: Annotated[Principal, require(Scope.ORDERS_WRITE)],
+    principal: Annotated[Principal, require(Scope.ORDERS_WRITE)], if_match: IfMatch = None,
 ) -> CustomerPublic:  # fmt: skip
     """`accepts_follow_up`: whether follow-up emails go to them (a storefront's unsubscribe
     link, or ops acting on a reply). A channel key changes only a customer its channel
-    knows (another: 404); the answer holds for every channel."""
+    knows (another: 404); the answer holds for every channel. `If-Match` takes the
+    `version` the caller read (412 `version_mismatch` if it moved on); a channel key's
+    `version` is its channel's view of the customer, which its own changes move on."""
     return CustomerPublic.model_validate(
         await service.set_accepts_follow_up(
-            session, principal=principal, customer_id=customer_id, accepts=body.accepts_follow_up
+            session, principal=principal, customer_id=customer_id,
+            accepts=body.accepts_follow_up, if_match=parse_if_match(if_match),
         )
-    )
+    )  # fmt: skip
 
 
 @router.get(

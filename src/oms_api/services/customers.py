@@ -26,6 +26,7 @@ from oms_api.ids import random_id
 from oms_api.models import Channel, Customer, CustomerProfile
 from oms_api.services.pagination import Page, paginate
 from oms_api.services.scoping import fence_sql, scope_to_channel
+from oms_api.services.versioned import update_versioned
 
 MAX_ADDRESSES = 20
 
@@ -268,11 +269,29 @@ async def ensure_visible(session: AsyncSession, *, principal: Principal, custome
 
 
 async def set_accepts_follow_up(
-    session: AsyncSession, *, principal: Principal, customer_id: str, accepts: bool
-) -> dict[str, Any]:
+    session: AsyncSession, *, principal: Principal, customer_id: str, accepts: bool,
+    if_match: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Whether the customer takes follow-up emails (docs/notifications.md); any channel that
-    knows the customer may record their answer, which holds for every channel."""
+    knows the customer may record their answer, which holds for every channel. With
+    `if_match`, only while the `version` the caller sees is that one (412 otherwise): an
+    admin key's is the customer's record's, a channel key's its channel's profile's, which
+    its change moves on too (it never learns of another channel's edits through it)."""
     await ensure_visible(session, principal=principal, customer_id=customer_id)
+    if principal.channel_id is not None:
+        await update_versioned(
+            session, CustomerProfile, changes={}, if_match=if_match, what="customer",
+            ident=customer_id,
+            where=(CustomerProfile.customer_id == customer_id)
+            & (CustomerProfile.channel_id == principal.channel_id),
+        )  # fmt: skip
+    elif if_match is not None:  # the record itself, at the version the admin read
+        await update_versioned(
+            session, Customer, where=Customer.id == customer_id,
+            changes={"accepts_follow_up": accepts}, if_match=if_match, what="customer",
+            ident=customer_id,
+        )  # fmt: skip
+        return (await _documents(session, principal, [customer_id]))[0]
     await session.execute(
         update(Customer)
         .where(Customer.id == customer_id, Customer.accepts_follow_up.is_not(accepts))
