@@ -617,6 +617,8 @@ FENCE_ALLOWED: list[tuple[str, str | None, str]] = [
      "the limit's message"),
     ("src/oms_api/services/customers.py", "& (CustomerProfile.channel_id == principal.channel_id),",
      "a channel key's If-Match: its own channel's profile (visibility checked first)"),
+    ("src/oms_api/services/customers.py", "CustomerProfile.channel_id.is_distinct_from(principal.channel_id))",
+     "a changed answer moves the other channels' versions on (a write, nothing read back)"),
     ("src/oms_api/services/access.py", "if channel_id is not None and await session.get(",
      "an unbound key names an existing channel for a new key"),
     ("src/oms_api/domain/access.py", "if channel_id is not None and Scope.ADMIN in scopes",

@@ -365,8 +365,8 @@ async def test_patch_honours_if_match_at_the_version_the_caller_sees(
 ) -> None:
     """SPEC: `PATCH` honours `If-Match`. The customer's PATCH ignored it (found by an
     outside-in tester). An admin key's `version` is the record's; a channel key's is its
-    channel's view, which its own change moves on — and which another channel's change
-    does not (that would tell it someone else edited the customer)."""
+    channel's view, which its own change moves on (and another's change of what it shows:
+    the test below)."""
     a, b, sku = await _two_shops_one_product(admin)
     email = f"{unique('ada')}@example.com"
     customer_id = (await _order(client, a, sku, customer={"email": email}))["customer_id"]
@@ -387,7 +387,7 @@ async def test_patch_honours_if_match_at_the_version_the_caller_sees(
     assert done.status_code == 200, done.text
     assert (done.json()["accepts_follow_up"], done.json()["version"]) == (False, mine + 1)
     assert (await patch(a.headers, mine, True)).status_code == 412  # A's own change moved it
-    theirs = await seen(b.headers)  # B's view did not move: A's edit is not B's to see
+    theirs = await seen(b.headers)  # B reads again: A's change moved B's view too
     assert (await patch(b.headers, theirs, True)).status_code == 200
 
     as_admin = dict(admin.headers)
@@ -397,3 +397,47 @@ async def test_patch_honours_if_match_at_the_version_the_caller_sees(
     assert (changed.status_code, changed.json()["version"]) == (200, record + 1)
     unconditional = await client.patch(path, json={"accepts_follow_up": True}, headers=a.headers)
     assert unconditional.status_code == 200  # without If-Match, as before
+
+
+async def test_a_change_every_channel_sees_moves_every_channels_version(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """`accepts_follow_up` holds for every channel, so it is in every channel's view: when
+    another channel (or the admin) changes it, the view a channel read is gone, and its
+    `If-Match` of that view must be 412. It was 200 (found by an outside-in tester: channel
+    A read version 1 with `accepts_follow_up: true`, B set it to false, A still saw version
+    1 — now with false — and A's stale PATCH overwrote B's answer: the lost update If-Match
+    exists to stop). A PATCH that changes nothing moves no other channel's version (it
+    would tell them that someone else wrote)."""
+    a, b, sku = await _two_shops_one_product(admin)
+    email = f"{unique('ada')}@example.com"
+    customer_id = (await _order(client, a, sku, customer={"email": email}))["customer_id"]
+    await _order(client, b, sku, customer={"email": email})
+    path = f"/v1/customers/{customer_id}"
+
+    async def read(headers: dict[str, str]) -> dict[str, Any]:
+        return dict((await client.get(path, headers=headers)).json())
+
+    async def patch(headers: dict[str, str], version: int, accepts: bool) -> httpx.Response:
+        return await client.patch(path, json={"accepts_follow_up": accepts},
+                                  headers=headers | {"If-Match": f'"{version}"'})  # fmt: skip
+
+    before = await read(a.headers)
+    assert before["accepts_follow_up"] is True
+    changed = await patch(b.headers, (await read(b.headers))["version"], False)
+    assert changed.status_code == 200, changed.text
+    after = await read(a.headers)
+    assert after["accepts_follow_up"] is False
+    assert after["version"] != before["version"]  # what A sees changed: so did its version
+    stale = await patch(a.headers, before["version"], True)
+    assert (stale.status_code, stale.json()["code"]) == (412, "version_mismatch")
+    assert (await read(admin.headers))["accepts_follow_up"] is False  # B's answer stands
+
+    unchanged = await patch(b.headers, (await read(b.headers))["version"], False)
+    assert unchanged.status_code == 200, unchanged.text
+    assert (await read(a.headers))["version"] == after["version"]  # nothing new to see
+
+    record = (await read(admin.headers))["version"]
+    assert (await patch(dict(admin.headers), record, True)).status_code == 200
+    assert (await read(a.headers))["version"] != after["version"]
+    assert (await patch(a.headers, after["version"], False)).status_code == 412

@@ -96,7 +96,8 @@ async def update_customer(
     link, or ops acting on a reply). A channel key changes only a customer its channel
     knows (another: 404); the answer holds for every channel. `If-Match` takes the
     `version` the caller read (412 `version_mismatch` if it moved on); a channel key's
-    `version` is its channel's view of the customer, which its own changes move on."""
+    `version` is its channel's view of the customer, which its own changes move on, and
+    any change of the answer (it is in every channel's view)."""
     return CustomerPublic.model_validate(
         await service.set_accepts_follow_up(
             session, principal=principal, customer_id=customer_id,

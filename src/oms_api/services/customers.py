@@ -276,8 +276,16 @@ async def set_accepts_follow_up(
     knows the customer may record their answer, which holds for every channel. With
     `if_match`, only while the `version` the caller sees is that one (412 otherwise): an
     admin key's is the customer's record's, a channel key's its channel's profile's, which
-    its change moves on too (it never learns of another channel's edits through it)."""
+    its change moves on too. The answer is in every channel's view, so a change of it moves
+    every other channel's version on as well (a PATCH that changes nothing moves none: that
+    would tell them someone else wrote)."""
     await ensure_visible(session, principal=principal, customer_id=customer_id)
+    # The record's row first, locked: one PATCH of a customer at a time, each checking its
+    # If-Match against what the one before it left.
+    was = await session.scalar(
+        select(Customer.accepts_follow_up).where(Customer.id == customer_id).with_for_update()
+    )
+    record_written = False
     if principal.channel_id is not None:
         await update_versioned(
             session, CustomerProfile, changes={}, if_match=if_match, what="customer",
@@ -291,12 +299,21 @@ async def set_accepts_follow_up(
             changes={"accepts_follow_up": accepts}, if_match=if_match, what="customer",
             ident=customer_id,
         )  # fmt: skip
-        return (await _documents(session, principal, [customer_id]))[0]
-    await session.execute(
-        update(Customer)
-        .where(Customer.id == customer_id, Customer.accepts_follow_up.is_not(accepts))
-        .values(accepts_follow_up=accepts, version=Customer.version + 1, updated_at=func.now())
-    )
+        record_written = True
+    if was is not accepts:
+        if not record_written:
+            await session.execute(
+                update(Customer)
+                .where(Customer.id == customer_id)
+                .values(accepts_follow_up=accepts, version=Customer.version + 1,
+                        updated_at=func.now())
+            )  # fmt: skip
+        await session.execute(
+            update(CustomerProfile)
+            .where(CustomerProfile.customer_id == customer_id,
+                   CustomerProfile.channel_id.is_distinct_from(principal.channel_id))
+            .values(version=CustomerProfile.version + 1, updated_at=func.now())
+        )  # fmt: skip
     return (await _documents(session, principal, [customer_id]))[0]
 
 
