@@ -441,3 +441,25 @@ async def test_a_change_every_channel_sees_moves_every_channels_version(
     assert (await patch(dict(admin.headers), record, True)).status_code == 200
     assert (await read(a.headers))["version"] != after["version"]
     assert (await patch(a.headers, after["version"], False)).status_code == 412
+
+
+async def test_a_customer_is_sent_with_its_version_as_etag(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """docs/api-conventions.md: a resource that can be edited sends its `version` as `ETag`,
+    the value `If-Match` takes. A customer's GET and PATCH sent none (found by an
+    outside-in regression run), for the admin's version or a channel's view."""
+    a, _b, sku = await _two_shops_one_product(admin)
+    customer_id = (await _order(client, a, sku, customer={"email": f"{unique('e')}@x.com"}))[
+        "customer_id"
+    ]
+    path = f"/v1/customers/{customer_id}"
+    for headers in (dict(admin.headers), a.headers):
+        read = await client.get(path, headers=headers)
+        assert read.headers.get("etag") == f'"{read.json()["version"]}"'
+        patched = await client.patch(
+            path, json={"accepts_follow_up": False},
+            headers=headers | {"If-Match": read.headers["etag"]},
+        )  # fmt: skip
+        assert patched.status_code == 200, patched.text
+        assert patched.headers.get("etag") == f'"{patched.json()["version"]}"'

@@ -11,6 +11,7 @@ from oms_api.api.deps import (
     ReadRoute,
     ReadSessionDep,
     SessionDep,
+    etag,
     idempotent_create,
     parse_if_match,
     read_require,
@@ -77,11 +78,14 @@ async def list_customers(
     responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def get_customer(
-    customer_id: CustomerId, session: SessionDep, principal: OrdersReader
+    customer_id: CustomerId, session: SessionDep, principal: OrdersReader, response: Response
 ) -> CustomerPublic:
-    return CustomerPublic.model_validate(
+    """`ETag`: the `version` you see, for `If-Match`."""
+    customer = CustomerPublic.model_validate(
         await service.get_customer(session, principal=principal, customer_id=customer_id)
     )
+    response.headers["ETag"] = etag(customer.version)
+    return customer
 
 
 @router.patch(
@@ -90,7 +94,8 @@ async def get_customer(
 )  # fmt: skip
 async def update_customer(
     customer_id: CustomerId, body: CustomerUpdate, session: SessionDep,
-    principal: Annotated[Principal, require(Scope.ORDERS_WRITE)], if_match: IfMatch = None,
+    principal: Annotated[Principal, require(Scope.ORDERS_WRITE)], response: Response,
+    if_match: IfMatch = None,
 ) -> CustomerPublic:  # fmt: skip
     """`accepts_follow_up`: whether follow-up emails go to them (a storefront's unsubscribe
     link, or ops acting on a reply). A channel key changes only a customer its channel
@@ -98,12 +103,14 @@ async def update_customer(
     `version` the caller read (412 `version_mismatch` if it moved on); a channel key's
     `version` is its channel's view of the customer, which its own changes move on, and
     any change of the answer (it is in every channel's view)."""
-    return CustomerPublic.model_validate(
+    customer = CustomerPublic.model_validate(
         await service.set_accepts_follow_up(
             session, principal=principal, customer_id=customer_id,
             accepts=body.accepts_follow_up, if_match=parse_if_match(if_match),
         )
     )  # fmt: skip
+    response.headers["ETag"] = etag(customer.version)
+    return customer
 
 
 @router.get(
