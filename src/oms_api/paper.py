@@ -367,7 +367,8 @@ def label_barcode_scans(tracking_number: str) -> bool:
     """Whether `tracking_number` fits on the shipping label as Code 128 with modules of
     two dots or more, quiet zones included: what a scanner reads at 203 dpi. Digits in pairs
     take half the room of letters (code set C), so how long a number may be depends on
-    what it is made of: 29 characters of letters and digits mixed, 58 digits."""
+    what it is made of: 29 characters of letters and digits mixed, 58 digits (55 if their
+    count is odd: the last one takes a letter's room)."""
     modules = code128_modules(tracking_number) + 2 * QUIET_MODULES
     return dots(modules * SCANNABLE_MODULE_DOTS) <= LABEL_BARCODE_ROOM
 

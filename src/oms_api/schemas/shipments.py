@@ -30,7 +30,8 @@ def _scannable_on_a_label(number: str) -> str:
     if not paper.label_barcode_scans(number):
         raise ValueError(
             "too long to print as a barcode that scans on a 4 by 6 in label at 203 dpi: at "
-            "most 29 characters of letters and digits mixed (58 digits alone)"
+            "most 29 characters of letters and digits mixed (58 digits alone, 55 if their "
+            "count is odd)"
         )
     return number
 
@@ -42,7 +43,8 @@ TrackingNumber = Annotated[
     AfterValidator(_scannable_on_a_label),
     Field(description="Printable ASCII, 1 to 64 characters, and short enough that its Code 128 "
           "scans on the 4 by 6 in label at 203 dpi: at most 29 characters of letters and "
-          "digits mixed, 58 digits alone (digits in pairs take half the room).",
+          "digits mixed, 58 digits alone (digits in pairs take half the room; an odd count, "
+          "55 at most).",
           examples=["1Z999AA10123456784"]),
 ]  # fmt: skip
 Grams = Annotated[int, Field(ge=0, le=1_000_000_000)]
