@@ -25,7 +25,9 @@ async def test_locations_and_products(admin: httpx.AsyncClient, client: httpx.As
     location = await create_location(admin, kind="store", priority=5)
     assert location["id"].startswith("loc_")
     assert (location["kind"], location["priority"]) == ("store", 5)
-    assert (await admin.get(f"/v1/locations/{location['id']}")).json() == location
+    read = await admin.get(f"/v1/locations/{location['id']}")
+    assert read.json() == location
+    assert read.headers["etag"] == '"1"'  # what If-Match takes (its PATCH sent it; GET did not)
     dup = await admin.post("/v1/locations", json={"code": location["code"], "name": "x"})
     assert dup.json()["code"] == "location_code_taken"
     assert (

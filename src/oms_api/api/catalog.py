@@ -81,9 +81,13 @@ async def list_locations(
     responses=problem_responses(401, 403, 404, 422),
 )  # fmt: skip
 async def get_location(
-    location_id: Annotated[str, Path(max_length=64)], session: SessionDep, _reader: InventoryReader
-) -> LocationPublic:
-    return LocationPublic.model_validate(await service.get_location(session, location_id))
+    location_id: Annotated[str, Path(max_length=64)], session: SessionDep,
+    _reader: InventoryReader, response: Response,
+) -> LocationPublic:  # fmt: skip
+    """`ETag`: its `version`, for `If-Match`."""
+    location = await service.get_location(session, location_id)
+    response.headers["ETag"] = etag(location.version)
+    return LocationPublic.model_validate(location)
 
 
 @locations.patch(
