@@ -4,6 +4,7 @@ only where its channel sells from. Attacked with channel B's key against channel
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from tests.factories import (
     unique,
 )
 
+# A pickup time carriers book (within 30 days: `domain.pickups.READY_AT_HORIZON`).
+TOMORROW = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 ALL_BUT_ADMIN = sorted(s.value for s in Scope if s is not Scope.ADMIN)
 
 
@@ -82,7 +85,7 @@ async def test_a_channel_key_changes_nothing_the_channels_share(
         ("PUT", "/v1/settings/risk", {}),
         ("PUT", "/v1/settings/returns", {"window_days": 3650}),
         ("POST", f"/v1/locations/{b.locations[0]['id']}/pickups",
-         {"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"}),
+         {"carrier": "UPS", "ready_at": TOMORROW}),
         ("POST", "/v1/pickups/pu_made_up/collected", None),
         ("POST", "/v1/pickups/pu_made_up/cancel", None),
     ]  # fmt: skip

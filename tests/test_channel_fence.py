@@ -21,7 +21,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from oms_api.domain.access import Scope
 from oms_api.services.notifier import Notifier
 from tests.factories import Shop, bearer, create_key, order_body, place, unique
+
+# A pickup time carriers book (within 30 days: `domain.pickups.READY_AT_HORIZON`).
+TOMORROW = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_BUT_ADMIN = sorted(s.value for s in Scope if s is not Scope.ADMIN)
@@ -118,7 +121,7 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
             "location_id": location,
             "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]},
         ("POST", "/v1/locations/{location_id}/pickups"): {
-            "carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"},
+            "carrier": "UPS", "ready_at": TOMORROW},
         ("PATCH", "/v1/locations/{location_id}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/products/{sku}"): {"name": "Renamed by B"},
         ("PATCH", "/v1/channels/{channel_id}"): {"name": "Renamed by B"},
@@ -186,7 +189,7 @@ async def world(app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClien
         pickups.append(await _ok(
             await admin.post(
                 f"/v1/locations/{location}/pickups",
-                json={"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z"},
+                json={"carrier": "UPS", "ready_at": TOMORROW},
             ), 201,
         ))  # fmt: skip
     pickup = pickups[-1]

@@ -10,7 +10,13 @@ import pytest
 from oms_api.domain.carriers import carrier_key, same_carrier, tracking_url
 from oms_api.domain.errors import DomainError, InvalidTransition
 from oms_api.domain.orders import OrderStatus
-from oms_api.domain.pickups import READY_AT_CLOCK_SKEW, PickupCommand, PickupStatus, check_ready_at
+from oms_api.domain.pickups import (
+    READY_AT_CLOCK_SKEW,
+    READY_AT_HORIZON,
+    PickupCommand,
+    PickupStatus,
+    check_ready_at,
+)
 from oms_api.domain.pickups import next_status as next_pickup_status
 from oms_api.domain.shipments import (
     TRACKING_CLOCK_SKEW,
@@ -354,7 +360,7 @@ def test_a_carriers_delivery_is_dated_by_the_carrier_within_what_can_be_true(
 @pytest.mark.parametrize(
     ("ready_at", "refused"),
     [
-        (NOW + timedelta(days=365 * 7000), False),
+        (NOW + timedelta(days=14), False),
         (NOW + timedelta(hours=2), False),
         (NOW, False),
         (NOW - timedelta(minutes=5), False),  # a clock a little slow
@@ -372,4 +378,24 @@ def test_a_pickup_is_ready_now_or_later(ready_at: datetime, refused: bool) -> No
     with pytest.raises(DomainError) as caught:
         check_ready_at(ready_at, now=NOW)
     assert (caught.value.code, caught.value.kind) == ("ready_at_in_past", "invalid")
+    assert caught.value.extra["errors"][0]["loc"] == ["body", "ready_at"]
+
+
+@pytest.mark.parametrize(
+    ("ready_at", "refused"),
+    [
+        (NOW + READY_AT_HORIZON, False),
+        (NOW + READY_AT_HORIZON + timedelta(microseconds=1), True),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), True),
+    ],
+)
+def test_a_pickup_is_booked_at_most_the_horizon_ahead(ready_at: datetime, refused: bool) -> None:
+    """Found by an outside-in tester: a pickup for the year 9999 was booked, and held its
+    parcels from every other pickup."""
+    if not refused:
+        check_ready_at(ready_at, now=NOW)
+        return
+    with pytest.raises(DomainError) as caught:
+        check_ready_at(ready_at, now=NOW)
+    assert (caught.value.code, caught.value.kind) == ("ready_at_too_far", "invalid")
     assert caught.value.extra["errors"][0]["loc"] == ["body", "ready_at"]

@@ -641,7 +641,7 @@ async def test_pickups_gather_a_carriers_parcels_and_print_a_manifest(
         numbers.append((order["number"], number))
     location = wh.shop.locations[0]["id"]
     ops = bearer((await create_key(admin, ["orders:read", "fulfillment:write"]))["secret"])
-    body = {"carrier": "UPS", "ready_at": "2099-11-30T17:00:00Z", "note": "Dock 2"}
+    body = {"carrier": "UPS", "ready_at": _at(days=2), "note": "Dock 2"}
 
     by_channel_key = await wh.post(client, f"/v1/locations/{location}/pickups", body)
     assert (by_channel_key.status_code, by_channel_key.json()["code"]) == (403, "channel_bound_key")
@@ -713,6 +713,9 @@ async def test_a_pickup_ready_in_the_past_is_refused(
         assert (refused.status_code, refused.json()["code"]) == (422, "ready_at_in_past"), ready_at
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["errors"][0]["loc"] == ["body", "ready_at"]
+    far = await client.post(path, json={"carrier": "UPS", "ready_at": "9999-12-31T23:59:59Z"},
+                            headers=ops)  # fmt: skip
+    assert (far.status_code, far.json()["code"]) == (422, "ready_at_too_far")
     assert (await client.get("/v1/pickups", params={"location_id": location}, headers=ops)).json()[
         "data"
     ] == []

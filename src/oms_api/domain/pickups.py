@@ -55,9 +55,22 @@ def next_status(status: PickupStatus, command: PickupCommand) -> PickupStatus:
 READY_AT_CLOCK_SKEW = timedelta(minutes=15)
 
 
+# How far ahead a pickup may be booked: carriers take bookings some days ahead (about two
+# weeks at most); a year 9999 is a typo, not a pickup, and would hold its parcels forever.
+READY_AT_HORIZON = timedelta(days=30)
+
+
 def check_ready_at(ready_at: datetime, *, now: datetime) -> None:
-    """A pickup is for parcels ready now or later: a `ready_at` more than
-    READY_AT_CLOCK_SKEW before `now` is 422 `ready_at_in_past`."""
+    """A pickup is for parcels ready now or later, within READY_AT_HORIZON: a `ready_at`
+    more than READY_AT_CLOCK_SKEW before `now` is 422 `ready_at_in_past`, one more than
+    READY_AT_HORIZON after it 422 `ready_at_too_far`."""
+    if ready_at > now + READY_AT_HORIZON:
+        raise DomainError(
+            "ready_at_too_far",
+            f"ready_at ({ready_at.isoformat()}) is more than {READY_AT_HORIZON.days} days "
+            f"ahead of the server's clock ({now.isoformat()}): book the pickup nearer the day.",
+            kind="invalid", loc=["body", "ready_at"],
+        )  # fmt: skip
     if ready_at < now - READY_AT_CLOCK_SKEW:
         raise DomainError(
             "ready_at_in_past",
