@@ -235,6 +235,30 @@ async def test_units_a_cancellation_releases_fill_the_next_waiting_order(
     await assert_stock_consistent(app)
 
 
+async def test_a_cancellation_releasing_at_two_locations_fills_a_waiting_unit_once(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # Found by a concurrency tester: a cancelled order held units at two locations, and each
+    # location's release filled the same backordered unit, so the waiting line of 1 held a
+    # reservation at both (the level's reserved rose by 2, the line's by 1).
+    shop = await Shop.open(admin, locations=2)
+    first_location, second_location = (loc["id"] for loc in shop.locations)
+    product = await shop.product(admin, 2, allow_backorder=True)
+    await stock(admin, product["sku"], second_location, 2)
+    first = await order(client, shop, [(product["sku"], 4)])  # 2 at each location
+    assert {a["location_id"] for a in first["allocations"]} == {first_location, second_location}
+    waiting = await order(client, shop, [(product["sku"], 1)])
+    assert units(waiting) == [(0, 1)]
+
+    cancelled = await client.post(f"/v1/orders/{first['id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    filled = await read(client, shop, waiting["id"])
+    assert units(filled) == [(1, 0)]
+    assert sum(a["quantity"] for a in filled["allocations"]) == 1
+    assert (await inventory(admin, product["sku"]))["reserved"] == 1
+    await assert_stock_consistent(app)
+
+
 async def test_a_filled_order_is_a_new_version(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

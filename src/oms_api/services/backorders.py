@@ -189,12 +189,16 @@ async def lock_latecomers(
 
 
 async def plan_fills_at(
-    conn: asyncpg.Connection, location_id: str, arriving: Mapping[str, int], waiting: list[str]
-) -> Fills:
+    conn: asyncpg.Connection, location_id: str, arriving: Mapping[str, int], waiting: list[str],
+    *, elsewhere: Mapping[str, int] | None = None,
+) -> Fills:  # fmt: skip
     """Step 2: the levels locked (an empty one where the product was never kept), what the
     orders waiting there — `waiting`, locked in step 1, and those found once the levels are
     held (`lock_latecomers`) — take of the location's available units once `arriving`
-    (product → units coming in, or released, there) are counted: oldest order first."""
+    (product → units coming in, or released, there) are counted: oldest order first.
+    `elsewhere` (line → units): fills already planned at other locations in this
+    transaction, not yet written, which those lines no longer wait for."""
+    taken = elsewhere or {}
     fills = Fills(location_id)
     if not arriving:
         return fills
@@ -209,7 +213,9 @@ async def plan_fills_at(
         of_product = {r["id"]: r for r in lines if r["product_id"] == product_id}
         planned = plan_fills(
             on_hand - reserved + arriving[product_id],
-            [Waiting(r["order_id"], r["id"], r["quantity_backordered"]) for r in of_product.values()],
+            [Waiting(r["order_id"], r["id"], r["quantity_backordered"] - taken.get(r["id"], 0))
+             for r in of_product.values()
+             if r["quantity_backordered"] > taken.get(r["id"], 0)],
         )  # fmt: skip
         fills.lines += [(of_product[f.line_id], f.quantity) for f in planned]
     return fills
@@ -259,15 +265,21 @@ async def plan_release_fills(
     """What units an order's cancellation or expiry releases (`releases`: moves of
     `reserved` down, their levels locked) fill of the backorders waiting where they are.
     The levels being held already, a waiting order another request holds is passed over
-    (`SKIP LOCKED`: waiting for it could deadlock); it takes the next arrival."""
+    (`SKIP LOCKED`: waiting for it could deadlock); it takes the next arrival. Units
+    released at several locations fill each waiting unit once: what one location fills,
+    the next no longer offers to."""
     by_location: dict[str, dict[str, int]] = {}
     for move in releases:
         units = by_location.setdefault(move["location_id"], {})
         units[move["product_id"]] = units.get(move["product_id"], 0) - move["reserved_delta"]
-    return [
-        await plan_fills_at(conn, location_id, arriving, [])
-        for location_id, arriving in sorted(by_location.items())
-    ]
+    all_fills: list[Fills] = []
+    planned: dict[str, int] = {}
+    for location_id, arriving in sorted(by_location.items()):
+        fills = await plan_fills_at(conn, location_id, arriving, [], elsewhere=planned)
+        for line, quantity in fills.lines:
+            planned[line["id"]] = planned.get(line["id"], 0) + quantity
+        all_fills.append(fills)
+    return all_fills
 
 
 async def note_unseen_places(
