@@ -259,6 +259,27 @@ async def test_a_cancellation_releasing_at_two_locations_fills_a_waiting_unit_on
     await assert_stock_consistent(app)
 
 
+async def test_a_line_filled_from_two_locations_at_once_counts_both(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # The line takes 2 released at one location and 1 at the other: both count in its
+    # quantity_reserved, not only one location's share.
+    shop = await Shop.open(admin, locations=2)
+    product = await shop.product(admin, 2, allow_backorder=True)
+    await stock(admin, product["sku"], shop.locations[1]["id"], 2)
+    first = await order(client, shop, [(product["sku"], 4)])  # 2 at each location
+    waiting = await order(client, shop, [(product["sku"], 3)])
+    assert units(waiting) == [(0, 3)]
+
+    cancelled = await client.post(f"/v1/orders/{first['id']}/cancel", headers=shop.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    filled = await read(client, shop, waiting["id"])
+    assert units(filled) == [(3, 0)]
+    assert sum(a["quantity"] for a in filled["allocations"]) == 3
+    assert (await inventory(admin, product["sku"]))["reserved"] == 3
+    await assert_stock_consistent(app)
+
+
 async def test_a_filled_order_is_a_new_version(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

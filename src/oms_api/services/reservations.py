@@ -91,14 +91,21 @@ WHERE r.line_id = k.line_id AND r.location_id = k.location_id
 """
 
 # Units change place on their lines: reserved → shipped, or between reserved and
-# backordered; the CHECK keeps every unit counted once.
+# backordered; the CHECK keeps every unit counted once. A line may come more than once (a
+# backorder filled at two locations): its changes are summed first, as UPDATE … FROM would
+# apply only one of them.
 CHANGE_LINES_SQL = """
 UPDATE order_lines l
 SET quantity_reserved = l.quantity_reserved + d.reserved,
     quantity_backordered = l.quantity_backordered + d.backordered,
     quantity_shipped = l.quantity_shipped + d.shipped
-FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(line_id, reserved, backordered,
-                                                             shipped)
+FROM (
+    SELECT line_id, sum(reserved) AS reserved, sum(backordered) AS backordered,
+           sum(shipped) AS shipped
+    FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS u(line_id, reserved,
+                                                                  backordered, shipped)
+    GROUP BY line_id
+) AS d
 WHERE l.id = d.line_id
 """
 
