@@ -8,8 +8,9 @@ import secrets
 import httpx
 from fastapi import FastAPI
 
-from oms_api.main import create_app
+from oms_api.main import create_app, housekeeping_pass
 from oms_api.services.orders import expire_pending_orders
+from tests.checks import assert_stock_consistent
 from tests.factories import Shop, inventory, order_body, place, unique
 
 
@@ -301,6 +302,59 @@ async def test_unpaid_pending_orders_expire_and_release_stock(
         "status"
     ] == "confirmed"
     assert (await inventory(admin, product["sku"]))["reserved"] == 2
+
+
+async def test_expiry_locks_stock_as_a_placement_does_never_deadlocking_one(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # Found by a concurrency tester: housekeeping expired its whole batch in one transaction,
+    # locking each order's stock levels in turn — the first order's (product B), then the
+    # next one's (product A) — while a placement of A and B locks A, then B: each waited for
+    # the other, PostgreSQL aborted one, and the placement answered 500.
+    shop = await Shop.open(admin)
+    location = shop.locations[0]["id"]
+    first_product = await shop.product(admin, 5)  # ids ascend: the placement locks it first
+    second_product = await shop.product(admin, 5)
+    expires_first = await _order(client, shop, second_product["sku"])
+    expires_next = await _order(client, shop, first_product["sku"])
+    async with app.state.database.transaction() as conn:
+        await conn.execute(
+            "UPDATE orders SET expires_at = now() - interval '2 seconds' WHERE id = $1",
+            expires_first["id"],
+        )
+        await conn.execute(
+            "UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1",
+            expires_next["id"],
+        )
+    lock_level = """SELECT 1 FROM inventory_levels il JOIN products p ON p.id = il.product_id
+                    WHERE p.sku = $1 AND il.location_id = $2 FOR UPDATE OF il"""
+
+    async def blocked_on_a_level() -> bool:
+        async with app.state.database.connection() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'inventory_levels'::regclass"
+                )
+                or await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database() AND query LIKE '%inventory_levels%'"
+                )
+            )
+
+    async with app.state.database.transaction() as placing:  # a placement's read, in two steps
+        await placing.execute(lock_level, first_product["sku"], location)
+        housekeeping = asyncio.create_task(housekeeping_pass(app.state.database))
+        for _ in range(100):  # until expiry waits for the level this holds
+            if await blocked_on_a_level() or housekeeping.done():
+                break
+            await asyncio.sleep(0.05)
+        await placing.execute(lock_level, second_product["sku"], location)
+    await housekeeping
+    for order in (expires_first, expires_next):
+        got = (await client.get(f"/v1/orders/{order['id']}", headers=shop.headers)).json()
+        assert got["status"] == "cancelled"
+    await assert_stock_consistent(app)
 
 
 async def test_a_pending_order_whose_authorization_was_voided_expires(

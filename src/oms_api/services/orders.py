@@ -240,7 +240,10 @@ async def expire_pending_orders(conn: asyncpg.Connection, *, limit: int = 100) -
     """Cancel pending orders past `expires_at` with no payment in force (no authorization
     or capture holds: `domain.payments.payment_in_force`), e.g. one whose authorization
     was voided. Safe from many processes at once: each claims its orders with SKIP
-    LOCKED."""
+    LOCKED. Expire one per transaction (`limit=1`, as housekeeping does) where requests
+    run: each order locks its stock levels in turn, so a transaction of several holds one
+    order's levels while it waits for the next one's, out of the order placements lock
+    them in (a deadlock)."""
     ids = await conn.fetch(
         f"""
         SELECT id FROM orders
