@@ -11,7 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from oms_api.domain.orders import OrderCommand
 from oms_api.main import housekeeping_pass
+from oms_api.services.orders import change_state
 from tests.checks import assert_stock_consistent
 from tests.factories import Shop, create_channel, inventory, order_body, place, stock
 
@@ -277,6 +279,45 @@ async def test_a_line_filled_from_two_locations_at_once_counts_both(
     assert units(filled) == [(3, 0)]
     assert sum(a["quantity"] for a in filled["allocations"]) == 3
     assert (await inventory(admin, product["sku"]))["reserved"] == 3
+    await assert_stock_consistent(app)
+
+
+async def feed_sequences(client: httpx.AsyncClient, shop: Shop, order_id: str) -> list[int]:
+    """The order's events' sequences in the order the event feed gives them."""
+    sequences: list[int] = []
+    after: str | None = None
+    while True:
+        params = {"limit": 200} | ({"after": after} if after else {})
+        page = (await client.get("/v1/events", params=params, headers=shop.headers)).json()
+        sequences += [e["sequence"] for e in page["data"] if e["order_id"] == order_id]
+        if not page["data"]:
+            return sequences
+        after = page["data"][-1]["id"]
+
+
+async def test_a_fill_never_puts_an_order_s_events_before_its_earlier_ones_in_the_feed(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    # Found by a concurrency tester polling the feed: a cancellation, its transaction id
+    # taken when it locked its order, waited for the stock levels while an order was placed
+    # and backordered (a later transaction id); it then filled that order, whose
+    # order.backorder_filled came first in the feed — ordered by transaction id — before
+    # its order.created, order.confirmed: sequence 4, then 1, 2, 3.
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 2, allow_backorder=True)
+    first = await order(client, shop, [(product["sku"], 2)])
+    async with app.state.database.transaction() as cancelling:
+        await cancelling.execute("SELECT pg_current_xact_id()")  # as locking the order does
+        waiting = await order(client, shop, [(product["sku"], 1)])  # committed meanwhile
+        assert units(waiting) == [(0, 1)]
+        await change_state(
+            cancelling, order_id=first["id"], channel_id=None, command=OrderCommand.CANCEL
+        )
+    await housekeeping_pass(app.state.database)
+    assert units(await read(client, shop, waiting["id"])) == [(1, 0)]
+    sequences = await feed_sequences(client, shop, waiting["id"])
+    assert sequences == sorted(sequences), sequences
+    assert sequences == list(range(1, len(sequences) + 1))
     await assert_stock_consistent(app)
 
 
