@@ -33,7 +33,16 @@ import pytest
 from fastapi import FastAPI
 
 from oms_api.db import libpq_url
-from tests.factories import Shop, bearer, create_key, place, stock, unique
+from tests.factories import (
+    Shop,
+    bearer,
+    create_key,
+    create_location,
+    create_product,
+    place,
+    stock,
+    unique,
+)
 from tests.test_fulfilment import SHIP_TO, _through
 from tests.test_returns import ReturnsDesk
 
@@ -509,3 +518,23 @@ async def test_units_cancelled_after_others_shipped_are_not_sold(
     sold = {r["sku"]: r["units_sold"] for r in returns["rows"]}
     assert sold.get(kept["sku"]) == 1
     assert sold.get(dropped["sku"], 0) == 0
+
+
+async def test_stock_value_past_bigint_is_exact_not_500(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """The most a product may cost (10^11 minor units) times a billion units on hand is
+    10^20, past PostgreSQL's bigint and a 64-bit integer: the inventory report once answered
+    500 for every product (found by an outside-in accountant with two requests). It gives
+    the exact value, in JSON and CSV."""
+    location = await create_location(admin)
+    dear = await create_product(admin, unit_price=100_000_000_000, currency="USD")
+    await stock(admin, dear["sku"], location["id"], 1_000_000_000)
+    headers = {"Authorization": admin.headers["Authorization"]}
+    rows = {r["sku"]: r for r in (await _report(client, "inventory", headers))["rows"]}
+    assert rows[dear["sku"]]["stock_value"] == 10**20
+    assert (rows[dear["sku"]]["on_hand"], rows[dear["sku"]]["currency"]) == (10**9, "USD")
+    response = await client.get("/v1/reports/inventory", headers=headers | {"Accept": "text/csv"})
+    assert response.status_code == 200, response.text
+    line = next(r for r in csv.DictReader(io.StringIO(response.text)) if r["sku"] == dear["sku"])
+    assert line["stock_value"] == str(10**20)

@@ -16,7 +16,23 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_UTC_Z)
     except TypeError:  # orjson.JSONEncodeError: a key that is not a str, or a value it refuses
+        pass
+    try:
         return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer past 64 bits (a report's sum): written exactly, as JSON may
+        return orjson.dumps(_wide_ints(value), option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+
+
+def _wide_ints(value: Any) -> Any:
+    """`value` with every integer orjson cannot write (outside -2^63 .. 2^64 - 1) as its
+    digits, verbatim: JSON numbers have no limit."""
+    if isinstance(value, dict):
+        return {k: _wide_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_ints(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value).encode())
+    return value
 
 
 def iso(value: datetime | str | None) -> str | None:

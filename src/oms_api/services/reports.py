@@ -247,14 +247,15 @@ ORDER BY s.sku
 
 # Stock per SKU over the locations the caller may see ($1: a channel-bound key's channel):
 # on hand, reserved, available, the reorder point, whether it is low, and what the stock on
-# hand is worth at the product's price. Low-stock products first, then by SKU.
+# hand is worth at the product's price (numeric: up to 10^11 a unit, it can pass bigint).
+# Low-stock products first, then by SKU.
 INVENTORY_SQL = f"""
 SELECT p.sku, coalesce(v.on_hand, 0)::bigint AS on_hand,
        coalesce(v.reserved, 0)::bigint AS reserved,
        coalesce(v.on_hand - v.reserved, 0)::bigint AS available,
        p.reorder_point,
        coalesce(v.on_hand - v.reserved, 0) <= p.reorder_point AS low_stock,
-       (coalesce(v.on_hand, 0) * p.unit_price)::bigint AS stock_value, p.currency
+       coalesce(v.on_hand, 0) * p.unit_price AS stock_value, p.currency
 FROM products p
 LEFT JOIN (
     SELECT il.product_id, sum(il.on_hand) AS on_hand, sum(il.reserved) AS reserved
@@ -437,4 +438,4 @@ def _decoded(value: Any) -> dict[str, int] | None:
 async def inventory(conn: asyncpg.Connection, *, channel_id: str | None) -> dict[str, Any]:
     """Stock per SKU at the locations the caller may see; low-stock products first."""
     rows = await conn.fetch(INVENTORY_SQL, channel_id)
-    return _envelope(None, rows=[dict(r) for r in rows])
+    return _envelope(None, rows=[dict(r) | {"stock_value": int(r["stock_value"])} for r in rows])
