@@ -157,7 +157,10 @@ async def list_orders(
     created_before: TimestampFilter | None = None,
     q: Annotated[str | None, Query(max_length=254, description="Order number or email.")] = None,
 ) -> Response:
-    """Newest first; filters combine. A channel-bound key sees only its channel's orders."""
+    """Newest first; filters combine. `created_after` takes orders placed at or after it,
+    `created_before` those placed strictly before it: `created_after=2026-11-01&created_before=
+    2026-12-01` is November, each order once. A channel-bound key sees only its channel's
+    orders."""
     result = await service.list_orders(
         session, channel_id=principal.channel_id,
         status=status.value if status else None, channel_code=channel, customer_id=customer_id,
