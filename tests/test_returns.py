@@ -557,3 +557,36 @@ async def test_a_return_slip_needs_an_address_to_send_to(
     assert (await admin.patch(location, json={"address": FROM_ADDRESS})).status_code == 200
     slip = await desk.get(client, f"/v1/returns/{rma['id']}/slip")
     assert FROM_ADDRESS["line1"] in pdf_text(slip.content)[0]
+
+
+async def test_an_exchange_for_a_product_in_another_currency_is_refused_when_opened(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found by an outside-in accountant: an exchange for a product priced in another
+    currency than the order was accepted when opened, and only /complete — the parcel back
+    on the shelf — refused it, 422 `currency_mismatch` pointing at `body.lines[0].unit_price`,
+    a field /complete does not have. It is refused when opened, naming the exchange line;
+    a product whose currency changed after is a 409 at /complete, with what to do."""
+    desk = await ReturnsDesk.open(admin)
+    shirt = await desk.shop.product(admin, 5, unit_price=2000, currency="EUR")
+    dollars = await desk.shop.product(admin, 5, unit_price=2200, currency="USD")
+    order = await desk.shipped(client, [(shirt["sku"], 2)])
+    refused = await desk.open_return(client, {
+        "order_id": order["id"], "resolution": "exchange", "lines": _lines(order, 1),
+        "exchange_lines": [{"sku": shirt["sku"], "quantity": 1}, {"sku": dollars["sku"], "quantity": 1}],
+    })  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (422, "currency_mismatch"), refused.text
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "exchange_lines", 1, "sku"]]
+    assert (await _order(client, desk, order["id"]))["return_status"] == "none"  # nothing opened
+
+    rma = await _received(client, desk, order, 1, resolution="exchange",
+                          exchange_lines=[{"sku": shirt["sku"], "quantity": 1}])  # fmt: skip
+    changed = await admin.patch(f"/v1/products/{shirt['sku']}", json={"currency": "USD"})
+    assert changed.status_code == 200, changed.text
+    late = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert (late.status_code, late.json()["code"]) == (409, "currency_mismatch"), late.text
+    assert "resolution" in late.json()["detail"]
+    assert "errors" not in late.json()
+    assert (await desk.get(client, f"/v1/returns/{rma['id']}")).json()["status"] == "received"
+    done = await desk.post(client, f"/v1/returns/{rma['id']}/complete", {"resolution": "refund"})
+    assert (done.status_code, done.json()["refund_amount"]) == (200, 2000), done.text

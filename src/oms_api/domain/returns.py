@@ -233,6 +233,48 @@ def check_exchange_skus(skus: Sequence[str], active: Mapping[str, bool]) -> None
                           kind="invalid", loc=["body", "exchange_lines"])  # fmt: skip
 
 
+def check_exchange_currency(
+    skus: Sequence[str], currencies: Mapping[str, str], order_currency: str
+) -> None:
+    """An exchange's order is in the original order's currency and priced from the
+    catalogue, so each SKU it sends (`skus`, the exchange lines' in order) must be priced in
+    that currency: 422 `currency_mismatch` naming every line that is not, when the return is
+    opened — before the parcel is on its way. (`currencies`: each SKU's; unknown ones are
+    `check_exchange_skus`'s.)"""
+    wrong = [
+        (i, sku)
+        for i, sku in enumerate(skus)
+        if currencies.get(sku, order_currency) != order_currency
+    ]
+    if wrong:
+        raise DomainError(
+            "currency_mismatch",
+            f"An exchange is placed in the order's currency, {order_currency}, at catalogue "
+            f"prices: {', '.join(sorted({sku for _, sku in wrong}))} is priced in "
+            f"{', '.join(sorted({currencies[sku] for _, sku in wrong}))}.",
+            kind="invalid",
+            errors=[
+                {"loc": ["body", "exchange_lines", i, "sku"],
+                 "msg": f"{sku} is priced in {currencies[sku]}, the order in {order_currency}."}
+                for i, sku in wrong
+            ],
+        )  # fmt: skip
+
+
+def check_exchange_still_priced(currencies: Mapping[str, str], order_currency: str) -> None:
+    """At /complete: a product of the exchange whose currency changed since the return was
+    opened cannot be placed in the order's currency — 409 `currency_mismatch`, the return
+    stays `received`; it can still be completed as a refund."""
+    wrong = sorted(sku for sku, currency in currencies.items() if currency != order_currency)
+    if wrong:
+        raise DomainError(
+            "currency_mismatch",
+            f"{', '.join(wrong)} is no longer priced in {order_currency}, the order's currency: "
+            'the exchange cannot be placed; complete the return with {"resolution": "refund"}.',
+            skus=wrong,
+        )
+
+
 def check_receipt(
     arriving: Sequence[tuple[str, int]], outstanding: Mapping[str, int], *, received: int,
     units: int,

@@ -18,8 +18,8 @@ from oms_api.services.scoping import fence_sql
 from oms_api.services.transitions import ORDER, transition
 
 LOCK_ORDER_SQL = f"""
-SELECT id, channel_id, status, total, payment_method, authorized, captured, refunded, voided,
-       confirmed_at, now() AS now
+SELECT id, channel_id, status, currency, total, payment_method, authorized, captured,
+       refunded, voided, confirmed_at, now() AS now
 FROM orders WHERE id = $1 AND {fence_sql("channel_id", 2)}
 FOR UPDATE
 """

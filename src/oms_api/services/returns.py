@@ -30,7 +30,9 @@ from oms_api.domain.returns import (
     ReturnSettings,
     ReturnStatus,
     check_completion,
+    check_exchange_currency,
     check_exchange_skus,
+    check_exchange_still_priced,
     check_receipt,
     check_resolution,
     check_returnable,
@@ -218,7 +220,7 @@ async def open_return(
         for r in await conn.fetch(RETURNABLE_SQL, order_id, [s.value for s in OPEN])
     }  # fmt: skip
     check_returnable([(x[0], x[1]) for x in lines], returnable, order["now"], await _window(conn))
-    await _check_catalogue(conn, exchange_lines)
+    await _check_catalogue(conn, exchange_lines, order["currency"])
     if location_id is None:  # where the units shipped from
         location_id = await conn.fetchval(RETURN_LOCATION_SQL, [x[0] for x in lines])
     if location_id is None:
@@ -239,16 +241,20 @@ async def open_return(
 
 
 async def _check_catalogue(
-    conn: asyncpg.Connection, exchange_lines: Sequence[tuple[str, int]]
+    conn: asyncpg.Connection, exchange_lines: Sequence[tuple[str, int]], currency: str
 ) -> None:
-    """The catalogue's word on what an exchange sends (`check_exchange_skus`)."""
+    """The catalogue's word on what an exchange sends (`check_exchange_skus`), in the
+    order's `currency` (`check_exchange_currency`)."""
     if not exchange_lines:
         return
     skus = sorted({sku for sku, _ in exchange_lines})
-    active = {r["sku"]: r["active"] for r in await conn.fetch(
-        "SELECT sku, active FROM products WHERE sku = ANY($1::text[])", skus
-    )}  # fmt: skip
-    check_exchange_skus(skus, active)
+    products = await conn.fetch(
+        "SELECT sku, active, currency FROM products WHERE sku = ANY($1::text[])", skus
+    )
+    check_exchange_skus(skus, {r["sku"]: r["active"] for r in products})
+    check_exchange_currency(
+        [sku for sku, _ in exchange_lines], {r["sku"]: r["currency"] for r in products}, currency
+    )
 
 
 async def _locked(
@@ -415,6 +421,9 @@ async def _place_exchange(
         conn, channel_id=order["channel_id"], channel_code=None, skus=sorted({s for s, _ in wanted}),
         customer_id=original["customer_id"], email=None,
     )  # fmt: skip
+    check_exchange_still_priced(
+        {p["sku"]: p["currency"] for p in row["products"] or ()}, original["currency"]
+    )
     prices = {p["sku"]: p["unit_price"] for p in row["products"] or ()}
     total = sum(prices.get(sku, 0) * q for sku, q in wanted)
     credit = exchange_credit([(x["quantity"], x["unit_price"]) for x in document["lines"]], total)
