@@ -861,3 +861,63 @@ async def test_the_greeting_never_uses_a_name_the_orders_channel_was_not_given(
     assert "Hello Carol Shipping" in text
     assert "Admin Carol" not in text
     assert "Ada Lovelace" not in text
+
+
+async def _returned(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, shop: Shop, order: dict[str, Any],
+    **body: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A return of one unit of the order's first line, approved and received."""
+    line = order["lines"][0]["id"]
+    rma = await _ok(
+        await client.post(
+            "/v1/returns", headers=shop.headers,
+            json={"order_id": order["id"], "resolution": "refund",
+                  "lines": [{"line_id": line, "quantity": 1, "reason": "size_or_fit"}], **body},
+        ), 201,
+    )  # fmt: skip
+    await _ok(await admin.post(f"/v1/returns/{rma['id']}/approve"))
+    await _ok(
+        await admin.post(
+            f"/v1/returns/{rma['id']}/receive",
+            json={"location_id": shop.locations[0]["id"],
+                  "lines": [{"line_id": line, "quantity": 1, "condition": "resellable"}]},
+        )
+    )  # fmt: skip
+    return rma
+
+
+async def test_return_completed_says_what_is_refunded_or_left_to_pay(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI, caught_up: None
+) -> None:
+    """Found by an outside-in accountant: an exchange for a dearer item left the customer a
+    balance to pay, and the email said only "your exchange is on its way" (it waits in
+    `pending` for the money); a return completed with `refund_amount: 0` (an invoice never
+    paid) told the customer "We have refunded €0.00 to your original payment method"."""
+    shop = await Shop.open(admin)
+    order = await _paid_order(admin, client, shop)  # 2 x €12.50 + €4.95
+    await _ship(admin, order)
+    dearer = await shop.product(admin, 5, name="Enamel jug", unit_price=3000)
+    exchanged = await _returned(admin, client, shop, order, resolution="exchange",
+                                exchange_lines=[{"sku": dearer["sku"], "quantity": 1}])  # fmt: skip
+    done = await _ok(await admin.post(f"/v1/returns/{exchanged['id']}/complete", json={}))
+    exchange = await _ok(await admin.get(f"/v1/orders/{done['exchange_order_id']}"))
+    assert (exchange["status"], exchange["totals"]["total"]) == ("pending", 3000)
+    nothing = await _returned(admin, client, shop, order)
+    await _ok(await admin.post(f"/v1/returns/{nothing['id']}/complete", json={"refund_amount": 0}))
+    await drain(notifier_for(app, None))
+
+    told = {}
+    for n in await _notifications(admin, order["id"]):
+        if n["kind"] == "return_completed":
+            told[n["return_id"]] = await _ok(await admin.get(f"/v1/notifications/{n['id']}"))
+    owed = told[exchanged["id"]]
+    for body in (owed["text"], owed["html"]):
+        assert "€17.50" in body  # €30.00 less the €12.50 credit
+        assert f"#{exchange['number']}" in body
+    assert "on its way" not in owed["text"]
+    unpaid = told[nothing["id"]]
+    for body in (unpaid["text"], unpaid["html"]):
+        assert "no refund" in body
+        assert "€0.00" not in body
+        assert "original payment method" not in body

@@ -167,7 +167,11 @@ SELECT c.id, c.accepts_follow_up,
 FROM customers c"""
 CUSTOMER_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = $1"
 CUSTOMERS_SQL = _CUSTOMER_COLUMNS + " WHERE c.id = ANY($1::text[])"
-ORDER_NUMBER_SQL = "SELECT number FROM orders WHERE id = $1"
+# An exchange's order as its email tells it: its number, and what is left to pay once the
+# exchange credit (and any later capture) is taken off its total.
+EXCHANGE_ORDER_SQL = """
+SELECT number, total, greatest(total - captured, 0) AS balance_due FROM orders WHERE id = $1
+"""
 INSERT_SQL = """
 INSERT INTO notifications (id, channel_id, order_id, customer_id, kind, event_id, shipment_id,
     return_id, to_email, from_address, reply_to, subject, text_body, html_body, headers,
@@ -291,10 +295,10 @@ async def _derive_one(
     if event["type"].startswith("return."):
         context["rma"], return_id = data, data["id"]
         context["return_address"] = await _return_address(conn, data.get("location_id"))
-        number = None
+        exchange = None
         if data.get("exchange_order_id"):
-            number = await conn.fetchval(ORDER_NUMBER_SQL, data["exchange_order_id"])
-        context["exchange_order"] = None if number is None else {"number": number}
+            exchange = await conn.fetchrow(EXCHANGE_ORDER_SQL, data["exchange_order_id"])
+        context["exchange_order"] = None if exchange is None else dict(exchange)
     settings = channel.settings
     from_address = sender(settings.from_name or channel.name, settings.from_email or default_from)
     status, error = Status.PENDING, None
