@@ -18,9 +18,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from oms_api.db import libpq_url
 from tests.factories import Shop, order_body, place, unique
 from tests.test_fulfilment import SHIP_TO
 from tests.test_returns import ReturnsDesk, _lines, _received
@@ -145,3 +147,47 @@ async def test_an_exchange_adds_only_what_it_costs_beyond_its_credit(
     dearer = await exchanged(second, coat["sku"])  # a 20.00 credit towards 35.00
     assert (dearer["totals"]["total"], dearer["payment_amounts"]["captured"]) == (3500, 2000)
     assert await lifetime_value(first) == (4, [{"currency": "EUR", "amount": 2000 + 2000 + 1500}])
+
+
+async def test_sums_past_bigint_are_exact_not_500(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """An order total may reach 10^15 minor units, so 9,224 of them pass PostgreSQL's bigint:
+    an outside-in accountant placed 9,300 such orders with one channel key in 35 s, and
+    every customer list, this customer's read and the sales reports (every channel's)
+    answered 500 from a `::bigint` cast. Two orders here stand for them: placed through the
+    API, their totals then raised in the database to 5 x 10^18 each (the API caps one order
+    at 10^15), as the reports' tests set times, the day's summaries dropped."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 10, unit_price=100, currency="USD")
+    email = f"{unique('whale')}@example.com"
+    body = order_body(None, [(product["sku"], 1)], payment=PAID, customer={"email": email})
+    orders = [await _ok(await place(client, body, headers=shop.headers), 201) for _ in range(2)]
+    big = 5 * 10**18
+    conn = await asyncpg.connect(libpq_url(app.state.settings.database_url))
+    try:
+        await conn.execute("BEGIN; SELECT 1 FROM report_cursor FOR UPDATE")
+        await conn.execute(
+            "UPDATE orders SET subtotal = $2, total = $2 WHERE id = ANY($1::text[])",
+            [o["id"] for o in orders], big,
+        )  # fmt: skip
+        await conn.execute(
+            "DELETE FROM report_days WHERE day = (SELECT (created_at AT TIME ZONE 'UTC')::date "
+            "FROM orders WHERE id = $1)", orders[0]["id"],
+        )  # fmt: skip
+        await conn.execute("COMMIT")
+    finally:
+        await conn.close()
+
+    customer = await _ok(await admin.get(f"/v1/customers/{orders[0]['customer_id']}"))
+    assert customer["lifetime_value"] == [{"currency": "USD", "amount": 2 * big}]
+    listed = await _ok(await client.get("/v1/customers", headers=shop.headers))
+    assert [c["lifetime_value"] for c in listed["data"]] == [
+        [{"currency": "USD", "amount": 2 * big}]
+    ]
+    code = shop.channel["code"]
+    for group_by in ("day", "channel", "sku"):
+        report = await _ok(
+            await admin.get("/v1/reports/sales", params={"group_by": group_by, "channel": code})
+        )
+        assert [r["revenue"] for r in report["rows"]] == [2 * big if group_by != "sku" else 200]

@@ -61,11 +61,14 @@ ORDER_ADDRESSES_SQL = text(
 # order, up to its own total (`domain.returns.exchange_credit`, here in SQL: the units and
 # prices are the return's lines): money the customer spent once, on the original order,
 # so only what the exchange costs beyond it counts again.
+#
+# The sums are numeric, each amount written as text in the JSON and read back as an int:
+# totals reach 10^15 each, so a customer's can pass bigint (and a JSON reader's 64 bits).
 PURCHASE_STATS_SQL = text(
     f"""
     SELECT c.id AS customer_id,
            coalesce(sum(v.n), 0)::bigint AS orders_count,
-           coalesce(jsonb_agg(jsonb_build_object('currency', v.currency, 'amount', v.amount)
+           coalesce(jsonb_agg(jsonb_build_object('currency', v.currency, 'amount', v.amount::text)
                               ORDER BY v.currency) FILTER (WHERE v.currency IS NOT NULL),
                     '[]'::jsonb) AS lifetime_value,
            max(v.last_at) AS last_order_at,
@@ -81,7 +84,7 @@ PURCHASE_STATS_SQL = text(
                                         FROM return_lines rl
                                         JOIN order_lines l ON l.id = rl.line_id
                                         WHERE rl.return_id = o.exchange_for_return_id))
-                   END)::bigint AS amount,
+                   END) AS amount,
                max(o.created_at) AS last_at
         FROM orders o
         WHERE o.customer_id = c.id AND o.status <> 'cancelled'
@@ -104,7 +107,9 @@ async def _purchase_stats(
     return {
         row.customer_id: {
             "orders_count": row.orders_count,
-            "lifetime_value": row.lifetime_value,
+            "lifetime_value": [
+                {"currency": x["currency"], "amount": int(x["amount"])} for x in row.lifetime_value
+            ],
             "last_order_at": row.last_order_at,
             "returns_count": row.returns_count,
         }

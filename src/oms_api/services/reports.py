@@ -54,7 +54,8 @@ REPORT_WORK_MEM = (
 # Sales per UTC day or per channel: orders, units (their lines' quantities not cancelled),
 # revenue (the orders' totals), per currency. Clean days from the per-day summary; the live
 # days' orders counted and summed on their own, their units over their lines, then the two
-# put side by side; both added up per key.
+# put side by side; both added up per key. Revenue is a numeric sum: totals reach 10^15 each,
+# so a period's can pass bigint (answered exactly, past 64 bits too: jsonutil.dumps).
 SALES_BY_ORDER_SQL = {
     SalesGrouping.DAY: "to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     SalesGrouping.CHANNEL: "o.channel",
@@ -86,7 +87,7 @@ figures AS (
       AND {fence} AND ($4::text IS NULL OR c.code = $4)
 )
 SELECT key, currency, sum(orders)::bigint AS orders, sum(units)::bigint AS units,
-       sum(revenue)::bigint AS revenue
+       sum(revenue) AS revenue
 FROM figures GROUP BY 1, 2
 ORDER BY 1, 2
 """
@@ -114,7 +115,7 @@ WITH {days},
 o AS MATERIALIZED ({orders}),
 {sku_figures}
 SELECT sku AS key, currency, sum(orders)::bigint AS orders, sum(units)::bigint AS units,
-       sum(revenue)::bigint AS revenue
+       sum(revenue) AS revenue
 FROM sku_figures
 GROUP BY sku, currency
 HAVING sum(orders) > 0
@@ -364,7 +365,7 @@ async def sales(
         period, group_by=key,
         rows=[
             {key: r["key"], "currency": r["currency"], "orders": r["orders"],
-             "units": r["units"], "revenue": r["revenue"]}
+             "units": r["units"], "revenue": int(r["revenue"])}
             for r in rows
         ],
     )  # fmt: skip
