@@ -209,6 +209,22 @@ async def test_gone_disables_the_endpoint_at_once(
     assert endpoint["id"] in {e["data"]["id"] for e in feed}
 
 
+async def test_endpoint_disabled_carries_the_endpoint_as_get_returns_it(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """`webhook_endpoint.disabled`'s data is "the endpoint" (docs/webhooks.md): it lacked
+    `description`, `events`, `failing_since` and `created_at`, so it did not validate
+    against WebhookEndpointPublic (found by an integrator validating payloads against the
+    OpenAPI document)."""
+    endpoint = await _answered_gone(admin, client, receiver)
+    feed = (
+        await admin.get("/v1/events", params={"type": "webhook_endpoint.disabled", "limit": 200})
+    ).json()["data"]
+    (event,) = [e for e in feed if e["data"]["id"] == endpoint["id"]]
+    current = (await admin.get(f"/v1/webhook-endpoints/{endpoint['id']}")).json()
+    assert event["data"] == current
+
+
 async def test_a_retry_after_of_digits_python_cannot_read_loses_no_answer(
     admin: httpx.AsyncClient, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -461,15 +461,17 @@ async def disable_endpoint(conn: asyncpg.Connection, endpoint_id: str, reason: s
     row = await conn.fetchrow(
         """UPDATE webhook_endpoints SET status = 'disabled', disabled_at = now(), disabled_reason = $2
            WHERE id = $1 AND status = 'enabled'
-           RETURNING id, url, channel_id, disabled_at""",
+           RETURNING id, url, description, events, channel_id, status, disabled_reason,
+                     disabled_at, failing_since, created_at""",
         endpoint_id, reason,
     )  # fmt: skip
     if row is None:
         return False
     log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
     await drop_pending(conn, endpoint_id)
-    data = {"id": row["id"], "url": row["url"], "channel_id": row["channel_id"],
-            "status": "disabled", "disabled_reason": reason, "disabled_at": iso(row["disabled_at"])}  # fmt: skip
+    # The endpoint as GET /v1/webhook-endpoints/{id} returns it (WebhookEndpointPublic).
+    data = {key: iso(value) if isinstance(value, datetime) else value
+            for key, value in row.items()}  # fmt: skip
     await record_events(
         conn, [WEBHOOK_ENDPOINT_DISABLED], order_id=None, data=data, channel_id=row["channel_id"]
     )
