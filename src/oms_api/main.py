@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
+import json
 import logging
+import pkgutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
-from oms_api import __version__
+from oms_api import __version__, schemas
 from oms_api.api import (
     api_keys,
     catalog,
@@ -283,8 +288,37 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    restore_example_nulls(schema["components"]["schemas"])
     app.openapi_schema = schema
     return schema
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def restore_example_nulls(components: dict[str, Any]) -> None:
+    """FastAPI writes the document with `exclude_none`, which drops every `null` of the
+    models' examples too, so an example lost its required nullable fields and failed its
+    own schema. Each component whose examples are a model's declared examples less their
+    nulls gets the declared ones back."""
+    for info in pkgutil.iter_modules(schemas.__path__):
+        module = importlib.import_module(f"{schemas.__name__}.{info.name}")
+        for model in vars(module).values():
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                continue
+            extra = model.model_config.get("json_schema_extra")
+            component = components.get(model.__name__)
+            if not isinstance(extra, dict) or component is None or "examples" not in extra:
+                continue
+            declared = jsonable_encoder(extra["examples"])
+            if component.get("examples") == _without_nulls(declared) != declared:
+                # keys sorted, as pydantic writes examples
+                component["examples"] = json.loads(json.dumps(declared, sort_keys=True))
 
 
 TAGS = [

@@ -25,7 +25,7 @@ class ReplenishmentPublic(PublicModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "rpl_01JDX4Q9ZC6W2T8M5N3K7R1P0A", "product_id": "prd_01JDX4…",
+                    "id": "rpl_01JDX4Q9ZC6W2T8M5N3K7R1P0A", "product_id": "prod_01JDX4…",
                     "sku": "TEE-BLK-M", "status": "open", "quantity": 50, "reorder_point": 10,
                     "available_at_opening": 10, "location_id": None, "quantity_received": None,
                     "cancel_reason": None, "created_at": "2026-12-02T09:30:00Z",
