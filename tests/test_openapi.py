@@ -128,3 +128,52 @@ async def test_every_example_validates_against_its_own_schema(client: httpx.Asyn
     assert (report["from"], report["to"]) == (None, None)
     (key,) = components["schemas"]["ApiKeyCreate"]["examples"]
     assert key["channel_id"] is None
+
+
+async def test_the_response_headers_the_api_sends_are_documented(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """docs/api-conventions.md promises `ETag`, `Idempotent-Replayed`, `Retry-After` and
+    `WWW-Authenticate`, and the API sends them, but the document declared no response
+    header at all: a client generated from it (openapi-typescript's response types, the
+    Python client's docs) knew none of them (found by an integrator reading the headers
+    through a generated client)."""
+    document = (await client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        editable = any(p["name"] == "If-Match" for p in item.get("patch", {}).get("parameters", []))
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            ok = next(s for s in responses if s[0] == "2")
+
+            def headers(status: str, responses: dict[str, Any] = responses) -> dict[str, Any]:
+                refs = responses[status].get("headers", {})
+                named = {n: h["$ref"].rsplit("/", 1)[-1] for n, h in refs.items()}
+                return {n: document["components"]["headers"][r] for n, r in named.items()}
+
+            if editable and method in ("get", "patch"):
+                assert "ETag" in headers(ok), where
+            if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])):
+                assert "Idempotent-Replayed" in headers(ok), where
+                assert "Retry-After" in headers("409"), where
+            for status in ("429", "503"):
+                if status in responses and path.startswith("/v1/"):
+                    assert "Retry-After" in headers(status), (where, status)
+            if "401" in responses:
+                assert "WWW-Authenticate" in headers("401"), where
+
+    # What is documented is what is sent.
+    wh = await Warehouse.open(admin)
+    product = await wh.shop.product(admin, 5)
+    got = await admin.get(f"/v1/products/{product['sku']}")
+    assert got.headers["ETag"] == f'"{got.json()["version"]}"'
+    body = {"sku": f"{product['sku']}-2", "name": "Two", "unit_price": 100, "currency": "EUR"}
+    key = {"Idempotency-Key": f"replay-{product['sku']}"}
+    first = await admin.post("/v1/products", json=body, headers=key)
+    replay = await admin.post("/v1/products", json=body, headers=key)
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    unauthorized = await client.get("/v1/orders")
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["WWW-Authenticate"].startswith("Bearer")

@@ -261,6 +261,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     problem_ref = {"$ref": "#/components/schemas/ProblemDetail"}
     schema.setdefault("components", {})["securitySchemes"] = {"HTTPBearer": BEARER_SCHEME}
+    schema["components"]["headers"] = RESPONSE_HEADERS
     for path, path_item in schema.get("paths", {}).items():
         for method, operation in list(path_item.items()):
             if path.startswith("/v1/"):
@@ -288,9 +289,52 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+            if path.startswith("/v1/"):
+                document_headers(operation, method, path_item)
     restore_example_nulls(schema["components"]["schemas"])
     app.openapi_schema = schema
     return schema
+
+
+def _header(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}, "example": example}
+
+
+# components.headers, referred to by the responses that send them (document_headers).
+RESPONSE_HEADERS = {
+    "ETag": _header("The resource's `version`, quoted: send it back as `If-Match`.", '"3"'),
+    "Idempotent-Replayed": _header(
+        "`true` when this is the stored answer to an earlier request with the same "
+        "`Idempotency-Key`; absent otherwise.",
+        "true",
+    ),
+    "Retry-After": _header(
+        "Seconds to wait before retrying (on a 409: only with `idempotency_key_in_flight`, "
+        "after which the retry gets the first request's answer, replayed).",
+        "1",
+    ),
+    "WWW-Authenticate": _header("The scheme to authenticate with.", 'Bearer realm="oms-api"'),
+}
+
+
+def document_headers(operation: dict[str, Any], method: str, path_item: dict[str, Any]) -> None:
+    """The response headers docs/api-conventions.md promises, where a /v1 operation sends
+    them: `ETag` on the GET and PATCH of a resource edited with `If-Match`,
+    `Idempotent-Replayed` (and `Retry-After` on the 409 of a key in flight) where
+    `Idempotency-Key` is taken, `Retry-After` on 429 and 503, `WWW-Authenticate` on 401."""
+    responses = operation["responses"]
+    ok = next(status for status in responses if status.startswith("2"))
+    patch_params = path_item.get("patch", {}).get("parameters", [])
+    params = {p["name"] for p in operation.get("parameters", [])}
+    add = [("401", "WWW-Authenticate"), ("429", "Retry-After"), ("503", "Retry-After")]
+    if method in ("get", "patch") and any(p["name"] == "If-Match" for p in patch_params):
+        add.append((ok, "ETag"))
+    if "Idempotency-Key" in params:
+        add += [(ok, "Idempotent-Replayed"), ("409", "Retry-After")]
+    for status, name in add:
+        if status in responses:
+            ref = {"$ref": f"#/components/headers/{name}"}
+            responses[status].setdefault("headers", {})[name] = ref
 
 
 def _without_nulls(value: Any) -> Any:
