@@ -335,6 +335,18 @@ class _Checkbox(Flowable):  # type: ignore[misc]
         self.canv.rect(0, 0, self.width, self.height)
 
 
+# A row may run onto the next page, split between its lines, once this much of it fits
+# (pt): a cell taller than a page (an address at the API's longest, a SKU in a hundred
+# parcels) can never be placed whole, and reportlab fails the document for it.
+SPLIT_ROW_AT = 24.0
+
+
+def _table(rows: list[list[Any]], widths: Sequence[float], repeat_rows: int = 1) -> Table:
+    """A table whose rows may run onto the next page, its header repeated there."""
+    return Table(rows, colWidths=list(widths), repeatRows=repeat_rows, hAlign="LEFT",
+                 splitInRow=SPLIT_ROW_AT)  # fmt: skip
+
+
 def _pdf(title: str, story: list[Flowable]) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(
@@ -346,7 +358,7 @@ def _pdf(title: str, story: list[Flowable]) -> bytes:
 
 
 def _two_columns(left: Flowable, right: Flowable, width: float) -> Table:
-    table = Table([[left, right]], colWidths=[width / 2, width / 2], hAlign="LEFT")
+    table = _table([[left, right]], [width / 2, width / 2], repeat_rows=0)
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                                ("LEFTPADDING", (0, 0), (-1, -1), 0)]))  # fmt: skip
     return table
@@ -460,9 +472,7 @@ def packing_slip(
     rows: list[list[Any]] = [["SKU", "Item", "Quantity"]] + [
         [_p(line["sku"]), _p(line["name"]), str(line["quantity"])] for line in shipment["lines"]
     ]
-    items = Table(
-        rows, colWidths=[width * 0.3, width * 0.55, width * 0.15], repeatRows=1, hAlign="LEFT"
-    )
+    items = _table(rows, [width * 0.3, width * 0.55, width * 0.15])
     items.setStyle(_TABLE)
     units = sum(line["quantity"] for line in shipment["lines"])
     story: list[Flowable] = [
@@ -513,10 +523,7 @@ def pick_list(listing: Mapping[str, Any]) -> bytes:
         detail = picked_for(item["shipments"])
         rows.append([_Checkbox(), _p(item["sku"]), _p(item["name"]), str(item["quantity"]),
                      _p(detail, _SMALL)])  # fmt: skip
-    table = Table(
-        rows, colWidths=[width * x for x in (0.05, 0.27, 0.35, 0.07, 0.26)], repeatRows=1,
-        hAlign="LEFT",
-    )  # fmt: skip
+    table = _table(rows, [width * x for x in (0.05, 0.27, 0.35, 0.07, 0.26)])
     table.setStyle(_TABLE)
     units = sum(i["quantity"] for i in listing["items"])
     story: list[Flowable] = [
@@ -548,9 +555,7 @@ def pickup_manifest(
     count = pickup["parcel_count"]
     parcels = f"{count} parcel" if count == 1 else f"{count} parcels"
     rows.append(["", "", parcels, weight_text(pickup["total_weight_grams"])])
-    table = Table(
-        rows, colWidths=[width * x for x in (0.08, 0.2, 0.52, 0.2)], repeatRows=1, hAlign="LEFT"
-    )
+    table = _table(rows, [width * x for x in (0.08, 0.2, 0.52, 0.2)])
     table.setStyle(_TABLE)
     table.setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 9),
                                ("LINEABOVE", (0, -1), (-1, -1), 0.8, colors.black)]))  # fmt: skip
@@ -606,9 +611,7 @@ def return_slip(
     for line in rma["lines"]:
         rows.append([_p(line["sku"]), _p(line["name"]), str(line["quantity"]),
                      _p(line["reason"].replace("_", " "))])  # fmt: skip
-    table = Table(
-        rows, colWidths=[width * x for x in (0.3, 0.4, 0.12, 0.18)], repeatRows=1, hAlign="LEFT"
-    )
+    table = _table(rows, [width * x for x in (0.3, 0.4, 0.12, 0.18)])
     table.setStyle(_TABLE)
     story: list[Flowable] = [
         Paragraph("Return slip", _TITLE),
