@@ -4,9 +4,11 @@ several pages. Read as a machine reads it (pdfplumber's words and characters).""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import httpx
+import pdfplumber
 
 from tests.factories import Shop, order_body, place
 from tests.paper_reading import flowed_text, overlapping_words, squashed, words
@@ -94,3 +96,33 @@ async def test_a_pick_list_of_a_sku_in_a_hundred_and_fifty_parcels_prints(
     text = squashed(flowed_text(found))
     for shipment in listing["items"][0]["shipments"]:
         assert shipment["shipment_id"][-6:] in text
+
+
+def _chars_by_word(content: bytes) -> list[tuple[str, float, float]]:
+    """(word, x0, x1) of each run of characters with no gap between them, on the first page:
+    two texts printed one over the other make one run."""
+    with pdfplumber.open(io.BytesIO(content)) as pdf:
+        found = pdf.pages[0].extract_words(x_tolerance=0.5)
+    return [(w["text"], w["x0"], w["x1"]) for w in found]
+
+
+async def test_a_pick_list_quantity_in_the_millions_keeps_to_its_column(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found through the API: two orders of a million units each made a pick-list row of
+    2000000, printed across the order numbers beside it ("2000000#1006")."""
+    shop = await Shop.open(admin)
+    location = shop.locations[0]
+    product = await shop.product(admin, 3_000_000)
+    numbers = []
+    for _ in range(2):
+        order = await _order(admin, client, shop, [(product["sku"], 1_000_000)])
+        numbers.append(order["number"])
+        await _ok(await admin.post(f"/v1/orders/{order['id']}/allocate"), 201)
+    printed = await admin.get(f"/v1/locations/{location['id']}/pick-list.pdf")
+    assert printed.status_code == 200, printed.text
+    runs = _chars_by_word(printed.content)
+    quantity = max((r for r in runs if r[0] == "2000000"), key=lambda r: r[1])  # the table's
+    [first_for] = [r for r in runs if r[0].startswith(f"#{numbers[0]}")]
+    assert quantity[2] < first_for[1], (quantity, first_for)
+    assert overlapping_words(words(printed.content)) == []

@@ -523,7 +523,12 @@ def pick_list(listing: Mapping[str, Any]) -> bytes:
         detail = picked_for(item["shipments"])
         rows.append([_Checkbox(), _p(item["sku"]), _p(item["name"]), str(item["quantity"]),
                      _p(detail, _SMALL)])  # fmt: skip
-    table = _table(rows, [width * x for x in (0.05, 0.27, 0.35, 0.07, 0.26)])
+    # The quantity is one number, never wrapped: its column is as wide as the widest one
+    # (a SKU in several orders of a million units), taken from the item's.
+    quantities = ["Qty", *(str(item["quantity"]) for item in listing["items"])]
+    qty = max(width * 0.07, max(stringWidth(q, BOLD, 9) for q in quantities) + 2 * 6 + 1)
+    widths = [width * 0.05, width * 0.27, width * 0.42 - qty, qty, width * 0.26]
+    table = _table(rows, widths)
     table.setStyle(_TABLE)
     units = sum(i["quantity"] for i in listing["items"])
     story: list[Flowable] = [
