@@ -126,3 +126,64 @@ async def test_a_pick_list_quantity_in_the_millions_keeps_to_its_column(
     [first_for] = [r for r in runs if r[0].startswith(f"#{numbers[0]}")]
     assert quantity[2] < first_for[1], (quantity, first_for)
     assert overlapping_words(words(printed.content)) == []
+
+
+async def test_a_label_prints_the_whole_sender_when_the_recipient_leaves_room(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found through the API: a warehouse with a long name and address printed its sender
+    block cut at 92 pt ("GB…", no phone) above a ship-to that used a third of its room."""
+    shop = await Shop.open(admin)
+    location = shop.locations[0]
+    sender = {
+        "name": "Ζωή Παπαδοπούλου – Дмитрий Соколов – Łukasz Żółć Versandlager GmbH & Co. KG <Lager>",  # noqa: RUF001
+        "company": "Ελληνικά Εμπορικά Καταστήματα Α.Ε. / ООО «Северная торговая компания»",  # noqa: RUF001
+        "line1": "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetzstraße 123456789",
+        "line2": "Hinterhaus, 4. Obergeschoss, Tor 17 — bitte über die Laderampe Nord anliefern",
+        "city": "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch",
+        "region": "Ynys Môn / Isle of Anglesey", "postal_code": "LL61 5UJ", "country": "GB",
+        "phone": "+44 1248 000000 ext. 12345",
+    }  # fmt: skip
+    name = longest("Zentrallager Nord – Центральный склад – Κεντρική αποθήκη", 200)  # noqa: RUF001
+    await _ok(await admin.patch(f"/v1/locations/{location['id']}",
+                                json={"name": name, "address": sender}))  # fmt: skip
+    product = await shop.product(admin, 5)
+    ship_to = {"name": "Ada Lovelace", "line1": "12 St James Sq", "city": "London",
+               "postal_code": "SW1Y 4JH", "country": "GB"}  # fmt: skip
+    order = await _order(admin, client, shop, [(product["sku"], 1)], shipping_address=ship_to)
+    shipment = (await _ok(await admin.post(f"/v1/orders/{order['id']}/allocate"), 201))["data"][0]
+    await _ok(await admin.post(f"/v1/shipments/{shipment['id']}/pick"))
+    await _ok(await admin.post(f"/v1/shipments/{shipment['id']}/pack",
+                               json={"carrier": "DHL Express", "tracking_number": "1234567890"}))  # fmt: skip
+    label = await admin.get(f"/v1/shipments/{shipment['id']}/label")
+    assert label.status_code == 200, label.text
+    found = words(label.content)
+    assert overlapping_words(found) == []
+    printed = squashed(" ".join(t for _, t, _, _ in found))
+    assert "…" not in printed
+    for value in sender.values():
+        assert squashed(value) in printed, value
+
+
+async def test_a_label_too_small_for_the_address_keeps_every_line_of_it(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found through the API: a ship-to with every field at its longest was cut at the end,
+    so the label lost the town, the postal code and the country — what a courier needs most
+    — after eight lines of the name. What does not fit is shortened field by field, longest
+    first: each field keeps its first line."""
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    order = await _order(admin, client, shop, [(product["sku"], 1)],
+                         shipping_address=LONGEST_ADDRESS)  # fmt: skip
+    shipment = (await _ok(await admin.post(f"/v1/orders/{order['id']}/allocate"), 201))["data"][0]
+    await _ok(await admin.post(f"/v1/shipments/{shipment['id']}/pick"))
+    await _ok(await admin.post(f"/v1/shipments/{shipment['id']}/pack",
+                               json={"carrier": "DHL", "tracking_number": "1234567890"}))  # fmt: skip
+    label = (await admin.get(f"/v1/shipments/{shipment['id']}/label")).content
+    found = words(label)
+    assert overlapping_words(found) == []
+    printed = " ".join(t for _, t, _, _ in found)
+    for start in ("Maximilian", "Aktiengesellschaft", "Hauptstraße", "Hinterhof", "Oberbayern",
+                  "8" * 32, "DE", "+" + "4" * 63):  # fmt: skip
+        assert start in printed, start

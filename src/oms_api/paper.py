@@ -206,34 +206,50 @@ def layout(
     items: Sequence[tuple[str, str, float]], width: float, height: float, floor: float = FLOOR
 ) -> list[Line]:
     """Items (text, font, size) as lines filling at most `width` by `height`: wrapped at
-    their sizes, then all shrunk together in steps down to `floor`; what still does not fit
-    is shortened with "…" and logged."""
+    their sizes, then all shrunk together in steps down to `floor`. What still does not fit
+    is shortened with "…" and logged: the item with the most lines loses its last line, again
+    and again, so every item keeps its first line (an address keeps its town and country
+    below a name too long for the label); only when each is down to one line is the end cut.
+    """
     scale = 1.0
     while True:
-        lines = [
-            Line(part, font, max(size * scale, floor))
+        groups = [
+            [Line(part, font, max(size * scale, floor))
+             for part in wrap(printable(text), font, max(size * scale, floor), width)]
             for text, font, size in items
-            for part in wrap(printable(text), font, max(size * scale, floor), width)
-        ]
-        if sum(x.leading for x in lines) <= height:
-            return lines
+        ]  # fmt: skip
+        if sum(x.leading for group in groups for x in group) <= height:
+            return [x for group in groups for x in group]
         if all(size * scale <= floor for _, _, size in items):
             break
         scale -= 0.05
+    shortened = set()
+    while sum(x.leading for group in groups for x in group) > height:
+        most = max(range(len(groups)), key=lambda i: len(groups[i]))  # the first of the longest
+        if len(groups[most]) <= 1:
+            break
+        groups[most].pop()
+        shortened.add(most)
+    for i in shortened:
+        groups[i][-1] = _ellipsis(groups[i][-1], width)
     kept: list[Line] = []
-    for line in lines:
+    for line in (x for group in groups for x in group):
         if sum(x.leading for x in kept) + line.leading > height:
             break
         kept.append(line)
-    if kept:
-        last = kept[-1]
-        text = last.text
-        while text and stringWidth(text + "…", last.font, last.size) > width:
-            text = text[:-1]
-        kept[-1] = Line(text + "…", last.font, last.size)
+    if kept and len(kept) < sum(len(group) for group in groups):
+        kept[-1] = _ellipsis(kept[-1], width)
     log.warning("paper: text shortened to fit %.0f x %.0f pt: %r", width, height,
                 " / ".join(t for t, _, _ in items))  # fmt: skip
     return kept
+
+
+def _ellipsis(line: Line, width: float) -> Line:
+    """`line` ending in "…" (what came after it is not printed), within `width`."""
+    text = line.text.removesuffix("…")
+    while text and stringWidth(text + "…", line.font, line.size) > width:
+        text = text[:-1]
+    return Line(text + "…", line.font, line.size)
 
 
 def draw_lines(canvas: Canvas, lines: Sequence[Line], x: float, top: float) -> float:
@@ -419,19 +435,21 @@ def shipping_label(
     y = top - 48
     divider(y)
 
-    # Ship from: small, at most 92 pt.
+    # Ship from: small; 92 pt at most unless the ship-to leaves more room.
+    order_top = BARCODE_BAND + 38
     sender = [str(ship_from.get("name", "")), *address_lines(ship_from_address)]
     items = [("FROM", BOLD, 7.0)] + [(x, REGULAR, 8.0) for x in sender]
+    recipient = address_lines(ship_to) or ["(no shipping address on the order)"]
+    to_items = [("SHIP TO", BOLD, 8.0), (recipient[0], BOLD, 14.0)]
+    to_items += [(x, REGULAR, 12.0) for x in recipient[1:]]
     natural = sum(x.leading for x in layout(items, text_width, 10_000))
-    y = draw_lines(c, layout(items, text_width, min(natural, 92)), m, y - 4) - 4
+    to_natural = sum(x.leading for x in layout(to_items, text_width - 8, 10_000))
+    room = min(natural, max(92.0, y - 18 - order_top - to_natural))
+    y = draw_lines(c, layout(items, text_width, room), m, y - 4) - 4
     divider(y)
 
     # Ship to: what the courier reads first; all the room that is left.
-    order_top = BARCODE_BAND + 38
-    recipient = address_lines(ship_to) or ["(no shipping address on the order)"]
-    items = [("SHIP TO", BOLD, 8.0), (recipient[0], BOLD, 14.0)]
-    items += [(x, REGULAR, 12.0) for x in recipient[1:]]
-    draw_lines(c, layout(items, text_width - 8, y - 6 - order_top - 4), m + 8, y - 6)
+    draw_lines(c, layout(to_items, text_width - 8, y - 6 - order_top - 4), m + 8, y - 6)
     divider(order_top)
 
     # Order and parcel.
