@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import itertools
 import json
 import re
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from oms_api.domain.notifications import (
     format_money,
     notification_for,
 )
-from oms_api.notifications.mail import Transport
+from oms_api.notifications.mail import Outgoing, Transport, build_message, sender
 from oms_api.notifications.render import render
 from oms_api.notifications.samples import sample_context
 from oms_api.services.notifier import Notifier
@@ -233,6 +235,35 @@ def test_a_template_escapes_what_a_customer_typed() -> None:
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;" in rendered.html
     assert "<script>alert(1)</script>" in rendered.text  # plain text is not HTML
+
+
+def test_a_long_subject_and_sender_in_any_script_arrive_as_written() -> None:
+    """Found reading the .eml files: the standard library folded a long non-ASCII subject
+    into encoded words with a space left only as the fold between two of them, which RFC 2047
+    decoders drop ("подтверждён:спасибо", "🎉!🎉"). What a mail program decodes (RFC 2047:
+    the whitespace between two encoded words ignored) is what was rendered, the sender's
+    name too, and no line is longer than 78."""
+    subjects = [
+        "Заказ №1042 подтверждён: спасибо, Дмитрий Соколов, ждём вас снова в нашем магазине",
+        "Bestellung #1008 — danke, 山田 太郎 🎉! 🎉 " + "x" * 150,
+        "Ζωή  Παπαδοπούλου, η παραγγελία σας #1042 στάλθηκε " * 3,
+        "Your order #1042 has shipped",
+    ]
+    names = ["Магазин «Северная торговая компания» — ждём вас снова в нашем магазине", "Ada"]
+    for subject, name in itertools.product(subjects, names):
+        out = Outgoing(
+            id="ntf_1", from_address=sender(name, "orders@shop.example"), to="ada@example.com",
+            reply_to=None, subject=subject, text="Hello", html="<p>Hello</p>", headers={},
+            created_at=datetime.now(UTC),
+        )  # fmt: skip
+        raw = build_message(out).as_bytes()
+        parsed = email.message_from_bytes(raw, policy=email.policy.compat32)
+        decoded = {h: str(make_header(decode_header(parsed[h]))) for h in ("Subject", "From")}
+        assert decoded["Subject"] == subject
+        assert decoded["From"] in (f"{name} <orders@shop.example>",
+                                   f'"{name}" <orders@shop.example>')  # fmt: skip
+        header = raw.split(b"\n\n", 1)[0]
+        assert max(len(line) for line in header.splitlines()) <= 78
 
 
 def test_smtp_urls_say_how_to_reach_the_mail_server() -> None:
