@@ -5,6 +5,7 @@ several pages. Read as a machine reads it (pdfplumber's words and characters).""
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import httpx
@@ -187,3 +188,28 @@ async def test_a_label_too_small_for_the_address_keeps_every_line_of_it(
     for start in ("Maximilian", "Aktiengesellschaft", "Hauptstraße", "Hinterhof", "Oberbayern",
                   "8" * 32, "DE", "+" + "4" * 63):  # fmt: skip
         assert start in printed, start
+
+
+async def test_every_page_of_a_long_packing_slip_says_whose_it_is(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found through the API: a 60-line packing slip ran to four pages, and pages 2 to 4
+    named no order (nor the return slip's pages its RMA): a page that slipped out of the
+    pile could not be put back. Every page names its document and says "page n of m"."""
+    shop = await Shop.open(admin)
+    products = [await shop.product(admin, 2000, name=f"Woollen jumper, navy, no. {i}")
+                for i in range(60)]  # fmt: skip
+    order = await _order(
+        admin, client, shop, [(p["sku"], 1000 + i) for i, p in enumerate(products)]
+    )
+    shipment = (await _ok(await admin.post(f"/v1/orders/{order['id']}/allocate"), 201))["data"][0]
+    slip = (await admin.get(f"/v1/shipments/{shipment['id']}/packing-slip")).content
+    found = words(slip)
+    pages: dict[int, str] = {}
+    for page, text, _, _ in found:
+        pages[page] = pages.get(page, "") + " " + text
+    assert len(pages) >= 2
+    for page, text in pages.items():
+        assert f"#{order['number']}" in text, page
+        assert re.search(rf"page {page + 1} of {len(pages)}\b", text), (page, text[-200:])
+    assert overlapping_words(found) == []

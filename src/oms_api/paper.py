@@ -363,14 +363,42 @@ def _table(rows: list[list[Any]], widths: Sequence[float], repeat_rows: int = 1)
                  splitInRow=SPLIT_ROW_AT)  # fmt: skip
 
 
-def _pdf(title: str, story: list[Flowable]) -> bytes:
+def _pdf(title: str, story: list[Flowable], footer: str) -> bytes:
+    """An A4 document; every page's foot names it (`footer`) and says "page n of m", so a
+    page that slips out of a pile can be put back."""
     out = io.BytesIO()
     doc = SimpleDocTemplate(
         out, pagesize=A4, title=printable(title), author="oms-api", leftMargin=18 * mm,
         rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=16 * mm,
     )  # fmt: skip
-    doc.build(story)
+    doc.build(story, canvasmaker=_numbered(printable(footer)))
     return out.getvalue()
+
+
+def _numbered(footer: str) -> type[Canvas]:
+    """A canvas that holds its pages back until the last, to number them "n of m"."""
+
+    class Numbered(Canvas):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            for number, page in enumerate(self._pages, 1):
+                self.__dict__.update(page)
+                self.setFont(REGULAR, 7.5)
+                self.setFillColor(colors.grey)
+                self.drawString(18 * mm, 9 * mm, footer)
+                self.drawRightString(A4[0] - 18 * mm, 9 * mm,
+                                     f"page {number} of {len(self._pages)}")  # fmt: skip
+                super().showPage()
+            super().save()
+
+    return Numbered
 
 
 def _two_columns(left: Flowable, right: Flowable, width: float) -> Table:
@@ -515,7 +543,8 @@ def packing_slip(
         story += [Spacer(1, 3 * mm), Paragraph(
             "More of this order follows in another parcel.", _SMALL
         )]  # fmt: skip
-    return _pdf(f"Packing slip, order {order['number']}", story)
+    return _pdf(f"Packing slip, order {order['number']}", story,
+                f"Packing slip · order #{order['number']} · shipment {shipment['id']}")  # fmt: skip
 
 
 # --- the pick list -------------------------------------------------------------------------------
@@ -561,7 +590,8 @@ def pick_list(listing: Mapping[str, Any]) -> bytes:
         Spacer(1, 6 * mm),
         table if listing["items"] else Paragraph("Nothing to pick.", _TEXT),
     ]
-    return _pdf(f"Pick list {listing['location_name']}", story)
+    return _pdf(f"Pick list {listing['location_name']}", story,
+                f"Pick list · generated {_when(listing['generated_at'])}")  # fmt: skip
 
 
 # --- the pickup manifest -------------------------------------------------------------------------
@@ -618,7 +648,7 @@ def pickup_manifest(
     ]  # fmt: skip
     if pickup.get("note"):
         story[4:4] = [_p(f"Note: {pickup['note']}", _TEXT), Spacer(1, 3 * mm)]
-    return _pdf(f"Pickup manifest {pickup['id']}", story)
+    return _pdf(f"Pickup manifest {pickup['id']}", story, f"Pickup manifest · {pickup['id']}")
 
 
 # --- the return slip -----------------------------------------------------------------------
@@ -656,4 +686,5 @@ def return_slip(
             _TEXT,
         ),
     ]
-    return _pdf(f"Return slip {rma['number']}", story)
+    return _pdf(f"Return slip {rma['number']}", story,
+                f"Return slip {rma['number']} · order #{rma['order_number']}")  # fmt: skip
