@@ -637,3 +637,54 @@ async def test_0021_recomputes_authorized_so_what_a_sale_left_open_is_open(
         )
         assert voided.status_code == 200, voided.text
         assert voided.json()["payment_amounts"]["voided"] == 200
+
+
+async def test_0022_keeps_summaries_and_on_downgrade_leaves_unfit_days_to_live_sums(
+    empty_database: str,
+) -> None:
+    """0022 makes the summaries' revenue numeric (a day of orders of up to 10^15 each passed
+    bigint, and the summariser failed every pass): the rows written before keep their
+    values. Downgrade cannot keep a revenue past bigint: that day's rows go, the day and its
+    month are no longer summarised (the reports sum them live), other days stay."""
+    url = empty_database
+    await migrate(url, "0021")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("""
+            INSERT INTO report_days (day) VALUES ('2026-10-01'), ('2026-10-02'), ('2026-11-01');
+            INSERT INTO report_months (month) VALUES ('2026-10-01');
+            INSERT INTO report_sales (day, channel_id, currency, orders, units, revenue) VALUES
+                ('2026-10-01', 'ch_a', 'USD', 2, 3, 9223372036854775807),
+                ('2026-10-02', 'ch_a', 'USD', 1, 1, 500),
+                ('2026-11-01', 'ch_a', 'USD', 1, 1, 700);
+            INSERT INTO report_sku_sales (span, day, channel_id, currency, sku, holders, orders,
+                                          units, revenue) VALUES
+                ('day', '2026-10-01', 'ch_a', 'USD', 'S', 2, 2, 3, 9223372036854775807),
+                ('day', '2026-10-02', 'ch_a', 'USD', 'S', 1, 1, 1, 500),
+                ('day', '2026-11-01', 'ch_a', 'USD', 'S', 1, 1, 1, 700),
+                ('month', '2026-11-01', 'ch_a', 'USD', 'S', 1, 1, 1, 700);
+        """)  # fmt: skip
+        await migrate(url, "head")
+        sales = "SELECT day::text, revenue FROM report_sales ORDER BY day"
+        assert [tuple(r) for r in await conn.fetch(sales)] == [
+            ("2026-10-01", 9223372036854775807), ("2026-10-02", 500), ("2026-11-01", 700),
+        ]  # fmt: skip
+        # A day past bigint, as the summariser may now write one.
+        await conn.execute(
+            "UPDATE report_sales SET revenue = revenue + 1 WHERE day = '2026-10-01';"
+            "UPDATE report_sku_sales SET revenue = 10000000000000000000"
+            " WHERE day = '2026-11-01' AND span = 'month'"
+        )
+        await migrate(url, "0021", down=True)
+        assert [tuple(r) for r in await conn.fetch(sales)] == [("2026-10-02", 500)]
+        assert [r[0] for r in await conn.fetch("SELECT day::text FROM report_days")] == [
+            "2026-10-02"
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM report_months") == 0
+        assert [tuple(r) for r in await conn.fetch(
+            "SELECT span, day::text, revenue FROM report_sku_sales ORDER BY span, day"
+        )] == [("day", "2026-10-02", 500)]  # fmt: skip
+        await migrate(url, "head")
+        assert [tuple(r) for r in await conn.fetch(sales)] == [("2026-10-02", 500)]
+    finally:
+        await conn.close()

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Date, Double, Index, Integer, Text, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Double,
+    Index,
+    Integer,
+    Numeric,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oms_api.models.base import Base, updated_at_column
@@ -56,7 +67,8 @@ class ReportSales(Base):
     currency: Mapped[str] = mapped_column(Text, primary_key=True)
     orders: Mapped[int] = mapped_column(Integer, nullable=False)
     units: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    revenue: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # numeric: a day's revenue can pass bigint (orders of up to 10^15; migration 0022)
+    revenue: Mapped[int] = mapped_column(Numeric, nullable=False)
 
 
 class ReportSkuSales(Base):
@@ -76,7 +88,8 @@ class ReportSkuSales(Base):
     holders: Mapped[int] = mapped_column(Integer, nullable=False)
     orders: Mapped[int] = mapped_column(Integer, nullable=False)
     units: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    revenue: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # numeric: a day's revenue can pass bigint (orders of up to 10^15; migration 0022)
+    revenue: Mapped[int] = mapped_column(Numeric, nullable=False)
 
 
 class ReportReturns(Base):
