@@ -97,6 +97,42 @@ async def test_an_event_committing_late_is_not_skipped(
         await late.close()
 
 
+async def test_an_orders_events_keep_their_sequence_in_the_feed_whatever_the_writers_ids(
+    database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A transaction takes its id when it first writes or locks, which may be before an
+    earlier holder of the order's lock took its own: a concurrency tester fired thirty
+    holds and releases of one order at two servers, and the feed (commit order: txid,
+    position) gave its `order.cancelled`, sequence 28, before its `order.on_hold` 19-25.
+    Here an older transaction records the order's next event after a newer one (a hold
+    through the API) has committed its own."""
+    _, start = await _drain(admin, None)
+    shop = await Shop.open(admin)
+    product = await shop.product(admin, 5)
+    placed = await place(client, order_body(None, [(product["sku"], 1)]), headers=shop.headers)
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    older = await asyncpg.connect(database_url)
+    try:
+        async with older.transaction():
+            await older.fetchval("SELECT pg_current_xact_id()")  # its id, before the hold's
+            held = await admin.post(f"/v1/orders/{order_id}/hold", json={"reason": "check"})
+            assert held.status_code == 200, held.text
+            await older.execute(
+                "SELECT oms_record_events($1, $2::jsonb, '{}'::json)",
+                order_id, f'[{{"id": "{new_id("evt")}", "type": "order.released"}}]',
+            )  # fmt: skip
+        seen, _ = await _drain(admin, start)
+    finally:
+        await older.close()
+    sequences = [e["sequence"] for e in seen if e["order_id"] == order_id]
+    assert sequences == sorted(sequences)
+    assert sequences[-2:] == [sequences[-1] - 1, sequences[-1]]
+    assert [e["type"] for e in seen if e["order_id"] == order_id][-2:] == [
+        "order.on_hold", "order.released",
+    ]  # fmt: skip
+
+
 async def test_the_feed_under_concurrent_placements_never_skips(
     database_url: str, admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

@@ -50,8 +50,11 @@ class Event(Base):
     # webhook's `data` keeps the document's order of keys (migration 0019).
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
-    # The writing transaction's id: the feed orders by (txid, position) and only shows
-    # transactions older than every one still running, so a late commit is never skipped.
+    # The writing transaction's id — or, for an order's event, its order's previous
+    # event's if that is later (`oms_record_events`, migration 0023: an order's events
+    # keep their sequence in commit order). The feed orders by (txid, position) and only
+    # shows transactions older than every one still running, so a late commit is never
+    # skipped (an event's txid is never below its writer's id).
     txid: Mapped[str] = mapped_column(
         XID8, nullable=False, server_default=text("pg_current_xact_id()")
     )
