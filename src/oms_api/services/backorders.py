@@ -123,15 +123,6 @@ WHERE il.product_id = $1 AND il.location_id = $2
 ON CONFLICT DO NOTHING
 """
 
-# Whether any of these orders ($1) has an event of a transaction newer than this one: one
-# that committed while this waited (placed meanwhile, or changed while this waited for its lock).
-# The feed orders events by transaction id, so an event this records for such an order
-# would come before that order's earlier events.
-NEWER_EVENTS_SQL = """
-SELECT EXISTS (SELECT FROM events e
-               WHERE e.order_id = ANY($1::text[]) AND e.txid > pg_current_xact_id())
-"""
-
 TOUCH_ORDERS_SQL = (
     "UPDATE orders SET version = version + 1, updated_at = now() WHERE id = ANY($1::text[])"
 )
@@ -215,12 +206,6 @@ async def plan_fills_at(
     levels = await lock_levels(conn, [(p, location_id) for p in products], create_missing=True)
     waiting = sorted({*waiting, *await lock_latecomers(conn, location_id, products)})
     if not waiting:
-        return fills
-    # When a newer transaction recorded events of a waiting order, its fill's event must
-    # follow them: housekeeping (a newer transaction still) fills there, oldest first, as
-    # it does where an order was passed over.
-    if await conn.fetchval(NEWER_EVENTS_SQL, waiting):
-        await conn.execute(CHECK_LATER_SQL, products, location_id)
         return fills
     lines = await conn.fetch(WAITING_LINES_SQL, waiting, products)
     for product_id in products:
