@@ -85,9 +85,21 @@ def test_a_receipt_of_a_line_not_in_the_return_or_more_than_it_expects_is_refuse
 
 
 def test_an_exchange_is_credited_what_came_back_up_to_its_total() -> None:
-    assert exchange_credit([(2, 1500), (1, 800)], 10_000) == 3800
-    assert exchange_credit([(2, 1500)], 2000) == 2000
-    assert exchange_credit([], 2000) == 0
+    assert exchange_credit([(2, 1500), (1, 800)], 10_000, unspent=10_000) == 3800
+    assert exchange_credit([(2, 1500)], 2000, unspent=10_000) == 2000
+    assert exchange_credit([], 2000, unspent=10_000) == 0
+
+
+@pytest.mark.parametrize(
+    ("unspent", "credit"), [(0, 0), (-500, 0), (1000, 1000), (3000, 3000), (5000, 3000)]
+)
+def test_an_exchange_is_credited_no_more_than_was_paid_and_not_had_back(
+    unspent: int, credit: int
+) -> None:
+    # An order on invoice never paid, or refunded in full, gives no credit (an accountant
+    # found an exchange's order paid by 6.66 of credit for an order never paid — and the
+    # exchange's own return then refunded 6.66 "to the original payment method").
+    assert exchange_credit([(2, 1500)], 4000, unspent=unspent) == credit
 
 
 @pytest.mark.parametrize("kind", list(K))

@@ -360,6 +360,42 @@ async def test_exchanges_place_an_order_when_there_is_stock(
     await assert_stock_consistent(app)
 
 
+async def test_an_exchange_is_credited_only_money_paid_and_not_had_back(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """An accountant's find: an order never paid (on invoice), or refunded in full, still
+    paid its exchange's order with a credit of the returned units' price — money that was
+    never there, which the exchange's own return then refunded "to the original payment
+    method". The credit is at most what was captured on the original order, less what was
+    refunded and what earlier exchanges were credited."""
+    desk = await ReturnsDesk.open(admin, app=app)
+    shirt = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt S")
+    other = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt L")
+    order = await desk.shipped(client, [(shirt["sku"], 2)])
+    captured = order["payment_amounts"]["captured"]
+    refunded = await admin.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"kind": "refund", "amount": captured - 1000, "reference": "goodwill"},
+    )
+    assert refunded.status_code == 200, refunded.text
+
+    async def exchange() -> dict[str, Any]:
+        fresh = await _order(client, desk, order["id"])
+        rma = await _received(client, desk, fresh, 1, resolution="exchange",
+                              exchange_lines=[{"sku": other["sku"], "quantity": 1}])  # fmt: skip
+        done = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+        assert done.status_code == 200, done.text
+        return await _order(client, desk, done.json()["exchange_order_id"])
+
+    first = await exchange()  # 1000 paid and not had back: that much credit, 1000 to pay
+    assert first["payment_amounts"]["captured"] == 1000
+    assert first["status"] == "pending"  # waits for the rest, as any order with a balance
+    second = await exchange()  # nothing left: no credit at all
+    assert second["payments"] == []
+    assert (second["status"], second["payment_status"]) == ("pending", "unpaid")
+    await assert_stock_consistent(app)
+
+
 async def test_an_exchange_refuses_a_refund_rather_than_ignoring_it(
     admin: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

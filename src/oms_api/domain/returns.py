@@ -323,10 +323,14 @@ def refund_amount(
     return sum(q * price for q, price in lines) + (shipping if include else 0), include
 
 
-def exchange_credit(returned: Sequence[tuple[int, int]], exchange_total: int) -> int:
+def exchange_credit(
+    returned: Sequence[tuple[int, int]], exchange_total: int, *, unspent: int
+) -> int:
     """What an exchange's order is paid with: what the returned units cost, (quantity,
-    unit price) each, up to the exchange order's total."""
-    return min(sum(q * price for q, price in returned), exchange_total)
+    unit price) each, up to the exchange order's total — and up to what the customer paid
+    on the original order and has not had back (`unspent`: captured, less refunded, less
+    earlier exchanges' credits): money never paid, or refunded already, is no credit."""
+    return max(min(sum(q * price for q, price in returned), exchange_total, unspent), 0)
 
 
 DEFAULT_WINDOW_DAYS = 30

@@ -57,10 +57,12 @@ ORDER_ADDRESSES_SQL = text(
 # or rejected. Fenced: a channel's key counts only its own channel's orders and returns.
 # Served by the indexes `ix_orders_customer_id_id` and `ix_returns_order_id`.
 #
-# An exchange's order is paid by a credit of what the returned units cost on the original
-# order, up to its own total (`domain.returns.exchange_credit`, here in SQL: the units and
-# prices are the return's lines): money the customer spent once, on the original order,
-# so only what the exchange costs beyond it counts again.
+# An exchange's order replaces the returned units of the original order: what they cost
+# there, up to the exchange's own total, was bought once (the return's lines' units and
+# prices), so only what the exchange costs beyond it counts again. Like every figure here
+# this counts totals, not money paid: it is what the returned units were worth, whatever
+# credit the exchange's order was paid with (`domain.returns.exchange_credit`, which is at
+# most what was paid on the original order and not had back).
 #
 # The sums are numeric, each amount written as text in the JSON and read back as an int:
 # totals reach 10^15 each, so a customer's can pass bigint (and a JSON reader's 64 bits).

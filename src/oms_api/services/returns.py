@@ -404,16 +404,27 @@ async def complete(
     return await _record(conn, order["id"], return_id, moved.events)
 
 
+# The original order (locked by the caller) and what its customer paid and has not had
+# back: captured, less refunded, less the credits its earlier exchanges' orders were paid
+# with (each the capture `_place_exchange` recorded, referenced by its return's number).
+ORIGINAL_SQL = """
+SELECT o.customer_id, o.currency, o.shipping_address, o.billing_address,
+       o.captured - o.refunded - coalesce((
+           SELECT sum(p.amount) FROM returns r
+           JOIN payments p ON p.order_id = r.exchange_order_id AND p.kind = 'capture'
+                          AND p.reference = 'return ' || r.number
+           WHERE r.order_id = o.id), 0)::bigint AS unspent
+FROM orders o WHERE o.id = $1
+"""
+
+
 async def _place_exchange(
     conn: asyncpg.Connection, order: asyncpg.Record, document: dict[str, Any], ttl: int
 ) -> str:
     """The exchange's order: same channel, customer and addresses, the exchange lines at
     catalogue prices, shipping free, paid by a credit of what the returned units cost —
     up to its total. Placed through the same plan and writer as any order."""
-    original = await conn.fetchrow(
-        "SELECT customer_id, currency, shipping_address, billing_address FROM orders WHERE id = $1",
-        order["id"],
-    )
+    original = await conn.fetchrow(ORIGINAL_SQL, order["id"])
     if original is None:  # locked above
         raise RuntimeError("the order vanished")
     wanted = [(x["sku"], x["quantity"]) for x in document["exchange_lines"]]
@@ -426,7 +437,10 @@ async def _place_exchange(
     )
     prices = {p["sku"]: p["unit_price"] for p in row["products"] or ()}
     total = sum(prices.get(sku, 0) * q for sku, q in wanted)
-    credit = exchange_credit([(x["quantity"], x["unit_price"]) for x in document["lines"]], total)
+    credit = exchange_credit(
+        [(x["quantity"], x["unit_price"]) for x in document["lines"]], total,
+        unspent=original["unspent"],
+    )  # fmt: skip
     request = OrderRequest(
         lines=[LineRequest(sku, q) for sku, q in wanted],
         currency=original["currency"],
