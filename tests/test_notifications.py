@@ -228,6 +228,25 @@ def test_every_kind_has_a_default_template_in_text_and_html(kind: Kind) -> None:
     assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
 
 
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [("expired: not paid in time", " because it was not paid in time."),
+     ("suspected fraud", "has been cancelled."), (None, "has been cancelled.")],
+)  # fmt: skip
+def test_a_cancellation_email_says_why_only_when_the_reason_is_the_services(
+    reason: str | None, said: str
+) -> None:
+    """The reason given to /cancel is the shop's note (it reached customers as 'cancelled
+    (suspected fraud)'); an expiry, the service's own reason, is told in words."""
+    context = sample_context(Kind.ORDER_CANCELLED)
+    context["order"] = {**context["order"], "cancel_reason": reason}
+    rendered = render(Kind.ORDER_CANCELLED, context)
+    for body in (rendered.text, rendered.html):
+        assert said in body.replace("</strong>", "")
+        assert "fraud" not in body
+        assert "expired:" not in body
+
+
 def test_a_template_escapes_what_a_customer_typed() -> None:
     context = sample_context(Kind.ORDER_CONFIRMED)
     context["customer"] = {**context["customer"], "name": "<script>alert(1)</script>"}
@@ -312,7 +331,8 @@ async def test_each_kind_tells_the_customer_what_happened(
     )  # fmt: skip
     await _ok(await admin.post(f"/v1/returns/{rma['id']}/complete", json={}))
     cancelled = await _paid_order(admin, client, shop, email_to=address, quantity=1)
-    await _ok(await admin.post(f"/v1/orders/{cancelled['id']}/cancel", json={"reason": "oops"}))
+    await _ok(await admin.post(f"/v1/orders/{cancelled['id']}/cancel",
+                               json={"reason": "chargeback risk, blocked"}))  # fmt: skip
     await drain(notifier)
 
     listed = await _notifications(admin, order["id"])
@@ -359,6 +379,11 @@ async def test_each_kind_tells_the_customer_what_happened(
     told = await _notifications(admin, cancelled["id"])
     assert [n["kind"] for n in told] == ["order_confirmed", "order_cancelled"]
     assert "has been cancelled" in str(by_id[told[1]["id"]]["Subject"])
+    # The reason given to /cancel is the shop's own note: it is not mailed to the customer
+    # (a reviewer found 'has been cancelled (fraud suspected)'-style text in the email).
+    cancel_mail = by_id[told[1]["id"]]
+    assert "chargeback" not in _text(cancel_mail) + _html(cancel_mail)
+    assert f"#{cancelled['number']} has been cancelled." in _text(cancel_mail)
 
     one = await _ok(await admin.get(f"/v1/notifications/{listed[0]['id']}"))
     assert one["text"].strip() == _text(receipt).strip()
