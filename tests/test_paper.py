@@ -214,3 +214,16 @@ def test_a_pick_list_tells_one_orders_shipments_apart() -> None:
     times = "\u00d7"
     expected = f"#1007 (…AAAAAA) {times} 1, #1007 (…BBBBBB) {times} 1, #1008 {times} 2"
     assert squashed(expected) in squashed(text)
+
+
+@pytest.mark.parametrize(
+    ("skus", "quantity", "said"),
+    [(1, 1, "1 SKU, 1 unit"), (1, 2500, "1 SKU, 2,500 units"), (3, 3, "3 SKUs, 9 units")],
+)
+def test_a_pick_list_counts_in_words_a_person_reads(skus: int, quantity: int, said: str) -> None:
+    """Found by a warehouse supervisor: a pick list of one SKU said "1 SKUs"."""
+    listing = samples.pick_listing(skus)
+    for item in listing["items"]:
+        item["quantity"] = quantity
+    text = flowed_text(words(paper.pick_list(listing)))
+    assert squashed(said) in squashed(text), text[:300]

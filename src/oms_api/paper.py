@@ -133,6 +133,11 @@ def address_lines(address: Mapping[str, Any] | None) -> list[str]:
     return [str(x) for x in lines if x]
 
 
+def counted(n: int, thing: str) -> str:
+    """'1 parcel', '2 parcels', '1,000 units': a count a person reads."""
+    return f"{n:,} {thing}" if n == 1 else f"{n:,} {thing}s"
+
+
 def weight_text(grams: int | None) -> str:
     if not grams:
         return "—"
@@ -583,7 +588,7 @@ def pick_list(listing: Mapping[str, Any]) -> bytes:
         _para(
             [
                 f"Shipments {', '.join(listing['statuses'])}; generated {_when(listing['generated_at'])}",
-                f"{len(listing['items'])} SKUs, {units} units",
+                f"{counted(len(listing['items']), 'SKU')}, {counted(units, 'unit')}",
             ],
             _SMALL,
         ),
@@ -606,7 +611,7 @@ def pickup_manifest(
         rows.append([str(i), _p(f"#{parcel['order_number']}"), _p(parcel["tracking_number"] or "—"),
                      weight_text(parcel["weight_grams"])])  # fmt: skip
     count = pickup["parcel_count"]
-    parcels = f"{count} parcel" if count == 1 else f"{count} parcels"
+    parcels = counted(count, "parcel")
     rows.append(["", "", parcels, weight_text(pickup["total_weight_grams"])])
     table = _table(rows, [width * x for x in (0.08, 0.2, 0.52, 0.2)])
     table.setStyle(_TABLE)
