@@ -302,3 +302,23 @@ def test_replaying_sums_recorded_before_sales_counted_gives_what_is_open(total: 
                     seen[node] = longer
                     todo.append(node)
     assert stale > 0  # some legacy sums did misread what was open (a sale, then more)
+
+
+@pytest.mark.parametrize("credited", [0, 1, 400, 600, 1000])
+def test_what_paid_an_exchange_is_not_refunded_as_well(credited: int) -> None:
+    """Captured money that paid an exchange's order (its credit) is spent there: a refund
+    here may take only the rest (an accountant refunded it on both orders)."""
+    totals = PaymentTotals(authorized=1000, captured=1000, refunded=400)
+    refundable = max(600 - credited, 0)
+    assert payment_limit(totals, K.REFUND, 1000, credited=credited) == refundable
+    if refundable:
+        after = apply_payment(totals, K.REFUND, refundable, 1000, credited=credited)
+        assert after.refunded == 400 + refundable
+    with pytest.raises(DomainError) as over:
+        apply_payment(totals, K.REFUND, refundable + 1, 1000, credited=credited)
+    assert over.value.code == "refund_exceeds_captured"
+    assert over.value.extra["refundable"] == refundable
+    for kind in (K.AUTHORIZATION, K.CAPTURE, K.VOID):  # only refunds are concerned
+        assert payment_limit(totals, kind, 1000, credited=credited) == payment_limit(
+            totals, kind, 1000
+        )

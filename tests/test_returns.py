@@ -393,6 +393,13 @@ async def test_an_exchange_is_credited_only_money_paid_and_not_had_back(
     second = await exchange()  # nothing left: no credit at all
     assert second["payments"] == []
     assert (second["status"], second["payment_status"]) == ("pending", "unpaid")
+    # The 1000 paid the first exchange: it is not refunded on the original as well.
+    again = await admin.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"kind": "refund", "amount": 1, "reference": "twice"},
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "refund_exceeds_captured")
+    assert (again.json()["refundable"], again.json()["credited_to_exchanges"]) == (0, 1000)
     await assert_stock_consistent(app)
 
 

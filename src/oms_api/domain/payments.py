@@ -77,8 +77,12 @@ def is_sale(totals: PaymentTotals) -> bool:
     return totals.open_authorization == 0
 
 
-def payment_limit(totals: PaymentTotals, kind: PaymentKind, order_total: int) -> int:
-    """The most a transaction of `kind` may be now (never below 0)."""
+def payment_limit(
+    totals: PaymentTotals, kind: PaymentKind, order_total: int, *, credited: int = 0
+) -> int:
+    """The most a transaction of `kind` may be now (never below 0). `credited`: what of the
+    captured money paid the order's exchanges (their orders' exchange credits): it is
+    spent there, and is not refunded here too."""
     match kind:
         case PaymentKind.AUTHORIZATION:  # owed, and not already authorized and open
             return max(order_total - totals.captured - totals.open_authorization, 0)
@@ -88,7 +92,7 @@ def payment_limit(totals: PaymentTotals, kind: PaymentKind, order_total: int) ->
                 return uncaptured
             return min(totals.open_authorization, uncaptured)
         case PaymentKind.REFUND:
-            return max(totals.captured - totals.refunded, 0)
+            return max(totals.captured - totals.refunded - credited, 0)
         case PaymentKind.VOID:
             return totals.open_authorization
 
@@ -108,7 +112,7 @@ REFUSALS: dict[PaymentKind, tuple[str, str, str]] = {
 
 def apply_payment(
     totals: PaymentTotals, kind: PaymentKind, amount: int, order_total: int, *,
-    cancelled: bool = False,
+    cancelled: bool = False, credited: int = 0,
 ) -> PaymentTotals:  # fmt: skip
     """The totals with this transaction, or its refusal: 409 `REFUSALS[kind]`'s code when
     `amount` is over `payment_limit`, naming `requested`, `total`, the four sums and the
@@ -120,7 +124,7 @@ def apply_payment(
         )
     if amount <= 0:
         raise DomainError("invalid_amount", "A payment amount must be positive.", kind="invalid")
-    limit = payment_limit(totals, kind, order_total)
+    limit = payment_limit(totals, kind, order_total, credited=credited)
     if amount > limit:
         code, limit_name, what = REFUSALS[kind]
         amounts: dict[str, Any] = {
@@ -128,6 +132,9 @@ def apply_payment(
             "captured": totals.captured, "refunded": totals.refunded, "voided": totals.voided,
             limit_name: limit,
         }  # fmt: skip
+        if credited:
+            amounts["credited_to_exchanges"] = credited
+            what += ", less what paid its exchanges' orders"
         raise DomainError(
             code,
             f"Cannot record {a(kind.value)} of {amount}: at most {limit} {what}; the order "

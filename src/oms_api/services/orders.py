@@ -193,6 +193,17 @@ async def change_state(
     return document
 
 
+# What of an order's captured money paid its exchanges' orders: the credit each exchange's
+# order was paid with (the capture `returns._place_exchange` records, referenced by its
+# return's number). Spent there: neither refunded on this order nor credited again.
+CREDITED_SQL = """
+SELECT coalesce(sum(p.amount), 0)::bigint FROM returns r
+JOIN payments p ON p.order_id = r.exchange_order_id AND p.kind = 'capture'
+               AND p.reference = 'return ' || r.number
+WHERE r.order_id = $1
+"""
+
+
 async def record_payment(
     conn: asyncpg.Connection,
     *,
@@ -206,9 +217,11 @@ async def record_payment(
     confirmed in the same transaction."""
     row = await lock_order(conn, order_id, channel_id)
     current = OrderStatus(row["status"])
+    credited = await conn.fetchval(CREDITED_SQL, order_id) if kind is PaymentKind.REFUND else 0
     totals = apply_payment(
-        _totals(row), kind, amount, row["total"], cancelled=current is OrderStatus.CANCELLED
-    )
+        _totals(row), kind, amount, row["total"], cancelled=current is OrderStatus.CANCELLED,
+        credited=credited,
+    )  # fmt: skip
     types = [event_types.PAYMENT_RECORDED]
     await conn.execute(
         "INSERT INTO payments (id, order_id, kind, amount, reference, created_at) VALUES ($1, $2, $3, $4, $5, now())",

@@ -50,7 +50,7 @@ from oms_api.outbox import record_events
 from oms_api.services import placement
 from oms_api.services.backorders import lock_waiting_orders, receive_stock
 from oms_api.services.order_state import lock_order
-from oms_api.services.orders import record_payment
+from oms_api.services.orders import CREDITED_SQL, record_payment
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import channel_of, fence_location_sql, fence_sql, scope_to_channel
 from oms_api.services.stock import stock_move
@@ -404,27 +404,17 @@ async def complete(
     return await _record(conn, order["id"], return_id, moved.events)
 
 
-# The original order (locked by the caller) and what its customer paid and has not had
-# back: captured, less refunded, less the credits its earlier exchanges' orders were paid
-# with (each the capture `_place_exchange` recorded, referenced by its return's number).
-ORIGINAL_SQL = """
-SELECT o.customer_id, o.currency, o.shipping_address, o.billing_address,
-       o.captured - o.refunded - coalesce((
-           SELECT sum(p.amount) FROM returns r
-           JOIN payments p ON p.order_id = r.exchange_order_id AND p.kind = 'capture'
-                          AND p.reference = 'return ' || r.number
-           WHERE r.order_id = o.id), 0)::bigint AS unspent
-FROM orders o WHERE o.id = $1
-"""
-
-
 async def _place_exchange(
     conn: asyncpg.Connection, order: asyncpg.Record, document: dict[str, Any], ttl: int
 ) -> str:
     """The exchange's order: same channel, customer and addresses, the exchange lines at
     catalogue prices, shipping free, paid by a credit of what the returned units cost —
     up to its total. Placed through the same plan and writer as any order."""
-    original = await conn.fetchrow(ORIGINAL_SQL, order["id"])
+    original = await conn.fetchrow(
+        "SELECT customer_id, currency, shipping_address, billing_address, captured, refunded"
+        " FROM orders WHERE id = $1",
+        order["id"],
+    )
     if original is None:  # locked above
         raise RuntimeError("the order vanished")
     wanted = [(x["sku"], x["quantity"]) for x in document["exchange_lines"]]
@@ -439,7 +429,9 @@ async def _place_exchange(
     total = sum(prices.get(sku, 0) * q for sku, q in wanted)
     credit = exchange_credit(
         [(x["quantity"], x["unit_price"]) for x in document["lines"]], total,
-        unspent=original["unspent"],
+        # what its customer paid on the original order and has not had back
+        unspent=original["captured"] - original["refunded"]
+        - await conn.fetchval(CREDITED_SQL, order["id"]),
     )  # fmt: skip
     request = OrderRequest(
         lines=[LineRequest(sku, q) for sku, q in wanted],
