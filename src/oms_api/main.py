@@ -290,7 +290,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
             if path.startswith("/v1/"):
-                document_headers(operation, method, path_item)
+                document_headers(operation, method, path_item, schema["paths"], path)
     restore_example_nulls(schema["components"]["schemas"])
     app.openapi_schema = schema
     return schema
@@ -317,9 +317,13 @@ RESPONSE_HEADERS = {
 }
 
 
-def document_headers(operation: dict[str, Any], method: str, path_item: dict[str, Any]) -> None:
+def document_headers(
+    operation: dict[str, Any], method: str, path_item: dict[str, Any],
+    paths: dict[str, Any], path: str,
+) -> None:  # fmt: skip
     """The response headers docs/api-conventions.md promises, where a /v1 operation sends
-    them: `ETag` on the GET and PATCH of a resource edited with `If-Match`,
+    them: `ETag` on the POST that creates, and the GET and PATCH, of a resource edited with
+    `If-Match`,
     `Idempotent-Replayed` (and `Retry-After` on the 409 of a key in flight) where
     `Idempotency-Key` is taken, `Retry-After` on 429 and 503, `WWW-Authenticate` on 401."""
     responses = operation["responses"]
@@ -328,6 +332,13 @@ def document_headers(operation: dict[str, Any], method: str, path_item: dict[str
     params = {p["name"] for p in operation.get("parameters", [])}
     add = [("401", "WWW-Authenticate"), ("429", "Retry-After"), ("503", "Retry-After")]
     if method in ("get", "patch") and any(p["name"] == "If-Match" for p in patch_params):
+        add.append((ok, "ETag"))
+    if method == "post" and any(  # the create of a collection whose items take If-Match
+        p["name"] == "If-Match"
+        for item_path, item in paths.items()
+        if item_path.startswith(f"{path}/{{") and item_path.count("/") == path.count("/") + 1
+        for p in item.get("patch", {}).get("parameters", [])
+    ):
         add.append((ok, "ETag"))
     if "Idempotency-Key" in params:
         add += [(ok, "Idempotent-Replayed"), ("409", "Retry-After")]

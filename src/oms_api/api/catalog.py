@@ -62,7 +62,7 @@ async def create_location(
             await service.create_location(session, **body.model_dump())
         )
 
-    return await idem.run(body, create)
+    return await idem.run(body, create, versioned=True)
 
 
 @locations.get(
@@ -129,7 +129,7 @@ async def create_product(
             await service.create_product(session, **body.model_dump())
         )
 
-    return await idem.run(body, create)
+    return await idem.run(body, create, versioned=True)
 
 
 @products.get(

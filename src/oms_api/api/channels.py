@@ -47,7 +47,7 @@ async def create_channel(
         channel = await service.create_channel(session, **body.model_dump())
         return ChannelPublic.model_validate(channel)
 
-    return await idem.run(body, create)
+    return await idem.run(body, create, versioned=True)
 
 
 @router.get(

@@ -54,7 +54,7 @@ async def create_customer(
         )  # fmt: skip
         return CustomerPublic.model_validate(customer)
 
-    return await idem.run(body, create)
+    return await idem.run(body, create, versioned=True)
 
 
 @router.get(

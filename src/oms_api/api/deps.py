@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
+import orjson
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator
@@ -329,18 +330,22 @@ class IdempotentCreate:
         *,
         status_code: int = 201,
         stored_view: Callable[[Any], BaseModel] | None = None,
+        versioned: bool = False,
     ) -> Response:
         """`create()` once; replays its response for the same key and body. `create`
         returns a model, or a JSON document already serialised.
 
         `stored_view` gives what may be stored and replayed when the response holds a secret
-        that must never be written down.
+        that must never be written down. `versioned`: the resource is edited with
+        `If-Match`, so the answer — first or replayed — sends its `version` as `ETag`, as
+        its GET does.
         """
         claim = await self.claim(body)
         if isinstance(claim, Response):
-            return claim
+            return _with_version_etag(claim) if versioned else claim
         result = await create()
         payload = _serialise(result)
+        response = Response(payload, status_code, media_type="application/json")
         if claim is not None:
             kept = _serialise(stored_view(result)) if stored_view is not None else payload
             await idempotency.record(
@@ -350,7 +355,15 @@ class IdempotentCreate:
                 request_hash=claim.request_hash,
                 response=idempotency.StoredResponse(status_code, kept),
             )
-        return Response(payload, status_code, media_type="application/json")
+        return _with_version_etag(response) if versioned else response
+
+
+def _with_version_etag(response: Response) -> Response:
+    """A created resource's answer (first or replayed) with its `version` as `ETag`; a
+    replayed refusal has none."""
+    if response.status_code < 300:
+        response.headers["ETag"] = etag(orjson.loads(bytes(response.body))["version"])
+    return response
 
 
 async def claim_idempotency_key(
