@@ -33,6 +33,7 @@ import pytest
 from fastapi import FastAPI
 
 from oms_api.db import libpq_url
+from oms_api.domain.reports import return_rate
 from tests.factories import (
     Shop,
     bearer,
@@ -538,3 +539,13 @@ async def test_stock_value_past_bigint_is_exact_not_500(
     assert response.status_code == 200, response.text
     line = next(r for r in csv.DictReader(io.StringIO(response.text)) if r["sku"] == dear["sku"])
     assert line["stock_value"] == str(10**20)
+
+
+@pytest.mark.parametrize(
+    ("returned", "sold", "rate"),
+    [(1, 32, 0.0313), (3, 32, 0.0938), (1, 3, 0.3333), (2, 3, 0.6667), (0, 5, 0.0),
+     (5, 5, 1.0), (1, 0, 0.0), (1, 80000, 0.0)],
+)  # fmt: skip
+def test_a_return_rate_is_rounded_as_a_person_rounds(returned: int, sold: int, rate: float) -> None:
+    """Found by an accountant: 1 of 32 returned read 0.0312 (`round` rounds a half to even)."""
+    assert return_rate(returned, sold) == rate

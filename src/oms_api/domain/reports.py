@@ -16,6 +16,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -93,8 +94,12 @@ def reasons_in_full(counted: Mapping[str, int] | None) -> dict[str, int]:
 
 
 def return_rate(units_returned: int, units_sold: int) -> float:
-    """Returned ÷ sold, to four decimals; 0 when nothing was sold."""
-    return round(units_returned / units_sold, 4) if units_sold else 0.0
+    """Returned ÷ sold, to four decimals, a half rounded up (1 of 32 is 0.0313, as a
+    person rounds it: `round` rounded it to even, 0.0312); 0 when nothing was sold."""
+    if not units_sold:
+        return 0.0
+    exact = Decimal(units_returned) / Decimal(units_sold)
+    return float(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
 def _cell(value: Any) -> Any:
