@@ -311,3 +311,21 @@ async def test_a_value_of_the_wrong_form_is_told_in_words_not_as_a_regex(
         assert "pattern" not in errors[0]["msg"], errors[0]
         assert "^" not in errors[0]["msg"], errors[0]
         assert words.lower() in errors[0]["msg"].lower(), errors[0]
+
+
+async def test_a_body_over_one_mebibyte_is_413_where_none_is_read_and_documented_so(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """Found by an integrator: a POST that takes no body (`/rotate-secret`, a pickup's
+    `/cancel`) answers 413 to one over 1 MiB, which its document did not list."""
+    big = b"a" * (1024 * 1024 + 1)
+    response = await admin.post(
+        "/v1/pickups/pck_unknown/cancel", content=big,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
+    document = (await client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/v1/") and method != "get":
+                assert "413" in operation["responses"], (method, path)

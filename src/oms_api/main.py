@@ -275,7 +275,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     "429": "Rate limit exceeded (when enabled); see `Retry-After`.",
                     "503": "The database is unavailable, busy or too slow; see `Retry-After`.",
                 }
-                if "requestBody" in operation:
+                if method != "get":  # whether or not it reads one: the limit is checked first
                     common["413"] = "Request body larger than 1 MiB."
                 for status, description in common.items():
                     responses.setdefault(
