@@ -633,3 +633,42 @@ async def test_an_exchange_for_a_product_in_another_currency_is_refused_when_ope
     assert (await desk.get(client, f"/v1/returns/{rma['id']}")).json()["status"] == "received"
     done = await desk.post(client, f"/v1/returns/{rma['id']}/complete", {"resolution": "refund"})
     assert (done.status_code, done.json()["refund_amount"]) == (200, 2000), done.text
+
+
+async def test_a_payment_naming_the_return_on_the_exchange_is_no_credit(
+    app: FastAPI, admin: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """A regression review's find: the credits an order's exchanges were paid with were
+    every capture on the exchange's order referenced 'return RMA-…' — so the balance of a
+    dearer exchange, paid and recorded naming its return (as a merchant would), counted
+    as credit too: the original order's refund limit fell by it (a refund return of the
+    other unit was refused) and so did the next exchange's credit. Only the credit the
+    exchange's order was placed with is spent."""
+    desk = await ReturnsDesk.open(admin, app=app)
+    shirt = await desk.shop.product(admin, 5, unit_price=2000, name="Shirt")
+    jacket = await desk.shop.product(admin, 5, unit_price=5000, name="Jacket")
+    order = await desk.shipped(client, [(shirt["sku"], 2)])
+    assert order["payment_amounts"]["captured"] == 4000
+    rma = await _received(client, desk, order, 1, resolution="exchange",
+                          exchange_lines=[{"sku": jacket["sku"], "quantity": 1}])  # fmt: skip
+    done = await desk.post(client, f"/v1/returns/{rma['id']}/complete")
+    assert done.status_code == 200, done.text
+    exchange_id = done.json()["exchange_order_id"]
+    assert (await _order(client, desk, exchange_id))["payment_amounts"]["captured"] == 2000
+    balance = await admin.post(
+        f"/v1/orders/{exchange_id}/payments",
+        json={"kind": "capture", "amount": 3000, "reference": f"return {rma['number']}"},
+    )
+    assert balance.status_code == 200, balance.text
+    # The other shirt comes back for a refund: 2000 of the 4000 paid is still the customer's.
+    fresh = await _order(client, desk, order["id"])
+    other = await _received(client, desk, fresh, 1)
+    refunded = await desk.post(client, f"/v1/returns/{other['id']}/complete")
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["refund_amount"] == 2000
+    again = await admin.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"kind": "refund", "amount": 1, "reference": "twice"},
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "refund_exceeds_captured")
+    assert (again.json()["refundable"], again.json()["credited_to_exchanges"]) == (0, 2000)

@@ -194,11 +194,14 @@ async def change_state(
 
 
 # What of an order's captured money paid its exchanges' orders: the credit each exchange's
-# order was paid with (the capture `returns._place_exchange` records, referenced by its
-# return's number). Spent there: neither refunded on this order nor credited again.
+# order was paid with (the capture `returns._place_exchange` records with the order, at
+# its creation, referenced by its return's number). Spent there: neither refunded on this
+# order nor credited again. Only that capture: a later one on the exchange's order (its
+# balance, paid by the customer) may name the return too, and is money of its own.
 CREDITED_SQL = """
 SELECT coalesce(sum(p.amount), 0)::bigint FROM returns r
-JOIN payments p ON p.order_id = r.exchange_order_id AND p.kind = 'capture'
+JOIN orders x ON x.id = r.exchange_order_id
+JOIN payments p ON p.order_id = x.id AND p.kind = 'capture' AND p.created_at = x.created_at
                AND p.reference = 'return ' || r.number
 WHERE r.order_id = $1
 """
