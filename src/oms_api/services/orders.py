@@ -163,6 +163,8 @@ async def change_state(
     current = OrderStatus(row["status"])
     ready = is_settled(_totals(row), row["total"], row["payment_method"])
     if command is OrderCommand.EXPIRE:
+        # The cancellation email says "not paid in time" for this reason exactly
+        # (templates/order_cancelled.*): a shop's own note is never told to the customer.
         reason = reason or "expired: not paid in time"
     cancelling = cancels_the_rest(current, command)
     moved = await transition(
