@@ -982,3 +982,33 @@ async def test_return_completed_says_what_is_refunded_or_left_to_pay(
         assert "no refund" in body
         assert "€0.00" not in body
         assert "original payment method" not in body
+
+
+async def test_an_exchange_left_to_pay_for_an_unpaid_original_is_not_called_dearer(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI, caught_up: None
+) -> None:
+    """A regression review's find: since an exchange's credit is at most what was paid on
+    the original and not had back (10ec341), a like-for-like exchange of an order refunded
+    in full has its whole total to pay, and the email told the customer 'Your new items
+    cost €12.50 more than those you returned' — they cost the same. It now says what is
+    left to pay without a reason it does not have."""
+    shop = await Shop.open(admin)
+    order = await _paid_order(admin, client, shop)  # 2 x €12.50 + €4.95
+    await _ship(admin, order)
+    captured = order["payment_amounts"]["captured"]
+    await _ok(await admin.post(f"/v1/orders/{order['id']}/payments",
+                               json={"kind": "refund", "amount": captured}))  # fmt: skip
+    same = await shop.product(admin, 5, name="Enamel mug, red", unit_price=1250)
+    exchanged = await _returned(admin, client, shop, order, resolution="exchange",
+                                exchange_lines=[{"sku": same["sku"], "quantity": 1}])  # fmt: skip
+    done = await _ok(await admin.post(f"/v1/returns/{exchanged['id']}/complete", json={}))
+    exchange = await _ok(await admin.get(f"/v1/orders/{done['exchange_order_id']}"))
+    assert (exchange["status"], exchange["payments"]) == ("pending", [])
+    await drain(notifier_for(app, None))
+    told = [n for n in await _notifications(admin, order["id"]) if n["kind"] == "return_completed"]
+    mail = await _ok(await admin.get(f"/v1/notifications/{told[0]['id']}"))
+    for body in (mail["text"], mail["html"]):
+        assert "€12.50" in body
+        assert f"#{exchange['number']}" in body
+        assert "more than" not in body
+        assert "on its way" not in body
