@@ -26,6 +26,7 @@ from oms_api.domain.payments import (
     PaymentTotals,
     apply_payment,
     is_settled,
+    payment_limit,
     payment_status,
 )
 from oms_api.errors import NotFound
@@ -209,6 +210,17 @@ WHERE r.order_id = $1
 """
 
 
+async def credited_to_exchanges(conn: asyncpg.Connection, order_id: str) -> int:
+    """What of the order's captured money paid its exchanges' orders (`CREDITED_SQL`)."""
+    return int(await conn.fetchval(CREDITED_SQL, order_id))
+
+
+def refundable(order: asyncpg.Record, credited: int) -> int:
+    """What a refund may take now of a locked order (`lock_order`'s row): captured, less
+    refunded, less what paid its exchanges — `payment_limit`'s rule, the one place it is."""
+    return payment_limit(_totals(order), PaymentKind.REFUND, order["total"], credited=credited)
+
+
 async def record_payment(
     conn: asyncpg.Connection,
     *,
@@ -222,7 +234,7 @@ async def record_payment(
     confirmed in the same transaction."""
     row = await lock_order(conn, order_id, channel_id)
     current = OrderStatus(row["status"])
-    credited = await conn.fetchval(CREDITED_SQL, order_id) if kind is PaymentKind.REFUND else 0
+    credited = await credited_to_exchanges(conn, order_id) if kind is PaymentKind.REFUND else 0
     totals = apply_payment(
         _totals(row), kind, amount, row["total"], cancelled=current is OrderStatus.CANCELLED,
         credited=credited,

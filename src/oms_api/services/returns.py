@@ -50,7 +50,7 @@ from oms_api.outbox import record_events
 from oms_api.services import placement
 from oms_api.services.backorders import lock_waiting_orders, receive_stock
 from oms_api.services.order_state import lock_order
-from oms_api.services.orders import CREDITED_SQL, record_payment
+from oms_api.services.orders import credited_to_exchanges, record_payment, refundable
 from oms_api.services.pagination import Page, paginate_documents
 from oms_api.services.scoping import channel_of, fence_location_sql, fence_sql, scope_to_channel
 from oms_api.services.stock import stock_move
@@ -411,8 +411,7 @@ async def _place_exchange(
     catalogue prices, shipping free, paid by a credit of what the returned units cost —
     up to its total. Placed through the same plan and writer as any order."""
     original = await conn.fetchrow(
-        "SELECT customer_id, currency, shipping_address, billing_address, captured, refunded"
-        " FROM orders WHERE id = $1",
+        "SELECT customer_id, currency, shipping_address, billing_address FROM orders WHERE id = $1",
         order["id"],
     )
     if original is None:  # locked above
@@ -429,9 +428,9 @@ async def _place_exchange(
     total = sum(prices.get(sku, 0) * q for sku, q in wanted)
     credit = exchange_credit(
         [(x["quantity"], x["unit_price"]) for x in document["lines"]], total,
-        # what its customer paid on the original order and has not had back
-        unspent=original["captured"] - original["refunded"]
-        - await conn.fetchval(CREDITED_SQL, order["id"]),
+        # what its customer paid on the original order and has not had back: what a
+        # refund of it could take
+        unspent=refundable(order, await credited_to_exchanges(conn, order["id"])),
     )  # fmt: skip
     request = OrderRequest(
         lines=[LineRequest(sku, q) for sku, q in wanted],
